@@ -1,0 +1,409 @@
+"""Curiosity reward and selective sample replay wired into OpenRLHF 0.11.2's RL controller, without editing it.
+
+Where it attaches (see docs/rl.md): upstream's controller (`PPOTrainer`, or `TrainingActor` in async mode) turns
+each rollout into experiences with `RemoteExperienceMaker.make_experience_batch`: actor forward pass for
+log-probs, then `compute_advantages_and_returns`. Our `PixelReasonerExperienceMaker` overrides only that last
+method:
+1. curiosity (`pixel_reasoner.curiosity.shape_rewards`) on complete query groups, before advantages;
+2. upstream's advantage computation (GRPO = `group_norm`), unchanged;
+3. SSR (`pixel_reasoner.ssr.SelectiveSampleReplay`) on the whole step's samples: one global buffer in the
+   controller, not one per data-parallel rank.
+The result is the list of experiences upstream hands to the actors; its size is a multiple of
+`--train.batch_size`. A step with nothing to learn from raises `SkipTrainingStep`, which the trainer turns into a
+logged warning instead of a crash.
+
+The trainer classes are Ray actors subclassing upstream's actor classes (`X.__ray_actor_class__`); `install()`
+makes upstream's `train()` pick them, in sync and async mode. Per-step numbers go to upstream's loggers (wandb /
+tensorboard / the "Global step" log line) and to `metrics.jsonl` in the run directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from openrlhf_ext.compat import install_flash_attn_stub
+
+install_flash_attn_stub()  # openrlhf.models imports flash_attn at module level; a no-op where it is installed
+
+import ray  # noqa: E402
+import torch  # noqa: E402
+from openrlhf.trainer import ppo_trainer, ppo_trainer_async  # noqa: E402
+from openrlhf.trainer.ppo_utils.experience import (  # noqa: E402
+    Experience,
+    make_experience_batch,
+    remove_padding_in_sequences,
+    split_experience_batch,
+)
+from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker  # noqa: E402
+
+from openrlhf_ext.rl_config import RLConfig, from_env, to_dict  # noqa: E402
+from pixel_reasoner.curiosity import ShapedRewards, shape_rewards  # noqa: E402
+from pixel_reasoner.ssr import SelectiveSampleReplay, SSRSelection  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+class SkipTrainingStep(Exception):
+    """This step has nothing to train on (no informative sample, empty replay buffer)."""
+
+    def __init__(self, message: str, stats: Dict[str, float]):
+        super().__init__(message)
+        self.stats = stats
+
+
+class MissingSampleLog(KeyError):
+    """The agent did not report a per-sample value curiosity needs."""
+
+
+# ---------------------------------------------------------------- per-sample views of experiences
+
+def scalar_advantage(advantages: torch.Tensor, action_mask: torch.Tensor) -> float:
+    """A sample's advantage: the mean over its action tokens (GRPO gives every action token the same value)."""
+    mask = action_mask.float()
+    total = mask.sum()
+    if total == 0:
+        return 0.0
+    return float((advantages.float() * mask).sum() / total)
+
+
+def _detached(item: Experience) -> Experience:
+    """A single-sample experience owning its tensors (split views would keep whole micro-batches alive)."""
+    changes = {}
+    for f in dataclasses.fields(Experience):
+        value = getattr(item, f.name)
+        if isinstance(value, torch.Tensor):
+            changes[f.name] = value.clone()
+    changes["info"] = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in item.info.items()}
+    return dataclasses.replace(item, **changes)
+
+
+def split_samples(experiences: Sequence[Experience]) -> List[Experience]:
+    """Micro-batches -> single-sample experiences without padding (the unit the replay buffer stores)."""
+    items: List[Experience] = []
+    for exp in experiences:
+        index = exp.index
+        # split_experience_batch clears `index` on its argument: give it a shallow copy
+        for i, item in enumerate(remove_padding_in_sequences(split_experience_batch(dataclasses.replace(exp)))):
+            item.index = [index[i]] if index is not None else None
+            items.append(_detached(item))
+    return items
+
+
+def _with_info(item: Experience, keys: Sequence[str], **flags: float) -> Experience:
+    """A copy whose `info` has exactly `keys` (missing ones 0.0) plus the given flags.
+
+    Actors batch `info` key by key, so a replayed sample must carry the same keys as this step's samples.
+    """
+    info = {k: item.info.get(k, torch.tensor(0.0)) for k in keys}
+    info.update({k: torch.tensor(float(v)) for k, v in flags.items()})
+    return dataclasses.replace(item, info=info)
+
+
+def select_training_experiences(experiences: Sequence[Experience], replay: SelectiveSampleReplay,
+                                rng: np.random.Generator) -> tuple[List[Experience], SSRSelection]:
+    """SSR on one step: the experiences to hand to the actors (single-sample batches) and the selection.
+
+    Every returned experience keeps its multimodal training inputs (`mm_train_inputs`), sequences, masks,
+    behaviour log-probs and advantages; `info["ssr_replayed"]` marks samples drawn from the buffer.
+    """
+    items = split_samples(experiences)
+    selection = replay.select(items, [scalar_advantage(it.advantages, it.action_mask) for it in items])
+    if selection.skipped:
+        return [], selection
+    keys = sorted(set().union(*(it.info.keys() for it in items)) - {"ssr_replayed", "ssr_from_earlier_step"})
+    chosen = [_with_info(it, keys, ssr_replayed=rep, ssr_from_earlier_step=old)
+              for it, rep, old in zip(selection.items, selection.replayed, selection.from_earlier_step)]
+    order = rng.permutation(len(chosen))  # spread fresh and replayed samples over data-parallel ranks
+    return [make_experience_batch([chosen[i]]) for i in order], selection
+
+
+# ---------------------------------------------------------------- the experience maker
+
+class PixelReasonerExperienceMaker(RemoteExperienceMaker):
+    """Upstream's experience maker with curiosity before advantages and SSR after them."""
+
+    def __init__(self, *args, rl_config: RLConfig, rollout_size: int, train_batch_size: int,
+                 group_log_path: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rl_config = rl_config
+        self.replay = SelectiveSampleReplay(rl_config.ssr, rollout_size, train_batch_size) \
+            if rl_config.ssr.enabled else None
+        self.rng = np.random.default_rng(rl_config.ssr.seed + 1)
+        self.group_log_path = group_log_path
+        self.current_step = 0
+        self.fresh_experiences: List[Experience] = []
+        self.step_stats: Dict[str, float] = {}
+
+    # upstream calls this with the step's experiences (log-probs and rewards filled in)
+    @torch.no_grad()
+    def compute_advantages_and_returns(self, experiences: List[Experience]) -> List[Experience]:
+        self.step_stats = {}
+        shaped = self._apply_curiosity(experiences)
+        experiences = super().compute_advantages_and_returns(experiences)
+        self.fresh_experiences = list(experiences)
+        self._log_groups(experiences, shaped)
+        if self.replay is None:
+            return experiences
+        selected, selection = select_training_experiences(experiences, self.replay, self.rng)
+        self.step_stats.update({f"ssr/{k}": v for k, v in selection.stats.items()})
+        self.step_stats["ssr/batch_multiple_of_train_batch"] = float(
+            len(selected) % self.args.train.batch_size == 0)
+        if selection.skipped:
+            raise SkipTrainingStep(selection.warning or "SSR: nothing to train on", dict(self.step_stats))
+        if self.rl_config.ssr.stale_logprobs == "recompute":
+            self._recompute_log_probs([e for e in selected if float(e.info["ssr_from_earlier_step"][0]) > 0])
+        return selected
+
+    # -- curiosity
+
+    def _per_sample(self, experiences: Sequence[Experience], key: str, required: bool) -> np.ndarray | None:
+        """A per-sample info value in the original rollout order (the order groups are contiguous in)."""
+        if not all(key in e.info for e in experiences):
+            if not required:
+                return None
+            present = sorted(experiences[0].info.keys())
+            raise MissingSampleLog(
+                f"curiosity needs the per-sample extra_logs[{key!r}] from the agent (n_vo), but the samples carry "
+                f"{present}; make the agent report it, point --pr.sample_keys.num_operations at the right key, or "
+                "disable curiosity with --pr.curiosity.enabled false")
+        values = torch.cat([e.info[key].reshape(-1).float() for e in experiences]).numpy()
+        order = np.concatenate([np.asarray(e.index) for e in experiences])
+        out = np.empty_like(values)
+        out[order] = values
+        return out
+
+    def _apply_curiosity(self, experiences: List[Experience]) -> ShapedRewards | None:
+        cfg = self.rl_config
+        n = self.args.rollout.n_samples_per_prompt
+        rewards = self._per_sample_rewards(experiences)
+        n_vo = self._per_sample(experiences, cfg.sample_keys.num_operations, required=cfg.curiosity.enabled)
+        if n_vo is None:  # curiosity off and the agent reports no n_vo: still log the Fig. 9 curve
+            groups = rewards.reshape(-1, n)
+            self.step_stats["ssr/reward_uniform_group_ratio"] = float(
+                np.mean(np.ptp(groups, axis=1) <= cfg.curiosity.uniform_tolerance))
+            return None
+        is_video = self._per_sample(experiences, cfg.sample_keys.is_video, required=False)
+        shaped = shape_rewards(rewards, n_vo, n, cfg.curiosity, is_video=None if is_video is None else is_video > 0)
+        for e in experiences:
+            idx = np.asarray(e.index)
+            dtype = e.rewards.dtype if e.rewards.is_floating_point() else torch.float32
+            e.rewards = torch.as_tensor(shaped.rewards[idx], dtype=dtype)
+            e.info["reward"] = e.rewards.clone()
+            e.info["correctness_reward"] = torch.as_tensor(shaped.correctness[idx], dtype=torch.float32)
+            e.info["curiosity_bonus"] = torch.as_tensor(shaped.bonus[idx], dtype=torch.float32)
+            e.info["efficiency_penalty"] = torch.as_tensor(shaped.penalty[idx], dtype=torch.float32)
+        stats = shaped.stats()
+        self.step_stats.update({f"curiosity/{k}": v for k, v in stats.items() if not k.startswith("uniform")})
+        self.step_stats["curiosity/uniform_group_ratio_correctness"] = stats["uniform_group_ratio_correctness"]
+        # the paper's Fig. 9 curve: share of groups whose (shaped) rewards are all equal -> zero advantage
+        self.step_stats["ssr/reward_uniform_group_ratio"] = stats["uniform_group_ratio"]
+        return shaped
+
+    @staticmethod
+    def _per_sample_rewards(experiences: Sequence[Experience]) -> np.ndarray:
+        values = torch.cat([e.rewards.reshape(-1).float() for e in experiences]).numpy()
+        order = np.concatenate([np.asarray(e.index) for e in experiences])
+        out = np.empty_like(values, dtype=np.float64)
+        out[order] = values
+        return out
+
+    # -- records
+
+    def _log_groups(self, experiences: List[Experience], shaped: ShapedRewards | None) -> None:
+        if not (self.group_log_path and self.rl_config.log.group_records and shaped is not None):
+            return
+        n = shaped.group_size
+        adv = np.empty(len(shaped.rewards))
+        labels: list = [None] * len(adv)
+        for e in experiences:
+            for i, pos in enumerate(e.index):
+                adv[pos] = scalar_advantage(e.advantages[i], e.action_mask[i])
+                labels[pos] = e.labels[i] if e.labels else None
+        keys = self.rl_config.sample_keys
+        is_video = self._per_sample(experiences, keys.is_video, required=False)
+        n_vo = self._per_sample(experiences, keys.num_operations, required=True)
+        with open(self.group_log_path, "a", encoding="utf-8") as f:
+            for g in range(len(adv) // n):
+                s = slice(g * n, (g + 1) * n)
+                record = {"step": self.current_step, "group": g, "label": labels[g * n],
+                          "correctness": shaped.correctness[s].tolist(), "num_operations": n_vo[s].astype(int).tolist(),
+                          "is_video": None if is_video is None else (is_video[s] > 0).tolist(),
+                          "rapr": float(shaped.rapr[g]), "bonus": shaped.bonus[s].tolist(),
+                          "penalty": shaped.penalty[s].tolist(), "reward": shaped.rewards[s].tolist(),
+                          "advantage": adv[s].tolist()}
+                f.write(json.dumps(record) + "\n")
+
+    # -- stale log-probs
+
+    def _recompute_log_probs(self, replayed: List[Experience]) -> None:
+        """Behaviour log-probs of replayed samples := the current policy's (before this step's update)."""
+        if not replayed:
+            return
+        group = self.actor_model_group
+        effective = len(group._actor_handlers) // group.duplicate_actors
+        padded = replayed + [replayed[i % len(replayed)] for i in range(max(0, effective - len(replayed)))]
+        kwargs = dict(sequences=[e.sequences for e in padded], action_mask=[e.action_mask for e in padded],
+                      attention_mask=[e.attention_mask for e in padded])
+        if any(e.mm_train_inputs for e in padded):
+            kwargs["mm_train_inputs_list"] = [e.mm_train_inputs for e in padded]
+        refs = group.async_run_method_batch(method_name="forward", **kwargs)
+        log_probs = self._flatten_results(refs, group.duplicate_actors)
+        for e, lp in zip(replayed, log_probs):
+            e.action_log_probs = lp
+
+
+# ---------------------------------------------------------------- the controller (trainer) side
+
+def _numeric(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            v = v.item()
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = float(v)
+    return out
+
+
+class PixelReasonerTrainerMixin:
+    """Hooks shared by the sync `PPOTrainer` and the async `TrainingActor` (both `BasePPOTrainer`s)."""
+
+    def _pr_setup(self) -> None:
+        self.pr_config: RLConfig = from_env()
+        args = self.args
+        self.pr_rollout_size = args.rollout.batch_size * args.rollout.n_samples_per_prompt
+        run_dir = self.pr_config.log.run_dir or os.path.join(args.ckpt.output_dir, "pixel_reasoner")
+        os.makedirs(run_dir, exist_ok=True)
+        self.pr_run_dir = run_dir
+        self.pr_metrics_path = os.path.join(run_dir, "metrics.jsonl")
+        old = self.experience_maker
+        self.experience_maker = PixelReasonerExperienceMaker(
+            old.actor_model_group, old.critic_model_group, old.reward_model_group, old.initial_model_group,
+            old.kl_ctl, old.strategy, old.tokenizer, rl_config=self.pr_config, rollout_size=self.pr_rollout_size,
+            train_batch_size=args.train.batch_size, group_log_path=os.path.join(run_dir, "groups.jsonl"))
+        self.pr_started = time.time()
+        self.pr_history: List[dict] = []
+        logger.info(f"Pixel Reasoner trainer hooks installed: {json.dumps(to_dict(self.pr_config))}")
+
+    def pr_optimizer_steps_scale(self) -> float:
+        """Optimizer steps per rollout with SSR relative to upstream's count (it trains the whole rollout)."""
+        maker = self.experience_maker
+        if maker.replay is None:
+            return 1.0
+        return maker.replay.target / self.pr_rollout_size
+
+    def pr_describe(self) -> dict:
+        """What is installed (used by tests and the launcher's log)."""
+        maker = self.experience_maker
+        return {"trainer": type(self).__name__, "experience_maker": type(maker).__name__,
+                "ssr_target": None if maker.replay is None else maker.replay.target,
+                "run_dir": self.pr_run_dir, "config": to_dict(self.pr_config)}
+
+    def train_step(self, rollout_samples, global_step: int):
+        self.experience_maker.current_step = global_step + 1
+        try:
+            return super().train_step(rollout_samples, global_step)
+        except SkipTrainingStep as skip:
+            logger.warning(f"step {global_step + 1}: {skip}")
+            status = dict(skip.stats)
+            status.update(self._base_rollout_stats(self.experience_maker.fresh_experiences))
+            return status, global_step + 1
+
+    def _base_rollout_stats(self, experiences) -> Dict:
+        return super()._compute_rollout_stats(experiences) if experiences else {}
+
+    def _compute_rollout_stats(self, experiences) -> Dict:
+        """Rollout numbers of the fresh samples (not the SSR batch) plus curiosity / SSR numbers."""
+        stats = self._base_rollout_stats(self.experience_maker.fresh_experiences or experiences)
+        stats.update(self.experience_maker.step_stats)
+        return stats
+
+    def save_logs_and_checkpoints(self, global_step: int, logs_dict=None, client_states=None) -> None:
+        record = {"step": global_step, "time_s": round(time.time() - self.pr_started, 3), **_numeric(logs_dict or {})}
+        with open(self.pr_metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        self.pr_history.append(record)
+        super().save_logs_and_checkpoints(global_step, logs_dict, client_states)
+
+    def fit(self, *args, **kwargs):
+        result = super().fit(*args, **kwargs)
+        self._write_summary()
+        return result
+
+    def _write_summary(self) -> None:
+        steps = self.pr_history
+        lines = [f"# RL run summary ({len(steps)} steps, {time.time() - self.pr_started:.0f} s)", "",
+                 "| step | reward | correctness | RaPR | bonus | penalty | uniform groups | replayed | buffer | "
+                 "batch |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in steps:
+            def g(key):
+                v = r.get(key)
+                return "" if v is None else f"{v:.4g}"
+            lines.append(f"| {r['step']} | {g('rollout/reward_mean')} | {g('curiosity/correctness_mean')} | "
+                         f"{g('curiosity/rapr_mean')} | {g('curiosity/bonus_mean')} | {g('curiosity/penalty_mean')} | "
+                         f"{g('ssr/reward_uniform_group_ratio')} | {g('ssr/replayed_share')} | "
+                         f"{g('ssr/buffer_size')} | {g('ssr/batch_size')} |")
+        lines += ["", f"Per-step records: {self.pr_metrics_path}", f"Config: {os.path.join(self.pr_run_dir, 'config.json')}"]
+        with open(os.path.join(self.pr_run_dir, "summary.md"), "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        logger.info("\n".join(lines))
+
+
+_UPSTREAM_PPO_TRAINER = ppo_trainer.PPOTrainer
+_UPSTREAM_TRAINING_ACTOR = ppo_trainer_async.TrainingActor
+_UPSTREAM_ASYNC_TRAINER = ppo_trainer_async.PPOTrainerAsync
+
+
+@ray.remote
+class PixelReasonerPPOTrainer(PixelReasonerTrainerMixin, _UPSTREAM_PPO_TRAINER.__ray_actor_class__):
+    """Upstream's synchronous single controller, with curiosity and SSR."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pr_setup()
+        self.max_steps = math.ceil(self.max_steps * self.pr_optimizer_steps_scale())
+
+
+@ray.remote
+class PixelReasonerTrainingActor(PixelReasonerTrainerMixin, _UPSTREAM_TRAINING_ACTOR.__ray_actor_class__):
+    """Upstream's async-mode training actor, with curiosity and SSR."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pr_setup()
+
+    def get_optimizer_steps_scale(self) -> float:
+        return self.pr_optimizer_steps_scale()
+
+
+@ray.remote
+class PixelReasonerPPOTrainerAsync(_UPSTREAM_ASYNC_TRAINER.__ray_actor_class__):
+    """Upstream's async trainer; it creates its `TrainingActor` itself, inside this actor's process, so the
+    substitution has to happen here: a driver-side patch does not reach this process, and Ray ships upstream's
+    class by value (its module attribute is Ray's wrapper, not the class), so `__init__` reads `TrainingActor`
+    from its own copy of the module globals: that is the dictionary to change."""
+
+    def __init__(self, *args, **kwargs):
+        upstream_init = super().__init__
+        upstream_init.__func__.__globals__["TrainingActor"] = PixelReasonerTrainingActor
+        upstream_init(*args, **kwargs)
+
+    def get_max_steps(self):
+        scale = ray.get(self.trainer_actor.get_optimizer_steps_scale.remote())
+        return math.ceil(super().get_max_steps() * scale)
+
+    def pr_describe(self) -> dict:
+        return ray.get(self.trainer_actor.pr_describe.remote())
+
+
+def install() -> None:
+    """Make upstream's `train()` (run in this process) create our trainer classes, sync and async."""
+    ppo_trainer.PPOTrainer = PixelReasonerPPOTrainer
+    ppo_trainer_async.PPOTrainerAsync = PixelReasonerPPOTrainerAsync
+    ppo_trainer_async.TrainingActor = PixelReasonerTrainingActor

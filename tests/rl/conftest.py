@@ -1,0 +1,134 @@
+"""Fixtures of the RL tests: a private Ray head on loopback (for `ray job submit`) and CPU-mode run inputs.
+
+The head is started by this session with its own ports and temp dir, and stopped by the PIDs it started
+(never `ray stop`: other users of the machine may run Ray too).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+RAY_BIN = str(pathlib.Path(PYTHON).with_name("ray"))
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(**extra) -> dict:
+    env = dict(os.environ)
+    env.update(LOOPBACK_ENV)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.update(extra)
+    return env
+
+
+class RayHead:
+    """`ray start --head --block` on 127.0.0.1 with private ports, placeholder GPUs and a private temp dir."""
+
+    def __init__(self, num_gpus: int = 2, num_cpus: int = 8):
+        # the unix socket paths under the temp dir must stay short (< 108 bytes)
+        self.temp_dir = tempfile.mkdtemp(prefix="rlray", dir="/tmp")
+        self.dashboard_port = free_port()
+        self.address = f"http://127.0.0.1:{self.dashboard_port}"
+        self.log = open(os.path.join(self.temp_dir, "head.log"), "w")
+        cmd = [RAY_BIN, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(free_port()),
+               "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
+               "--dashboard-port", str(self.dashboard_port), "--dashboard-agent-listen-port", str(free_port()),
+               "--dashboard-agent-grpc-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
+               "--ray-client-server-port", str(free_port()), "--metrics-export-port", str(free_port()),
+               "--num-cpus", str(num_cpus), "--num-gpus", str(num_gpus), "--temp-dir", self.temp_dir,
+               "--disable-usage-stats"]
+        self.process = subprocess.Popen(cmd, env=base_env(), stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ray head exited with {self.process.returncode}: {self.read_log()}")
+            try:
+                with urllib.request.urlopen(f"{self.address}/api/version", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"ray head did not come up in 120 s: {self.read_log()}")
+
+    def read_log(self) -> str:
+        return pathlib.Path(self.temp_dir, "head.log").read_text()[-3000:]
+
+    def submit(self, entrypoint: list[str], env_vars: dict | None = None, timeout: float = 600) \
+            -> subprocess.CompletedProcess:
+        """`ray job submit` (waits for the job, streams its logs); env_vars go in the job's runtime_env."""
+        cmd = [RAY_BIN, "job", "submit", "--address", self.address]
+        if env_vars:
+            cmd += ["--runtime-env-json", json.dumps({"env_vars": env_vars})]
+        return subprocess.run(cmd + ["--"] + entrypoint, env=base_env(), capture_output=True, text=True,
+                              timeout=timeout, cwd=str(REPO))
+
+    def pids(self) -> list[int]:
+        import psutil
+
+        try:
+            root = psutil.Process(self.process.pid)
+            return [root.pid] + [p.pid for p in root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self) -> None:
+        """Terminate exactly the processes this head started (its process tree), by PID."""
+        import psutil
+
+        procs = []
+        for pid in self.pids():
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+        for p in procs:
+            try:
+                p.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=20)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=10)
+        self.log.close()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    head = RayHead()
+    try:
+        yield head
+    finally:
+        head.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_rl_inputs(tmp_path_factory, tiny_model_dir):
+    """Tiny model, toy prompts (converted by openrlhf_ext.data) and forced-turn schedules for CPU-mode runs."""
+    from openrlhf_ext.cpu_demo import prepare
+
+    out = tmp_path_factory.mktemp("rl_inputs")
+    return prepare(str(out), model_cache=str(pathlib.Path(tiny_model_dir).parent))

@@ -1,0 +1,195 @@
+"""Curiosity + upstream GRPO advantages + SSR on OpenRLHF's real `Experience` objects and experience maker.
+
+The experiences are built the way upstream's `SamplesGenerator` builds them (one per rollout sample, with
+multimodal training inputs), grouped by upstream's `split_rollout_samples`, and pushed through our
+`PixelReasonerExperienceMaker.compute_advantages_and_returns` (which calls upstream's GRPO code); what comes
+out is then loaded into upstream's actor-side `NaiveReplayBuffer` and collated like the actor's DataLoader.
+"""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("openrlhf")
+
+from openrlhf_ext.rl_config import RLConfig, RunLogConfig  # noqa: E402
+from openrlhf_ext.upstream_cli import parse_and_validate  # noqa: E402
+from pixel_reasoner.ssr import SSRConfig  # noqa: E402
+
+PAD = 151643
+N = 4  # samples per query
+QUERIES = 4
+TRAIN_BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def trainer_module():
+    from openrlhf_ext import trainer
+
+    return trainer
+
+
+def upstream_args(extra=()):
+    argv = ["--actor.model_name_or_path", "m", "--algo.advantage.estimator", "group_norm",
+            "--rollout.n_samples_per_prompt", str(N), "--rollout.batch_size", str(QUERIES),
+            "--rollout.micro_batch_size", "2", "--train.batch_size", str(TRAIN_BATCH), "--algo.kl.init_coef", "0",
+            "--data.max_images_per_prompt", "3", *extra]
+    return parse_and_validate(argv).args
+
+
+def make_sample(sample_id: int, reward: float, n_vo: int) -> "Experience":
+    """One rollout sample as upstream's `_process_response_into_experience` makes it."""
+    from openrlhf.trainer.ppo_utils.experience import Experience
+
+    prompt_len, action_len = 5, 3 + sample_id % 3  # different lengths -> padding inside micro-batches
+    sequences = torch.full((prompt_len + action_len,), 1000 + sample_id, dtype=torch.long)
+    action_mask = torch.zeros(len(sequences), dtype=torch.long)
+    action_mask[prompt_len:] = 1
+    grid = torch.tensor([[1, 2, 2]] * (1 + n_vo))  # the dataset image + one per crop
+    mm = {"pixel_values": torch.full((int(grid.prod(-1).sum()), 12), float(sample_id)), "image_grid_thw": grid}
+    return Experience(
+        sequences=sequences.unsqueeze(0), attention_mask=torch.ones_like(sequences).unsqueeze(0),
+        action_mask=action_mask[1:].unsqueeze(0), prompts=[f"q{sample_id // N}"], labels=[f"label{sample_id // N}"],
+        images=[[f"img{sample_id // N}.png"]], mm_train_inputs=[mm], rewards=torch.tensor([reward]),
+        scores=torch.tensor([reward]), response_length=torch.tensor([action_len]), truncated=torch.tensor([False]),
+        total_length=torch.tensor([float(len(sequences))]),
+        info={"reward": torch.tensor([reward]), "score": torch.tensor([reward]),
+              "response_clip_ratio": torch.tensor([False]), "num_operations": torch.tensor([float(n_vo)]),
+              "is_video": torch.tensor([0.0])})
+
+
+def make_step(maker, rewards, n_vo):
+    """Rollout samples -> micro-batches (upstream) -> log-probs filled as `make_experience` would."""
+    samples = [make_sample(i, r, k) for i, (r, k) in enumerate(zip(rewards, n_vo))]
+    experiences = maker.split_rollout_samples(samples)
+    for e in experiences:
+        e.action_log_probs = -torch.rand(e.action_mask.shape) * e.action_mask
+        e.kl = torch.zeros(e.action_mask.shape)
+        e.info["kl"] = torch.zeros(len(e.sequences))
+    return experiences
+
+
+@pytest.fixture
+def maker(trainer_module, tmp_path):
+    from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
+
+    def build(ssr=SSRConfig(), extra=()):
+        args = upstream_args(extra)
+        cfg = RLConfig(ssr=ssr, log=RunLogConfig(run_dir=str(tmp_path)))
+        return trainer_module.PixelReasonerExperienceMaker(
+            None, None, None, None, FixedKLController(0.0), SimpleNamespace(args=args),
+            SimpleNamespace(pad_token_id=PAD), rl_config=cfg, rollout_size=N * QUERIES,
+            train_batch_size=TRAIN_BATCH, group_log_path=str(tmp_path / "groups.jsonl"))
+    return build
+
+
+def sample_id(exp) -> int:
+    return int(exp.sequences[0, 0]) - 1000
+
+
+def test_curiosity_then_grpo_then_ssr_on_real_experiences(maker, tmp_path, trainer_module):
+    m = maker()
+    m.current_step = 1
+    # q0: all wrong, one of 4 crops -> RaPR 1/4 -> bonus 0.025 breaks uniformity
+    # q1: all right, crops [1,2,1,1] -> penalty -0.05 on sample 5
+    # q2: mixed correctness; q3: all wrong, no crop -> uniform, zero advantage
+    rewards = [0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0]
+    n_vo = [1, 0, 0, 0, 1, 2, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0]
+    experiences = make_step(m, rewards, n_vo)
+    out = m.compute_advantages_and_returns(experiences)
+
+    fresh = {}
+    for e in m.fresh_experiences:
+        for i, idx in enumerate(e.index):
+            fresh[idx] = (float(e.rewards[i]), float(e.info["curiosity_bonus"][i]), float(e.info["efficiency_penalty"][i]),
+                          float((e.advantages[i] * e.action_mask[i]).sum() / e.action_mask[i].sum()))
+    assert fresh[0][1] == pytest.approx(0.5 * (0.3 - 0.25)) and fresh[1][1] == 0.0
+    assert fresh[5][2] == pytest.approx(-0.05) and fresh[4][2] == 0.0
+    assert fresh[0][0] == pytest.approx(0.025) and fresh[5][0] == pytest.approx(0.95)
+    shaped = np.array([fresh[i][0] for i in range(16)]).reshape(4, 4)
+    expected_adv = (shaped - shaped.mean(1, keepdims=True)) / (shaped.std(1, ddof=1, keepdims=True) + 1e-9)
+    assert np.array([fresh[i][3] for i in range(16)]) == pytest.approx(expected_adv.reshape(-1), abs=1e-5)
+
+    # SSR: 12 informative samples (q3 is uniform); the batch is half the rollout = 8, a multiple of 4
+    assert len(out) == 8 and len(out) % TRAIN_BATCH == 0
+    assert m.step_stats["ssr/fresh_informative"] == 12.0
+    assert m.step_stats["ssr/reward_uniform_group_ratio"] == 0.25
+    assert m.step_stats["curiosity/uniform_group_ratio_correctness"] == 0.75  # q0, q1, q3
+    originals = {i: make_sample(i, rewards[i], n_vo[i]) for i in range(16)}
+    for e in out:
+        sid = sample_id(e)
+        assert sid < 12 and len(e.sequences) == 1
+        orig = originals[sid]
+        assert torch.equal(e.sequences, orig.sequences)  # padding removed, tokens intact
+        assert torch.equal(e.mm_train_inputs[0]["pixel_values"], orig.mm_train_inputs[0]["pixel_values"])
+        assert torch.equal(e.mm_train_inputs[0]["image_grid_thw"], orig.mm_train_inputs[0]["image_grid_thw"])
+        assert float(e.info["ssr_replayed"][0]) == 0.0
+
+    records = [json.loads(line) for line in open(tmp_path / "groups.jsonl")]
+    assert [r["rapr"] for r in records] == [0.25, 1.0, 0.5, 0.0]
+    assert records[0]["bonus"][0] == pytest.approx(0.025) and records[1]["penalty"][1] == pytest.approx(-0.05)
+
+
+def test_uniform_steps_skip_then_replay_and_actor_side_batching(maker, trainer_module, monkeypatch):
+    from openrlhf.trainer.ppo_utils import replay_buffer as rb
+    from openrlhf.utils.vlm_utils import merge_mm_train_inputs
+
+    m = maker()
+    with pytest.raises(trainer_module.SkipTrainingStep) as skip:
+        m.compute_advantages_and_returns(make_step(m, [0.0] * 16, [0] * 16))  # every group uniform
+    assert skip.value.stats["ssr/skipped_step"] == 1.0
+    assert skip.value.stats["ssr/reward_uniform_group_ratio"] == 1.0
+
+    informative = m.compute_advantages_and_returns(make_step(m, [1, 0, 0, 0] + [0] * 12, [0] * 16))
+    stored = {sample_id(e): e.action_log_probs.clone() for e in informative}
+    replayed = m.compute_advantages_and_returns(make_step(m, [0.0] * 16, [0] * 16))
+    assert len(replayed) == 8 and all(float(e.info["ssr_replayed"][0]) == 1.0 for e in replayed)
+    assert m.step_stats["ssr/replayed_share"] == 1.0
+    for e in replayed:  # "keep": replayed samples carry the behaviour log-probs stored when generated
+        assert sample_id(e) in range(4)
+        if sample_id(e) in stored:
+            assert torch.equal(e.action_log_probs, stored[sample_id(e)])
+
+    # the actor side: upstream's replay buffer + DataLoader collate accept the SSR batch
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    buffer = rb.NaiveReplayBuffer(sample_batch_size=2)
+    buffer.target_device = torch.device("cpu")
+    for e in replayed:
+        buffer.append(e)
+    assert len(buffer) == 8
+    batch = buffer.collate_fn([buffer[i] for i in range(2)])
+    assert batch.sequences.shape[0] == 2 and batch.advantages.shape == batch.action_mask.shape
+    mm = merge_mm_train_inputs(batch.mm_train_inputs, "cpu")
+    assert mm["pixel_values"].shape[0] == int(mm["image_grid_thw"].prod(-1).sum())
+
+
+def test_missing_sample_log_names_the_key(maker, trainer_module):
+    m = maker()
+    experiences = make_step(m, [1, 0, 0, 0] * 4, [0] * 16)
+    for e in experiences:
+        del e.info["num_operations"]
+    with pytest.raises(trainer_module.MissingSampleLog, match="num_operations"):
+        m.compute_advantages_and_returns(experiences)
+
+
+def test_ssr_disabled_returns_upstream_batch(maker):
+    m = maker(ssr=SSRConfig(enabled=False))
+    out = m.compute_advantages_and_returns(make_step(m, [0.0] * 16, [0] * 16))
+    assert len(out) == 8  # upstream's micro-batches of 2, untouched (no crash on an all-uniform step)
+    assert sum(len(e.sequences) for e in out) == 16
+
+
+def test_curiosity_off_without_sample_logs_still_reports_uniform_groups(maker):
+    from pixel_reasoner.curiosity import CuriosityConfig
+
+    m = maker()
+    m.rl_config = RLConfig(curiosity=CuriosityConfig(enabled=False), ssr=m.rl_config.ssr, log=m.rl_config.log)
+    experiences = make_step(m, [1, 0, 0, 0] + [0] * 12, [0] * 16)
+    for e in experiences:
+        del e.info["num_operations"]
+    out = m.compute_advantages_and_returns(experiences)
+    assert len(out) == 8
+    assert m.step_stats["ssr/reward_uniform_group_ratio"] == 0.75
+    assert "curiosity/bonus_mean" not in m.step_stats

@@ -1,0 +1,45 @@
+"""`ray job submit -- bash recipes/rl_7b.sh` with DRY_RUN=1 on a real Ray head (loopback): the paper's settings
+resolve through the launcher inside a Ray job, without a GPU; a broken combination fails the job loudly."""
+import json
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def test_rl_7b_recipe_dry_run_as_ray_job(ray_head, tiny_rl_inputs, tmp_path):
+    env = {"DRY_RUN": "1", "DATA": tiny_rl_inputs["prompts"], "OUT": str(tmp_path / "out"),
+           "PYTHON": sys.executable}
+    done = ray_head.submit(["bash", str(REPO / "recipes" / "rl_7b.sh")], env_vars=env, timeout=300)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    assert "dry run: configuration valid" in out and "succeeded" in out
+    command = next(line for line in out.splitlines() if line.startswith("==> upstream command:"))
+    for flag in ("--actor.model_name_or_path TIGER-Lab/PixelReasoner-WarmStart", "--rollout.n_samples_per_prompt 8",
+                 "--rollout.batch_size 512", "--train.batch_size 256", "--actor.adam.lr 1e-6",
+                 "--actor.lr_scheduler cosine_with_min_lr", "--actor.lr_warmup_ratio 0.03",
+                 "--algo.advantage.estimator group_norm", "--algo.kl.init_coef 0", "--vllm.num_engines 4",
+                 "--actor.num_gpus_per_node 4", "--data.max_images_per_prompt 32"):
+        assert flag in command, flag
+    assert "--pr." not in command  # ours are stripped before upstream sees the command line
+    section = out[out.index("==> Pixel Reasoner RL configuration"):out.index("==> Rollout agent configuration")]
+    ours = json.loads(section.split("\n", 1)[1])
+    assert (ours["curiosity"]["alpha"], ours["curiosity"]["beta"], ours["curiosity"]["rapr_threshold"],
+            ours["curiosity"]["free_operations"]) == (0.5, 0.05, 0.3, 1)
+    assert ours["ssr"]["enabled"] and ours["ssr"]["capacity"] == 4096
+    assert "ssr_train_samples_per_step=2048" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_multi_node_layout_and_a_broken_combination_fail_the_job(ray_head, tiny_rl_inputs, tmp_path):
+    env = {"DRY_RUN": "1", "DATA": tiny_rl_inputs["prompts"], "OUT": str(tmp_path / "out"), "NNODES": "4",
+           "PYTHON": sys.executable}
+    done = ray_head.submit(["bash", str(REPO / "recipes" / "rl_7b.sh"), "--train.dynamic_batch_enable"],
+                           env_vars=env, timeout=300)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "--actor.num_nodes 2 --actor.num_gpus_per_node 8 --vllm.num_engines 16" in out
+    assert "caused by --train.dynamic_batch_enable" in out and "nothing was started" in out
