@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import os
 import time
@@ -42,12 +41,13 @@ from openrlhf.trainer.ppo_utils.experience import (  # noqa: E402
     split_experience_batch,
 )
 from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker  # noqa: E402
+from openrlhf.utils.logging_utils import init_logger  # noqa: E402
 
 from openrlhf_ext.rl_config import RLConfig, from_env, to_dict  # noqa: E402
 from pixel_reasoner.curiosity import ShapedRewards, shape_rewards  # noqa: E402
 from pixel_reasoner.ssr import SelectiveSampleReplay, SSRSelection  # noqa: E402
 
-logger = logging.getLogger(__name__)
+logger = init_logger(__name__)  # upstream's logger setup, so our lines show in the Ray actors' logs
 
 
 class SkipTrainingStep(Exception):
@@ -309,8 +309,7 @@ class PixelReasonerTrainerMixin:
         self.experience_maker.current_step = global_step + 1
         try:
             return super().train_step(rollout_samples, global_step)
-        except SkipTrainingStep as skip:
-            logger.warning(f"step {global_step + 1}: {skip}")
+        except SkipTrainingStep as skip:  # SSR has logged why
             status = dict(skip.stats)
             status.update(self._base_rollout_stats(self.experience_maker.fresh_experiences))
             return status, global_step + 1

@@ -44,10 +44,10 @@ class RayHead:
     def __init__(self, num_gpus: int = 2, num_cpus: int = 8):
         # the unix socket paths under the temp dir must stay short (< 108 bytes)
         self.temp_dir = tempfile.mkdtemp(prefix="rlray", dir="/tmp")
-        self.dashboard_port = free_port()
+        self.dashboard_port, self.gcs_port = free_port(), free_port()
         self.address = f"http://127.0.0.1:{self.dashboard_port}"
         self.log = open(os.path.join(self.temp_dir, "head.log"), "w")
-        cmd = [RAY_BIN, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(free_port()),
+        cmd = [RAY_BIN, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(self.gcs_port),
                "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
                "--dashboard-port", str(self.dashboard_port), "--dashboard-agent-listen-port", str(free_port()),
                "--dashboard-agent-grpc-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
