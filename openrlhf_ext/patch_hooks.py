@@ -68,10 +68,13 @@ def _flatten(namespace: SimpleNamespace, prefix: str = "") -> dict:
 
 def on_parsed(args, parser: argparse.ArgumentParser) -> None:
     """Right after `hierarchize`, before upstream's post-processing."""
+    given = {key: value for key, value in _flatten(args).items() if value != parser.get_default(key)}
     if not enabled(args):
+        ours = sorted(key for key in given if key.startswith("pr."))
+        if ours:
+            parser.error(f"{', '.join('--' + key for key in ours)} given without --pr.enable (they would be ignored)")
         return
-    args.pr.given = {key: value for key, value in _flatten(args).items()
-                     if not key.startswith("pr.") and value != parser.get_default(key)}
+    args.pr.given = {key: value for key, value in given.items() if not key.startswith("pr.")}
     if not args.train.agent_func_path:
         args.train.agent_func_path = AGENT_FILE
 

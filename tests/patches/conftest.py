@@ -87,3 +87,11 @@ def open_r1_archive(tmp_path_factory) -> pathlib.Path:
         pytest.skip(f"the Open-R1 snapshot does not hold commit {OPEN_R1_COMMIT}: {archive.stderr.decode()[-300:]}")
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def rl_inputs(tmp_path_factory, tiny_model_dir) -> dict:
+    """Tiny model, toy RL prompts and the rollout config that fits the tiny processor (openrlhf_ext.cpu_demo)."""
+    from openrlhf_ext.cpu_demo import prepare
+
+    return prepare(str(tmp_path_factory.mktemp("rl_inputs")), model_cache=str(pathlib.Path(tiny_model_dir).parent))
