@@ -88,9 +88,10 @@ class PreparedTraining:
 
 def check_training_args(training_args: SFTConfig) -> None:
     """Options that cannot work with our collator and template: refuse them before anything is loaded."""
-    if training_args.eval_strategy != "no":
-        raise ConfigError(f"eval_strategy={training_args.eval_strategy!s}: Pixel Reasoner SFT has no evaluation "
-                          "split; set eval_strategy: no (evaluate checkpoints with `python -m eval`)")
+    strategy = getattr(training_args.eval_strategy, "value", training_args.eval_strategy)
+    if strategy != "no":
+        raise ConfigError(f"eval_strategy={strategy}: Pixel Reasoner SFT has no evaluation split; set "
+                          "eval_strategy: no (evaluate saved checkpoints with the eval package, docs/eval.md)")
     for name in ("chat_template", "chat_template_path"):
         if getattr(training_args, name, None):
             raise ConfigError(f"{name} is set, but the processor must use pixel_reasoner's chat template (tool "

@@ -9,6 +9,7 @@ them from the patched file) and calls the hooks the patched `train()` calls, in 
 import contextlib
 import io
 import json
+import os
 import sys
 
 
@@ -45,6 +46,11 @@ def main(run_dir: str, upstream: list[str]) -> None:
     report["pr_flag_without_enable"] = outcome(lambda: parse_and_validate(["--pr.ssr.capacity", "64", *upstream]))
     packing = parse_and_validate(["--pr.enable", "--train.dynamic_batch_enable", *upstream]).args
     report["packing"] = outcome(lambda: hooks.configure_run(packing))
+
+    from openrlhf_ext import train  # our launcher keeps working where the installed OpenRLHF is patched
+    agent = os.path.join(os.path.dirname(hooks.__file__), "agent.py")
+    report["launcher_dry_run"] = outcome(lambda: sys.exit(train.main(["--dry-run", "--pr.curiosity.alpha", "0.3",
+                                                                      "--train.agent_func_path", agent, *upstream])))
 
     args = parse_and_validate(["--pr.enable", "--pr.curiosity.alpha", "0.25", "--pr.log.run_dir", run_dir,
                                *upstream]).args

@@ -93,6 +93,12 @@ def test_without_enable_the_patched_cli_is_upstream(probe):
     assert refused["exit"] == 2 and "--pr.ssr.capacity given without --pr.enable" in refused["stderr"]
 
 
+def test_our_launcher_still_works_on_a_patched_install(probe):
+    launcher = probe["launcher_dry_run"]
+    assert launcher["exit"] == 0, launcher["stdout"][-2000:] + launcher["stderr"][-2000:]
+    assert "configuration valid" in launcher["stdout"] and '"alpha": 0.3' in launcher["stdout"]
+
+
 def test_patched_cli_refuses_what_breaks_vlms_and_names_the_cause(probe):
     packing = probe["packing"]
     assert packing["exit"] == 2
