@@ -81,7 +81,7 @@ def run(target: str, dry_run: bool = False, reverse: bool = False, allow_dirty: 
     say(f"target: {checkout.describe()}")
     say(f"patches: {spec.upstream} {spec.version} ({patch_set.directory}): {spec.description}")
     if spec.checked_commit:
-        here = checkout.commit or "not a git checkout"
+        here = checkout.commit or "unknown (not the root of a git repository)"
         say(f"  checked against upstream commit {spec.checked_commit}; this checkout: {here}")
 
     wanted = UNAPPLIED if reverse else APPLIED
@@ -95,11 +95,11 @@ def run(target: str, dry_run: bool = False, reverse: bool = False, allow_dirty: 
     todo = [s.patch for s in states if s.state != wanted]
     done_already = [s.patch.name for s in states if s.state == wanted]
     if not todo:
-        say("nothing to do: every patch is " + ("not applied" if reverse else "already applied")
-            + f" ({', '.join(done_already)}); the checkout was not changed")
+        state = "no patch is applied" if reverse else "every patch is already applied"
+        say(f"nothing to do: {state} ({', '.join(done_already)}); the checkout was not changed")
         return Outcome(checkout, patch_set, (), dry_run, reverse)
     if done_already:
-        say(f"  already {'not applied' if reverse else 'applied'}: {', '.join(done_already)}")
+        say(f"  {'not applied (nothing to reverse)' if reverse else 'already applied'}: {', '.join(done_already)}")
 
     if not reverse:
         dirty = tracked_changes(checkout.root)

@@ -120,7 +120,7 @@ def test_apply_twice_is_a_no_op_and_reverse_restores_the_exact_tree(patches_cli,
     assert tree_digest(wheel_tree) == pristine
 
     again = patches_cli("apply", "--target", str(wheel_tree), "--reverse")
-    assert again.returncode == 0 and "nothing to do: every patch is not applied" in again.stdout
+    assert again.returncode == 0 and "nothing to do: no patch is applied" in again.stdout
 
 
 @pytest.mark.parametrize("tamper, message", [
