@@ -47,7 +47,7 @@ def tree_digest(root: pathlib.Path) -> dict[str, str]:
 
 def installed_layout(wheel_tree: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
     """What pip installs (openrlhf/, tests/ and the .dist-info side by side): site-packages' layout."""
-    dest.mkdir()
+    dest.mkdir(parents=True)
     for child in sources_root(wheel_tree).iterdir():
         shutil.copytree(child, dest / child.name)
     shutil.copytree(wheel_tree / f"openrlhf-{OPENRLHF_VERSION}.dist-info", dest / f"openrlhf-{OPENRLHF_VERSION}.dist-info")
@@ -224,3 +224,21 @@ def test_list_names_supported_versions(patches_cli):
     assert done.returncode == 0
     assert f"openrlhf {OPENRLHF_VERSION}" in done.stdout
     assert "open-r1 0.1.0.dev0, checked against commit 1416fa0cf21595d2083b399a2a0bbddd7f6e9563" in done.stdout
+
+
+def test_a_copy_vendored_inside_another_repository_is_patched_in_place(patches_cli, wheel_tree, tmp_path):
+    """Plain `git apply` run in a sub-directory of a repository silently skips paths outside it (exit 0, nothing
+    changed); the tool patches the target itself, and the enclosing repository's state still guards it."""
+    monorepo = tmp_path / "monorepo"
+    vendored = installed_layout(wheel_tree, monorepo / "third_party" / "openrlhf")
+    git(monorepo, "init", "-q")
+    git(monorepo, "add", "-A")
+    git(monorepo, "commit", "-qm", "vendor openrlhf 0.11.2")
+    (vendored / "openrlhf" / "__init__.py").write_text("# local\n")
+    refused = patches_cli("apply", "--target", str(vendored))
+    assert refused.returncode == 1 and "third_party/openrlhf/openrlhf/__init__.py" in refused.stderr
+
+    git(monorepo, "checkout", "--", ".")
+    done = patches_cli("apply", "--target", str(vendored))
+    assert done.returncode == 0, done.stderr
+    assert git(monorepo, "status", "--porcelain").split() == ["M", f"third_party/openrlhf/{PATCHED_FILE}"]
