@@ -16,7 +16,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 OPENRLHF_VERSION = "0.11.2"
 WHEEL_CACHE = REPO / ".cache" / "patches"
-OPEN_R1_MIRROR = pathlib.Path("/work/.mirror/huggingface+open-r1/repo")
+# any git repository (clone or bare) holding the commit the Open-R1 patches were checked against
+OPEN_R1_MIRROR = pathlib.Path(os.environ.get("PIXEL_REASONER_OPEN_R1_REPO", "/work/.mirror/huggingface+open-r1/repo"))
 OPEN_R1_COMMIT = "1416fa0cf21595d2083b399a2a0bbddd7f6e9563"
 
 
@@ -78,8 +79,8 @@ def patched_openrlhf(openrlhf_wheel, tmp_path_factory) -> pathlib.Path:
 def open_r1_archive(tmp_path_factory) -> pathlib.Path:
     """Open-R1 at the commit the patches were checked against, from the local snapshot (not on PyPI)."""
     if not (OPEN_R1_MIRROR / "HEAD").exists() and not (OPEN_R1_MIRROR / ".git").exists():
-        pytest.skip(f"no Open-R1 snapshot at {OPEN_R1_MIRROR} (Open-R1 is not on PyPI; the patch was checked "
-                    f"against commit {OPEN_R1_COMMIT} while developing, see docs/patches.md)")
+        pytest.skip(f"no Open-R1 repository at {OPEN_R1_MIRROR} (Open-R1 is not on PyPI; set "
+                    f"PIXEL_REASONER_OPEN_R1_REPO to a clone holding commit {OPEN_R1_COMMIT}, see docs/patches.md)")
     dest = tmp_path_factory.mktemp("open_r1") / "open-r1"
     dest.mkdir()
     archive = subprocess.run(["git", "-C", str(OPEN_R1_MIRROR), "archive", OPEN_R1_COMMIT], capture_output=True)
