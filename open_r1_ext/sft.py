@@ -13,13 +13,15 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import transformers
 from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
 from pixel_reasoner.config import to_dict
+from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.protocol import get_profile
 
 from open_r1_ext.collator import TrajectoryCollator
@@ -38,11 +40,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[SFTScriptArguments, SFTCo
 
 
 def setup_logging(training_args: SFTConfig) -> None:
-    """Our messages at INFO on the logging process (warnings elsewhere); libraries at `log_level`."""
+    """Root handler on stdout, at INFO on the logging process (our own logger: `prepare_training`); libraries at
+    `log_level`."""
     level = logging.INFO if training_args.should_log else logging.WARNING
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=[logging.StreamHandler(sys.stdout)], level=level)
-    logging.getLogger("open_r1_ext").setLevel(level)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
 
 
@@ -72,9 +74,36 @@ def resolved_config(script_args, training_args, model_args, attn_implementation,
     }
 
 
-def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
-    setup_logging(training_args)
+@dataclass
+class PreparedTraining:
+    """Everything `SFTTrainer` needs besides the training arguments; also what a patched Open-R1 `sft.py`
+    (patches/open-r1) builds its trainer from."""
+
+    processor: Any  # with our chat template and pixel bounds covering the budgets
+    model: Any  # vision tower frozen when `freeze_vision_tower`
+    train_dataset: Any  # validated samples (datasets.Dataset with a `sample` column)
+    collator: TrajectoryCollator  # renders, loads media and masks the loss by per-turn flags
+    config: dict  # the resolved configuration, also written to <output_dir>/sft_run_config.json
+
+
+def check_training_args(training_args: SFTConfig) -> None:
+    """Options that cannot work with our collator and template: refuse them before anything is loaded."""
+    strategy = getattr(training_args.eval_strategy, "value", training_args.eval_strategy)
+    if strategy != "no":
+        raise ConfigError(f"eval_strategy={strategy}: Pixel Reasoner SFT has no evaluation split; set "
+                          "eval_strategy: no (evaluate saved checkpoints with the eval package, docs/eval.md)")
+    for name in ("chat_template", "chat_template_path"):
+        if getattr(training_args, name, None):
+            raise ConfigError(f"{name} is set, but the processor must use pixel_reasoner's chat template (tool "
+                              "schemas and the generation markers the loss mask comes from): remove it")
+
+
+def prepare_training(script_args: SFTScriptArguments, training_args: SFTConfig,
+                     model_args: ModelConfig) -> PreparedTraining:
+    """Processor -> validated data -> model -> resolved config (written on the main process) -> collator."""
+    logging.getLogger("open_r1_ext").setLevel(logging.INFO if training_args.should_log else logging.WARNING)
     reconcile(training_args)
+    check_training_args(training_args)
     if not model_args.model_name_or_path:
         raise SystemExit("model_name_or_path is not set: give it in the recipe or with --model_name_or_path")
     budgets = script_args.budgets()
@@ -103,8 +132,15 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
             json.dump(config, f, indent=2, default=str)
 
     collator = TrajectoryCollator(processor, budgets, script_args.video_fps, training_args.pad_to_multiple_of)
-    trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=processor,
-                         data_collator=collator, peft_config=get_peft_config(model_args))
+    return PreparedTraining(processor, model, train_dataset, collator, config)
+
+
+def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
+    setup_logging(training_args)
+    prepared = prepare_training(script_args, training_args, model_args)
+    trainer = SFTTrainer(model=prepared.model, args=training_args, train_dataset=prepared.train_dataset,
+                         processing_class=prepared.processor, data_collator=prepared.collator,
+                         peft_config=get_peft_config(model_args))
 
     last_checkpoint = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
     checkpoint = training_args.resume_from_checkpoint or last_checkpoint

@@ -69,13 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true",
                         help="validate paths, the agent file and flag combinations, print the resolved "
                              "configuration and the upstream command, and exit without training")
+    add_pr_arguments(parser)
+    return parser
+
+
+def add_pr_arguments(parser: argparse.ArgumentParser) -> None:
+    """Our `--pr.*` flags (RL config and rollout agent config); also used by a patched upstream parser."""
     rl_config.add_arguments(parser, RLConfig)
     rl_config.add_arguments(parser, RolloutConfig, prefix=ROLLOUT_PREFIX)
     parser.add_argument(f"--{ROLLOUT_PREFIX}.budgets.preset", dest=f"{ROLLOUT_PREFIX}.budgets.preset", default=None,
                         choices=["paper_rl", "paper_eval", "paper_sft"],
                         help="pixel-budget preset the per-kind --pr.rollout.budgets.* flags start from "
                              "(default: the rollout config's budgets, paper_rl)")
-    return parser
 
 
 def rollout_from_namespace(ns: argparse.Namespace) -> RolloutConfig:
@@ -397,8 +402,9 @@ def export_configs(launch: Launch) -> None:
     os.environ[ROLLOUT_CONFIG_ENV] = json.dumps(launch.rollout.to_dict(), sort_keys=True)
 
 
-def run(launch: Launch) -> None:
-    a = launch.upstream.args
+def prepare_processes(launch: Launch) -> None:
+    """Before Ray starts: the run's config.json, both configs and PYTHONPATH in this process's environment
+    (Ray actors inherit them through `runtime_env()`), and in CPU mode the CPU patches."""
     run_dir = launch.config.log.run_dir
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
@@ -413,26 +419,36 @@ def run(launch: Launch) -> None:
         os.environ.update(cpu_mode.child_environment())
         cpu_mode.install()
 
+
+def init_ray(a) -> bool:
+    """Start (or connect to) Ray with our runtime_env unless it is already initialised; True if started here."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"  # our env_vars extend the job's (they start from it)
+    if cpu_mode.enabled() and not os.environ.get("RAY_ADDRESS"):
+        gpus = _required_gpus(a)
+        ray.init(address="local", num_cpus=2 * gpus + 2, num_gpus=gpus, _node_ip_address="127.0.0.1",
+                 include_dashboard=False, object_store_memory=512 * 1024**2, runtime_env=runtime_env())
+    else:
+        ray.init(runtime_env=runtime_env())
+    return True
+
+
+def run(launch: Launch) -> None:
+    prepare_processes(launch)
     from openrlhf_ext import trainer
 
     trainer.install()
-    import ray
-
-    started_here = False
-    if not ray.is_initialized():
-        os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"  # our env_vars extend the job's (they start from it)
-        if cpu_mode.enabled() and not os.environ.get("RAY_ADDRESS"):
-            gpus = _required_gpus(a)
-            ray.init(address="local", num_cpus=2 * gpus + 2, num_gpus=gpus, _node_ip_address="127.0.0.1",
-                     include_dashboard=False, object_store_memory=512 * 1024**2, runtime_env=runtime_env())
-        else:
-            ray.init(runtime_env=runtime_env())
-        started_here = True
+    started_here = init_ray(launch.upstream.args)
     sys.argv = [UPSTREAM_MODULE] + launch.upstream_argv
     try:
         runpy.run_module(UPSTREAM_MODULE, run_name="__main__", alter_sys=True)
     finally:
         if started_here:
+            import ray
+
             ray.shutdown()
     from openrlhf_ext.saved_model import add_processor_files, saved_models
 

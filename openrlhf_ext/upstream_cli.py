@@ -8,6 +8,8 @@ DeepSpeed, we read that block from upstream's source and execute it with `train(
 - `parse_and_validate(argv)`: parse, `hierarchize`, then upstream's own post-processing statements, giving the
   namespace `train(args)` would receive (or the assertion upstream would raise).
 Tied to the layout of OpenRLHF 0.11.2's `cli/train_ppo_ray.py` (pinned); a layout change fails loudly here.
+A checkout patched by `python -m patches` (patches/openrlhf) imports our hooks at its top; those imports of our
+own packages (cheap, no Ray/vLLM) run first in both blocks so the patched statements find their names.
 """
 from __future__ import annotations
 
@@ -26,11 +28,24 @@ class UpstreamLayoutError(RuntimeError):
     """The installed OpenRLHF's train_ppo_ray no longer has the layout this module reads (pinned: 0.11.2)."""
 
 
+OUR_PACKAGES = ("openrlhf_ext", "pixel_reasoner")
+
+
 @dataclass(frozen=True)
 class _MainBlock:
     filename: str
     before_parse: list[ast.stmt]
     after_parse: list[ast.stmt]
+
+
+def _imports_our_packages(stmt: ast.stmt) -> bool:
+    if isinstance(stmt, ast.ImportFrom):
+        names = [stmt.module or ""]
+    elif isinstance(stmt, ast.Import):
+        names = [alias.name for alias in stmt.names]
+    else:
+        return False
+    return all(name.split(".")[0] in OUR_PACKAGES for name in names)
 
 
 def _main_block() -> _MainBlock:
@@ -56,7 +71,8 @@ def _main_block() -> _MainBlock:
     after = [s for s in body[parse_index + 1:] if not _is_train_call(s)]
     if len(after) != len(body) - parse_index - 2:
         raise UpstreamLayoutError(f"expected exactly one `train(args)` call at the end of {spec.origin}")
-    return _MainBlock(spec.origin, body[:parse_index], after)
+    ours = [s for s in tree.body if _imports_our_packages(s)]
+    return _MainBlock(spec.origin, ours + body[:parse_index], ours + after)
 
 
 def _is_train_call(stmt: ast.stmt) -> bool:
@@ -98,7 +114,8 @@ def parse_and_validate(argv: list[str]) -> UpstreamParse:
     parser = build_parser()
     flat = parser.parse_args(argv)
     # upstream's own statements start with `args = hierarchize(args)`
-    namespace: dict = {"args": argparse.Namespace(**vars(flat)), "__name__": "__pixel_reasoner_dry_run__"}
+    namespace: dict = {"args": argparse.Namespace(**vars(flat)), "parser": parser,
+                       "__name__": "__pixel_reasoner_dry_run__"}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         _run(block.after_parse, block.filename, namespace)
