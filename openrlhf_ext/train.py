@@ -437,11 +437,12 @@ def init_ray(a) -> bool:
 
 
 def run(launch: Launch) -> None:
+    a = launch.upstream.args
     prepare_processes(launch)
     from openrlhf_ext import trainer
 
     trainer.install()
-    started_here = init_ray(launch.upstream.args)
+    started_here = init_ray(a)
     sys.argv = [UPSTREAM_MODULE] + launch.upstream_argv
     try:
         runpy.run_module(UPSTREAM_MODULE, run_name="__main__", alter_sys=True)
