@@ -17,6 +17,8 @@ identically. In the patched file, in order:
   starts Ray with our runtime_env; upstream then skips its own `ray.init`.
 - `trainer_class(args, PPOTrainer)` after upstream picks its trainer: our Ray actor subclass of it (curiosity
   reward and selective sample replay in the experience maker), sync or async.
+- `finish_run(args)`, the last statement of `train`, after upstream saved the model: the warm-start model's
+  processor files copied into the saved models (as the launcher does), so eval and vLLM can load them.
 
 Without `--pr.enable` every hook returns at once: the patched checkout runs everything upstream runs.
 """
@@ -128,3 +130,12 @@ def trainer_class(args, upstream_cls):
     raise ConfigError(f"--pr.enable: no Pixel Reasoner trainer extends {upstream_cls.__ray_actor_class__!r}; "
                       "openrlhf_ext.trainer subclasses openrlhf.trainer.ppo_trainer.PPOTrainer and "
                       "ppo_trainer_async.PPOTrainerAsync as they are when it is imported")
+
+
+def finish_run(args) -> None:
+    """Last statement of upstream's `train(args)`, after the model is saved."""
+    if not enabled(args):
+        return
+    from openrlhf_ext.saved_model import add_processor_files, saved_models
+
+    add_processor_files(args.actor.model_name_or_path, saved_models(args.ckpt.output_dir, args.ckpt.path))

@@ -255,7 +255,7 @@ def test_to_hf_messages_resolves_paths_and_keeps_loss_flags_on_assistant_turns_o
 
 
 def test_to_openai_messages_inlines_images_and_decodes_videos(tmp_path):
-    clip = write_video(str(tmp_path / "clip.mp4"), num_frames=32)
+    write_video(str(tmp_path / "clip.mp4"), num_frames=32)
     save_scene(str(tmp_path / "crop.png"), 56, 56)
     messages = [{"role": "system", "content": "S"},
                 {"role": "user", "content": [{"type": "video", "path": "clip.mp4", "num_frames": 4},

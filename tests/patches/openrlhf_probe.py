@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sys
 
 
@@ -36,7 +37,7 @@ def main(run_dir: str, upstream: list[str]) -> None:
     hooks = train_ppo_ray.pixel_reasoner
     report = {"module": train_ppo_ray.__file__,
               "pr_flags": sorted(o for a in build_parser()._actions for o in a.option_strings if o.startswith("--pr.")),
-              "train_calls": sorted({"prepare_run", "trainer_class"} & set(train_ppo_ray.train.__code__.co_names))}
+              "train_calls": sorted({"prepare_run", "trainer_class", "finish_run"} & set(train_ppo_ray.train.__code__.co_names))}
 
     plain = parse_and_validate(upstream).args
     report["without_enable"] = {
@@ -63,6 +64,14 @@ def main(run_dir: str, upstream: list[str]) -> None:
                          "run_dir": launch.config.log.run_dir, "sync": sync_cls.__ray_actor_class__.__name__,
                          "async": async_cls.__ray_actor_class__.__name__,
                          "described": trainer.pr_describe(), "max_steps": trainer.get_max_steps()}
+    # what upstream's save leaves (weights, config, tokenizer: no processor), then the last hook of train()
+    saved = args.ckpt.output_dir
+    os.makedirs(saved, exist_ok=True)
+    shutil.copyfile(os.path.join(args.actor.model_name_or_path, "config.json"), os.path.join(saved, "config.json"))
+    hooks.finish_run(plain)
+    report["finish_run"] = {"without_enable": sorted(os.listdir(saved))}
+    hooks.finish_run(args)
+    report["finish_run"]["enabled"] = sorted(os.listdir(saved))
     print("PROBE " + json.dumps(report, default=str))
 
 

@@ -70,7 +70,7 @@ def test_patched_cli_dry_run_validates_and_defaults_to_our_agent(patched_openrlh
 def test_patched_parser_has_our_flags_and_train_calls_our_hooks(probe):
     assert {"--pr.enable", "--pr.dry_run", "--pr.curiosity.alpha", "--pr.ssr.enabled", "--pr.ssr.batch_fraction",
             "--pr.rollout.limits.max_images", "--pr.rollout.budgets.preset"} <= set(probe["pr_flags"])
-    assert probe["train_calls"] == ["prepare_run", "trainer_class"]
+    assert probe["train_calls"] == ["finish_run", "prepare_run", "trainer_class"]
 
 
 def test_patched_train_builds_our_trainer_and_experience_maker(probe):
@@ -85,6 +85,16 @@ def test_patched_train_builds_our_trainer_and_experience_maker(probe):
     run_config = json.loads(pathlib.Path(enabled["run_dir"], "config.json").read_text())
     assert run_config["pixel_reasoner"]["curiosity"]["alpha"] == 0.25
     assert run_config["openrlhf"]["train"]["agent_func_path"] == AGENT
+
+
+def test_patched_train_gives_saved_models_the_processor(probe, rl_inputs):
+    """Upstream saves no image processor; after its save, `finish_run` copies the warm-start model's."""
+    from openrlhf_ext.saved_model import PROCESSOR_FILES
+
+    processor_files = {name for name in PROCESSOR_FILES if os.path.isfile(os.path.join(rl_inputs["model"], name))}
+    assert processor_files  # transformers 5 writes processor_config.json
+    assert probe["finish_run"]["without_enable"] == ["config.json"]
+    assert set(probe["finish_run"]["enabled"]) == {"config.json"} | processor_files
 
 
 def test_without_enable_the_patched_cli_is_upstream(probe):

@@ -65,7 +65,7 @@ def test_shipped_patches_are_described_like_git_counts_them():
             assert {c.path: (c.added, c.removed) for c in patch.changes} == expected
     openrlhf = load_patch_set(PATCH_SETS[0])
     assert [c.path for p in openrlhf.patches for c in p.changes] == [PATCHED_FILE]
-    assert read_patch(openrlhf.patches[0].path).hunks == 4
+    assert read_patch(openrlhf.patches[0].path).hunks == 5
 
 
 def test_wheel_of_this_project_ships_every_patch_file(tmp_path):
@@ -93,7 +93,7 @@ def test_dry_run_checks_every_hunk_and_changes_nothing(patches_cli, wheel_tree):
     assert done.returncode == 0, done.stderr
     assert f"openrlhf {OPENRLHF_VERSION} at {sources_root(wheel_tree)}" in done.stdout
     assert "dry run: would apply" in done.stdout
-    assert f"{PATCHED_FILE}: 4 hunk(s), +13 -0" in done.stdout
+    assert f"{PATCHED_FILE}: 5 hunk(s), +15 -0" in done.stdout
     assert "not a git work tree" in done.stdout
     assert tree_digest(wheel_tree) == before
 
@@ -105,7 +105,7 @@ def test_apply_twice_is_a_no_op_and_reverse_restores_the_exact_tree(patches_cli,
 
     first = patches_cli("apply", "--target", str(wheel_tree))
     assert first.returncode == 0, first.stderr
-    assert "applied:" in first.stdout and f"{PATCHED_FILE}: 4 hunk(s)" in first.stdout
+    assert "applied:" in first.stdout and f"{PATCHED_FILE}: 5 hunk(s)" in first.stdout
     patched = target.read_bytes()
     assert b"pixel_reasoner.prepare_run(args)" in patched and b"pixel_reasoner.add_arguments(parser)" in patched
 
