@@ -59,11 +59,15 @@ assert torch.__version__.endswith("+cpu"), f"expected the CPU build of torch, go
 PYEOF
 fi
 $PY - <<'PYEOF'
-import importlib, sys
+import importlib, importlib.metadata
 mods = ["pixel_reasoner", "torch", "transformers", "trl", "accelerate", "deepspeed", "ray", "vllm", "openai", "av"]
 vers = {}
 for m in mods:
-    vers[m] = getattr(importlib.import_module(m), "__version__", "?")
+    module = importlib.import_module(m)
+    try:  # pixel_reasoner has no __version__: its distribution (pixel-reasoner) has
+        vers[m] = getattr(module, "__version__", None) or importlib.metadata.version(m.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+        vers[m] = "?"
 print("[install] versions:", " ".join(f"{k}={v}" for k, v in vers.items()))
 PYEOF
 echo "[install] ok: device=$DEVICE venv=$VENV in $(( $(date +%s) - T0 ))s"
