@@ -136,6 +136,6 @@ def finish_run(args) -> None:
     """Last statement of upstream's `train(args)`, after the model is saved."""
     if not enabled(args):
         return
-    from openrlhf_ext.saved_model import add_processor_files, saved_models
+    from openrlhf_ext.saved_model import complete_run_outputs
 
-    add_processor_files(args.actor.model_name_or_path, saved_models(args.ckpt.output_dir, args.ckpt.path))
+    complete_run_outputs(args)

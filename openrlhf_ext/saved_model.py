@@ -55,3 +55,9 @@ def add_processor_files(base_model: str, targets: list[str]) -> dict[str, list[s
     for target, names in copied.items():
         logger.info("added the warm-start model's processor (%s) to %s", ", ".join(names), target)
     return copied
+
+
+def complete_run_outputs(args) -> dict[str, list[str]]:
+    """After an RL run (upstream's hierarchical args): the warm-start model's processor into every saved model.
+    Called by the launcher and by a patched `train_ppo_ray` (`patch_hooks.finish_run`)."""
+    return add_processor_files(args.actor.model_name_or_path, saved_models(args.ckpt.output_dir, args.ckpt.path))

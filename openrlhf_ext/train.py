@@ -451,9 +451,9 @@ def run(launch: Launch) -> None:
             import ray
 
             ray.shutdown()
-    from openrlhf_ext.saved_model import add_processor_files, saved_models
+    from openrlhf_ext.saved_model import complete_run_outputs
 
-    add_processor_files(a.actor.model_name_or_path, saved_models(a.ckpt.output_dir, a.ckpt.path))
+    complete_run_outputs(a)
 
 
 def main(argv: List[str] | None = None) -> int:
