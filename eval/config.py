@@ -27,7 +27,6 @@ from eval.benchmarks import BENCHMARKS
 from eval.benchmarks.common import LoadOptions
 from eval.choices import OPTION_ORDERS
 
-NO_TOOLS_GUIDELINES = "\n\nPlease think step by step, and put your final answer within \\boxed{}."  # official `notool`
 FORCED_CALL_TOKENS = 128  # a forced call is ~110 characters; a random model may spell it one character a token
 MANIFEST = "run_manifest.json"
 PREDICTIONS = "predictions.jsonl"
@@ -125,7 +124,7 @@ class RunConfig:
     def protocol(self) -> ProtocolProfile:
         """The profile the model sees; without tools, its guideline is the official text-only one."""
         profile = get_profile(self.profile)
-        return profile if self.tools else dataclasses.replace(profile, guidelines=NO_TOOLS_GUIDELINES)
+        return profile if self.tools else profile.without_tools()
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
