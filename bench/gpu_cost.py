@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python bench/gpu_cost.py [--config 7b|3b] [--optimizer adamw|none] [--peak-tflops X]
     PYTHONPATH=. python bench/gpu_cost.py --tiny     # the same code on the tiny test model, on CPU
+    PYTHONPATH=. python bench/gpu_cost.py --flops-only   # sample shapes and FLOPs per step, nothing runs
 
 The model is a randomly initialised Qwen2.5-VL with the published 7B (or 3B) shapes (`pixel_reasoner.testing.
 qwen_configs`; nothing is downloaded: speed and memory depend on shapes only), in bf16, with flash-attn when it
@@ -9,8 +10,8 @@ is installed (else SDPA) and gradient checkpointing on, on one GPU. Two training
 as the recipes' micro-batches):
 
 - `sft`: the `recrop_once` demo trajectory (an original + two crops, 2304x1728 sources) at the paper's SFT budgets:
-  ~8.3k tokens, collated by the SFT collator (`open_r1_ext.collator`), loss as TRL's SFTTrainer computes it
-  (the model's causal-LM loss); vision tower frozen (`freeze_vision_tower`, the SFT default).
+  ~8.3k tokens, collated by the SFT collator (`open_r1_ext.collator`), loss as TRL's SFTTrainer computes it on
+  CUDA (its fused LM head scores only the trained positions); vision tower frozen (the SFT recipe's default).
 - `rl`: the same episode at the paper's RL budgets, tokenized as OpenRLHF's multi-turn agent builds a rollout
   (prompt and observations through the processor, actions as generated token ids), and the trainer-side forward
   of OpenRLHF's `Actor.forward` (token types rebuilt from the sequence so Qwen2.5-VL uses M-RoPE positions,
@@ -25,14 +26,15 @@ bf16 vs fp32 difference of the trainer's log-probs on the `rl` sample (same weig
 in importance ratios a user should expect (on random weights; a trained checkpoint's differs).
 
 MFU = model FLOPs per step / step time / peak bf16 dense FLOP/s (`PEAK_BF16_TFLOPS` by device name, or
-`--peak-tflops`). Model FLOPs (gradient-checkpointing recomputation not counted, as in PaLM's definition):
-  forward = 2 * W_lm * T + 2 * L * T^2 * d_q                          (causal attention: half of T x T)
-          + 2 * W_vit * P + 2 * W_merger * P / 4 + 4 * d_vit * A_vit   (vision tower)
-  where W_* = weights of the Linear/Conv layers (lm_head included, embedding lookup not), T = sequence length,
-  L = decoder layers, d_q = heads * head_dim, P = image patches, A_vit = sum over vision blocks of the attention
-  pairs (each image's P_i^2 in full-attention blocks, the window sizes squared in windowed blocks);
+`--peak-tflops`). Model FLOPs (gradient-checkpointing recomputation not counted, as in PaLM's MFU):
+  forward = 2 * W_decoder * T + 2 * W_head * H + 2 * L * T^2 * d_q     (causal attention: half of T x T)
+          + 2 * W_vit * P + 2 * W_merger * P / 4 + 4 * d_vit * A_vit    (vision tower)
+  where W_* = weights of the Linear/Conv layers (the embedding lookup is none), T = sequence length, H = positions
+  the LM head scores (rl: all T; sft: the trained ones, as TRL's fused head on CUDA), L = decoder layers,
+  d_q = heads * head_dim, P = image patches, A_vit = sum over vision blocks of the attention pairs (each image's
+  P_i^2 in full-attention blocks, the window sizes squared in windowed blocks);
   a training step = 3 x forward for trained parts (the frozen SFT vision tower: 1 x), `rl_logprob` = 1 x.
-Prints a table; writes JSON (`--out`).
+Prints a table; writes JSON (`--out`). docs/performance.md explains every column.
 """
 from __future__ import annotations
 
@@ -87,6 +89,14 @@ class Sample:
         return self.inputs["input_ids"].shape[1]
 
     @property
+    def head_positions(self) -> int:
+        """Positions the LM head runs on: SFT scores only those whose next token is trained (TRL's fused head),
+        OpenRLHF's forward computes logits everywhere."""
+        if "labels" in self.inputs:
+            return int((self.inputs["labels"][:, 1:] != -100).sum())
+        return self.tokens
+
+    @property
     def grids(self) -> list[tuple[int, int, int]]:
         return [tuple(g) for g in self.inputs["image_grid_thw"].tolist()]
 
@@ -96,6 +106,7 @@ class Sample:
                "image_tokens": sum(t * h * w for t, h, w in self.grids) // 4}  # a token per 2x2 patches
         if "labels" in self.inputs:
             out["trained_tokens"] = int((self.inputs["labels"] != -100).sum())
+        out["head_positions"] = self.head_positions
         if self.action_mask is not None:
             out["action_tokens"] = int(self.action_mask.sum())
         return out
@@ -178,7 +189,13 @@ def trainer_log_probs(model, sample: Sample) -> torch.Tensor:
 
 
 def sft_loss(model, sample: Sample) -> torch.Tensor:
-    return model(**sample.inputs).loss
+    """The loss TRL 1.16's SFTTrainer takes on CUDA through its fused LM head (`trl.trainer.utils.add_fused_lm_head`):
+    the backbone over every position, the LM head only where the next token is trained, the mean NLL of those."""
+    backbone_inputs = {k: v for k, v in sample.inputs.items() if k != "labels"}
+    hidden = model.model(**backbone_inputs, use_cache=False).last_hidden_state[:, :-1]
+    labels = sample.inputs["labels"][:, 1:]
+    trained = labels != -100
+    return torch.nn.functional.cross_entropy(model.lm_head(hidden[trained]).float(), labels[trained])
 
 
 def rl_loss(model, sample: Sample) -> torch.Tensor:
@@ -198,7 +215,8 @@ PATHS = {"sft": (sft_loss, False), "rl": (rl_loss, True)}
 class FlopModel:
     """The model's shapes that its FLOPs depend on (see the module docstring for the formula)."""
 
-    lm_weights: int
+    decoder_weights: int
+    head_weights: int
     vit_weights: int
     merger_weights: int
     layers: int
@@ -216,7 +234,7 @@ class FlopModel:
 
         visual, text, vision = model.model.visual, model.config.text_config, model.config.vision_config
         merger = weights(visual.merger)
-        return cls(lm_weights=weights(model.model.language_model) + weights(model.lm_head),
+        return cls(decoder_weights=weights(model.model.language_model), head_weights=weights(model.lm_head),
                    vit_weights=weights(visual) - merger, merger_weights=merger, layers=text.num_hidden_layers,
                    q_dim=text.num_attention_heads * (text.hidden_size // text.num_attention_heads),
                    vit_dim=vision.hidden_size, vit_depth=vision.depth,
@@ -224,8 +242,9 @@ class FlopModel:
                    window=vision.window_size // vision.spatial_merge_size // vision.patch_size,
                    merge=vision.spatial_merge_size)
 
-    def language(self, tokens: int) -> float:
-        return 2.0 * self.lm_weights * tokens + 2.0 * self.layers * tokens ** 2 * self.q_dim
+    def language(self, tokens: int, head_positions: int) -> float:
+        return (2.0 * self.decoder_weights * tokens + 2.0 * self.head_weights * head_positions
+                + 2.0 * self.layers * tokens ** 2 * self.q_dim)
 
     def vision(self, grids: list[tuple[int, int, int]]) -> float:
         patches = sum(t * h * w for t, h, w in grids)
@@ -243,7 +262,8 @@ class FlopModel:
 
     def step(self, sample: Sample, train_vision: bool, backward: bool = True) -> float:
         factor = 3.0 if backward else 1.0
-        return factor * self.language(sample.tokens) + (factor if train_vision else 1.0) * self.vision(sample.grids)
+        return (factor * self.language(sample.tokens, sample.head_positions)
+                + (factor if train_vision else 1.0) * self.vision(sample.grids))
 
 
 class Device:
@@ -270,8 +290,9 @@ class Device:
     def describe(self) -> dict:
         if self.cuda:
             props = torch.cuda.get_device_properties(self.torch)
-            return {"name": torch.cuda.get_device_name(self.torch), "memory_gib": round(props.total_memory / 2 ** 30, 1),
-                    "cuda": torch.version.cuda, "peak_memory": "torch.cuda.max_memory_allocated per phase"}
+            return {"name": torch.cuda.get_device_name(self.torch), "cuda": torch.version.cuda,
+                    "memory_gib": round(props.total_memory / 2 ** 30, 1),
+                    "peak_memory": "torch.cuda.max_memory_allocated per phase"}
         if self.torch.type == "meta":
             return {"name": "meta device (shapes only: nothing runs)"}
         return {"name": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
@@ -356,11 +377,15 @@ def _steps(model, sample: Sample, loss_fn, flops: float, device: Device, a, opti
     return result
 
 
+def significant(x: float, digits: int = 4) -> float:
+    return float(f"{x:.{digits}g}")
+
+
 def rate(tokens: int, seconds: float, flops: float, peak: float | None) -> dict:
     achieved = flops / seconds / 1e12
     return {"seconds": round(seconds, 4), "tokens_per_s": round(tokens / seconds, 1),
-            "samples_per_hour": round(3600 / seconds), "model_tflop": round(flops / 1e12, 3),
-            "tflops": round(achieved, 3), "mfu": None if peak is None else round(achieved / peak, 4)}
+            "samples_per_hour": round(3600 / seconds), "model_tflop": significant(flops / 1e12),
+            "tflops": significant(achieved), "mfu": None if peak is None else significant(achieved / peak, 3)}
 
 
 @torch.no_grad()
@@ -482,11 +507,13 @@ def samples_for(a, tokenizer) -> dict[str, Sample]:
 def flop_counts(model, samples: dict[str, Sample], paths: list[str]) -> dict:
     """Model FLOPs of each phase (what `measure` divides by the step time), without running anything."""
     flops = FlopModel.of(model)
-    phases = {path: {"forward_backward": {"model_tflop": round(flops.step(samples[path], PATHS[path][1]) / 1e12, 3)}}
-              for path in paths}
+    phases = {}
+    for path in paths:
+        tflop = flops.step(samples[path], train_vision=PATHS[path][1]) / 1e12
+        phases[path] = {"forward_backward": {"model_tflop": significant(tflop)}}
     if "rl" in paths:
         forward = flops.step(samples["rl"], train_vision=True, backward=False)
-        phases["rl_logprob"] = {"forward": {"model_tflop": round(forward / 1e12, 3)}}
+        phases["rl_logprob"] = {"forward": {"model_tflop": significant(forward / 1e12)}}
     return {"phases": phases}
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bench import gpu_cost
-from open_r1_ext.demo_data import CHOICES, SCENARIOS, DemoMedia
+from open_r1_ext.demo_data import CHOICES, SCENARIOS, DemoMedia, demo_script_arguments
 from pixel_reasoner.testing.tiny_qwen import build_processor, build_tokenizer
 
 PEAK = 0.5  # TFLOP/s passed as --peak-tflops, so the MFU column is computed on CPU too
@@ -30,6 +30,14 @@ def rl_sample(tokenizer):
     media = DemoMedia()
     with tempfile.TemporaryDirectory() as work:
         return gpu_cost.rl_sample(gpu_cost.configure_processor(build_processor(tokenizer), media.budgets), media, work)
+
+
+@pytest.fixture(scope="module")
+def sft_sample(tokenizer):
+    media, args = DemoMedia(), demo_script_arguments()
+    with tempfile.TemporaryDirectory() as work:
+        return gpu_cost.sft_sample(gpu_cost.configure_processor(build_processor(tokenizer), args.budgets()), args,
+                                   media, work)
 
 
 def test_tiny_run_prints_and_writes_every_measurement(repo_root, tmp_path):
@@ -50,7 +58,8 @@ def test_tiny_run_prints_and_writes_every_measurement(repo_root, tmp_path):
     for path, trainable in (("sft", total - vision), ("rl", total)):
         step = result["phases"][path]["forward_backward"]
         assert step["tokens_per_s"] == pytest.approx(result["samples"][path]["tokens"] / step["seconds"], rel=1e-3)
-        assert step["mfu"] == pytest.approx(step["tflops"] / PEAK, abs=1e-3) and step["peak_memory_gib"] > 0
+        assert step["tflops"] == pytest.approx(step["model_tflop"] / step["seconds"], rel=1e-3)
+        assert step["mfu"] == pytest.approx(step["tflops"] / PEAK, rel=1e-2) and step["peak_memory_gib"] > 0
         assert result["phases"][path]["optimizer"]["trainable_parameters"] == trainable  # frozen vision in SFT only
         assert result["phases"][path]["optimizer"]["seconds"] > 0
     # the log-prob forward does a third of a trained step's work
@@ -75,25 +84,49 @@ def test_paper_size_samples_fill_the_budgets(tmp_path):
     assert 1900 < tokens["rl"][0] <= 2000 and all(900 < t <= 1000 for t in tokens["rl"][1:])
 
 
-def test_flop_model_counts_what_torch_counts(tokenizer, rl_sample):
-    """Eager attention computes the full T x T scores (the masked half too) as matmuls torch's counter sees; the
-    formula counts the causal half, so the two differ by exactly that half. Backward with the vision tower
-    frozen is exactly twice the language model's forward."""
-    from torch.utils.flop_counter import FlopCounterMode
+@pytest.fixture(scope="module")
+def eager_model(tokenizer):
+    """The tiny model in fp32 with eager attention: every FLOP is a matmul torch's counter sees."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration._from_config(gpu_cost.tiny_config(tokenizer), dtype=torch.float32,
-                                                             attn_implementation="eager")
-    flops = gpu_cost.FlopModel.of(model)
-    masked_half = 2 * flops.layers * rl_sample.tokens ** 2 * flops.q_dim
+    return Qwen2_5_VLForConditionalGeneration._from_config(gpu_cost.tiny_config(tokenizer), dtype=torch.float32,
+                                                           attn_implementation="eager")
+
+
+def test_flop_model_counts_what_torch_counts(eager_model, rl_sample, sft_sample):
+    """Eager attention computes the full T x T scores (the masked half too); the formula counts the causal half, so
+    the two differ by exactly that half. The rl forward scores every position, the sft loss only trained ones;
+    backward with the vision tower frozen is exactly twice the language model's forward."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops = gpu_cost.FlopModel.of(eager_model)
+
+    def masked_half(sample) -> int:
+        return 2 * flops.layers * sample.tokens ** 2 * flops.q_dim
+
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        gpu_cost.trainer_log_probs(model, rl_sample)
-    assert counter.get_total_flops() == flops.step(rl_sample, train_vision=True, backward=False) + masked_half
-    gpu_cost.freeze_vision_tower(model)
+        gpu_cost.trainer_log_probs(eager_model, rl_sample)
+    assert counter.get_total_flops() == flops.step(rl_sample, train_vision=True, backward=False) + masked_half(
+        rl_sample)
+    eager_model.requires_grad_(True)
+    gpu_cost.freeze_vision_tower(eager_model)
     with FlopCounterMode(display=False) as counter:
-        gpu_cost.rl_loss(model, rl_sample).backward()
-    assert counter.get_total_flops() == flops.step(rl_sample, train_vision=False) + 3 * masked_half
+        gpu_cost.sft_loss(eager_model, sft_sample).backward()
+    eager_model.zero_grad(set_to_none=True)
+    assert sft_sample.head_positions < sft_sample.tokens
+    assert counter.get_total_flops() == flops.step(sft_sample, train_vision=False) + 3 * masked_half(sft_sample)
+
+
+def test_sft_loss_is_the_trl_fused_head_loss(eager_model, sft_sample):
+    """TRL 1.16's SFTTrainer loss (its fused LM head) and the model's own causal-LM loss, on the same batch."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    with torch.no_grad():
+        ours = gpu_cost.sft_loss(eager_model, sft_sample)
+        assert torch.allclose(ours, eager_model(**sft_sample.inputs).loss, rtol=1e-5)
+        add_fused_lm_head(eager_model)
+        assert torch.allclose(ours, eager_model(**sft_sample.inputs, fused_lm_head=True).loss, rtol=1e-5)
 
 
 def test_rl_sample_and_forward_are_what_the_agent_and_openrlhf_train_on(rl_sample, repo_root, tmp_path):
