@@ -1,5 +1,6 @@
-"""bench/gpu_cost.py: the `--tiny` run end to end on CPU, its FLOP formula against torch's FLOP counter, and its
-RL sample and trainer forward against the real agent and OpenRLHF's own `Actor.forward`."""
+"""bench/gpu_cost.py: the `--tiny` run end to end on CPU (importing none of TRL, DeepSpeed, vLLM, flash-attn,
+OpenRLHF), its FLOP formula against torch's FLOP counter, its SFT loss against TRL's, and its RL sample and
+trainer forward against the real agent and OpenRLHF's own `Actor.forward`."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +19,7 @@ from open_r1_ext.demo_data import CHOICES, SCENARIOS, DemoMedia, demo_script_arg
 from pixel_reasoner.testing.tiny_qwen import build_processor, build_tokenizer
 
 PEAK = 0.5  # TFLOP/s passed as --peak-tflops, so the MFU column is computed on CPU too
+NOT_ON_THE_GPU_MACHINE = {"trl", "deepspeed", "vllm", "flash_attn", "openrlhf", "ray"}  # the script must not need them
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +45,13 @@ def sft_sample(tokenizer):
 def test_tiny_run_prints_and_writes_every_measurement(repo_root, tmp_path):
     out = tmp_path / "gpu_cost.json"
     env = dict(os.environ, PYTHONPATH=str(repo_root), TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run([sys.executable, "bench/gpu_cost.py", "--tiny", "--steps", "1", "--warmup", "0",
-                           "--peak-tflops", str(PEAK), "--out", str(out)], cwd=repo_root, env=env,
+    proc = subprocess.run([sys.executable, "-X", "importtime", "bench/gpu_cost.py", "--tiny", "--steps", "1",
+                           "--warmup", "0", "--peak-tflops", str(PEAK), "--out", str(out)], cwd=repo_root, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "torch" in imported and not imported & NOT_ON_THE_GPU_MACHINE
     for row in ("sft fwd+bwd", "sft AdamW step", "rl fwd+bwd", "rl AdamW step", "rl_logprob forward",
                 "bf16 vs fp32 trainer log-probs"):
         assert row in proc.stdout
