@@ -405,19 +405,30 @@ def logprob_noise(model, sample: Sample, attn: str, device: Device) -> dict:
     such as the rotary frequencies stay as built). fp32 runs with SDPA: flash-attn has no fp32 kernels."""
     model.eval()
     low = trainer_log_probs(model, sample)
-    for p in model.parameters():
-        p.data = p.data.float()
-    if attn != "sdpa":
-        model.set_attn_implementation("sdpa")
-    high = trainer_log_probs(model, sample)
-    for p in model.parameters():
-        p.data = p.data.to(torch.bfloat16)
-    if attn != "sdpa":
-        model.set_attn_implementation(attn)
-    diff = (low - high).abs()[sample.action_mask.bool()].double()
-    device.free()
+    try:
+        cast_parameters(model, torch.float32)
+        if attn != "sdpa":
+            model.set_attn_implementation("sdpa")
+        high = trainer_log_probs(model, sample)
+    except RuntimeError as e:
+        if not out_of_memory(e):
+            raise
+        return {"error": f"out of memory in the fp32 forward: {str(e).splitlines()[0]}"}
+    finally:
+        cast_parameters(model, torch.bfloat16)
+        if attn != "sdpa":
+            model.set_attn_implementation(attn)
+        device.free()
+    trained = sample.action_mask.bool()
+    diff = (low - high).abs()[trained].double()
     return {"action_tokens": diff.numel(), "max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
-            "p99_abs": float(diff.quantile(0.99)), "mean_fp32_logprob": float(high[sample.action_mask.bool()].mean())}
+            "p99_abs": float(diff.quantile(0.99)), "mean_fp32_logprob": float(high[trained].mean())}
+
+
+def cast_parameters(model, dtype: torch.dtype) -> None:
+    """Parameters only (`model.to` would also cast the fp32 rotary buffers, changing the bf16 model)."""
+    for p in model.parameters():
+        p.data = p.data.to(dtype)
 
 
 def build_model(config, device: Device, attn: str):
@@ -459,8 +470,9 @@ def table(results: dict) -> str:
         if "forward" in phases:
             row(f"{path} forward", phases["forward"], tokens)
     noise = results["logprob_noise"]
-    lines.append(f"bf16 vs fp32 trainer log-probs ({noise['action_tokens']} action tokens of the rl sample): "
-                 f"max |d| {noise['max_abs']:.2e}, mean |d| {noise['mean_abs']:.2e}, p99 {noise['p99_abs']:.2e}")
+    lines.append("bf16 vs fp32 trainer log-probs: " + (noise["error"] if "error" in noise else (
+        f"max |d| {noise['max_abs']:.2e}, mean |d| {noise['mean_abs']:.2e}, p99 {noise['p99_abs']:.2e} over the "
+        f"{noise['action_tokens']} action tokens of the rl sample")))
     return "\n".join(lines)
 
 

@@ -174,3 +174,20 @@ def test_rl_sample_and_forward_are_what_the_agent_and_openrlhf_train_on(rl_sampl
     expected = training_log_probs(actor, experience)
     with torch.no_grad():
         assert torch.equal(gpu_cost.trainer_log_probs(actor.model, rl_sample), expected)
+
+
+def test_out_of_memory_with_adamw_is_reported_and_forward_backward_measured_without(eager_model, rl_sample):
+    calls = []
+
+    def loss_running_out_of_memory_once(model, sample):
+        calls.append(model)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return gpu_cost.rl_loss(model, sample)
+
+    a = SimpleNamespace(optimizer="adamw", warmup=0, steps=1, peak=None)
+    result = gpu_cost.training_phases(eager_model, rl_sample, loss_running_out_of_memory_once, 1e9,
+                                      gpu_cost.Device("cpu"), a)
+    assert result["optimizer"] == {"error": "out of memory: CUDA out of memory. Tried to allocate 2.00 GiB"}
+    assert len(calls) == 2 and result["forward_backward"]["seconds"] > 0
+    assert all(p.grad is None for p in eager_model.parameters())
