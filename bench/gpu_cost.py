@@ -54,7 +54,7 @@ from typing import Callable
 import torch
 from packaging.version import Version
 
-from open_r1_ext.collator import TrajectoryCollator
+from open_r1_ext.collator import AllZeroAssistantMaskError, TrajectoryCollator
 from open_r1_ext.config import SFTScriptArguments
 from open_r1_ext.dataset import prepare_samples
 from open_r1_ext.demo_data import CHOICES, SCENARIOS, DemoMedia, demo_script_arguments, write_demo_data
@@ -469,6 +469,8 @@ def table(results: dict) -> str:
             row(f"{path} AdamW step", phases["optimizer"], "")
         if "forward" in phases:
             row(f"{path} forward", phases["forward"], tokens)
+    for path, reason in results["skipped"].items():
+        lines.append(f"{path}: skipped: {reason}")
     noise = results["logprob_noise"]
     lines.append("bf16 vs fp32 trainer log-probs: " + (noise["error"] if "error" in noise else (
         f"max |d| {noise['max_abs']:.2e}, mean |d| {noise['mean_abs']:.2e}, p99 {noise['p99_abs']:.2e} over the "
@@ -502,18 +504,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return a
 
 
-def samples_for(a, tokenizer) -> dict[str, Sample]:
-    """The sft and rl samples at the paper's budgets (with --tiny: the demo budgets the tiny recipes use)."""
+def samples_for(a, tokenizer) -> tuple[dict[str, Sample], dict[str, str]]:
+    """The rl and (if asked for) sft samples at the paper's budgets (with --tiny: the demo budgets the tiny recipes
+    use), and the paths that cannot run here with the reason: transformers < 5.18 returns an all-zero assistant mask
+    for the paper-size SFT sample, which the SFT collator refuses exactly as SFT training would."""
     if a.tiny:
         sft_args, sft_media, rl_media = demo_script_arguments(), DemoMedia(), DemoMedia()
     else:
         sft_args = SFTScriptArguments(pixel_budgets="paper_sft")
         sft_media = DemoMedia(budgets=sft_args.budgets(), scale=PAPER_SCALE)
         rl_media = DemoMedia(budgets=RolloutConfig().budgets, scale=PAPER_SCALE)
+    samples, skipped = {}, {}
     with tempfile.TemporaryDirectory() as work:
-        return {"sft": sft_sample(configure_processor(build_processor(tokenizer), sft_args.budgets()),
-                                  sft_args, sft_media, work),
-                "rl": rl_sample(configure_processor(build_processor(tokenizer), rl_media.budgets), rl_media, work)}
+        samples["rl"] = rl_sample(configure_processor(build_processor(tokenizer), rl_media.budgets), rl_media, work)
+        if "sft" in a.paths:
+            try:
+                samples["sft"] = sft_sample(configure_processor(build_processor(tokenizer), sft_args.budgets()),
+                                            sft_args, sft_media, work)
+            except AllZeroAssistantMaskError:
+                skipped["sft"] = ("the SFT collator refuses the sample: this transformers gives it an all-zero "
+                                  "assistant mask; install transformers>=5.18 (SFT training needs it too)")
+    return samples, skipped
 
 
 def flop_counts(model, samples: dict[str, Sample], paths: list[str]) -> dict:
@@ -558,10 +569,13 @@ def main(argv: list[str] | None = None) -> dict:
     a.peak, peak_source = peak_tflops(device, a.peak_override)
     attn = resolve_attn_implementation("flash_attention_2") if device.cuda else "sdpa"
     tokenizer = build_tokenizer()
-    samples = samples_for(a, tokenizer)
+    samples, skipped = samples_for(a, tokenizer)
+    a.paths = [path for path in a.paths if path not in skipped]
+    for path, reason in skipped.items():
+        print(f"{path}: skipped: {reason}", file=sys.stderr)
     if Version(transformers.__version__) < Version("5.18"):
         print(f"note: transformers {transformers.__version__} < 5.18 places the SFT assistant mask wrongly when "
-              "images are present (labels only: the loss still runs over every position, so the cost is the same)",
+              "images are present: the sft loss scores other (and fewer) positions than training with 5.19 would",
               file=sys.stderr)
     model = build_model(tiny_config(tokenizer) if a.tiny else published_config(tokenizer, a.config), device, attn)
     results: dict = {
@@ -572,7 +586,7 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_tflops": a.peak, "peak_source": peak_source,
         "parameters": {"total": sum(p.numel() for p in model.parameters()),
                        "vision": sum(p.numel() for p in model.model.visual.parameters())},
-        "samples": {name: s.describe() for name, s in samples.items()}}
+        "samples": {name: s.describe() for name, s in samples.items()}, "skipped": skipped}
     print(f"{results['model']} on {results['device']['name']}, attention {attn}, torch {torch.__version__}, "
           f"transformers {transformers.__version__}; samples: "
           + "; ".join(f"{k} {v['tokens']} tokens, {v['images']} images" for k, v in results["samples"].items()),

@@ -63,7 +63,7 @@ def test_tiny_run_prints_and_writes_every_measurement(repo_root, tmp_path):
     for path, trainable in (("sft", total - vision), ("rl", total)):
         step = result["phases"][path]["forward_backward"]
         assert step["tokens_per_s"] == pytest.approx(result["samples"][path]["tokens"] / step["seconds"], rel=1e-3)
-        assert step["tflops"] == pytest.approx(step["model_tflop"] / step["seconds"], rel=1e-3)
+        assert step["tflops"] == pytest.approx(step["model_tflop"] / step["seconds"], rel=2e-3)
         assert step["mfu"] == pytest.approx(step["tflops"] / PEAK, rel=1e-2) and step["peak_memory_gib"] > 0
         assert result["phases"][path]["optimizer"]["trainable_parameters"] == trainable  # frozen vision in SFT only
         assert result["phases"][path]["optimizer"]["seconds"] > 0
@@ -191,3 +191,17 @@ def test_out_of_memory_with_adamw_is_reported_and_forward_backward_measured_with
     assert result["optimizer"] == {"error": "out of memory: CUDA out of memory. Tried to allocate 2.00 GiB"}
     assert len(calls) == 2 and result["forward_backward"]["seconds"] > 0
     assert all(p.grad is None for p in eager_model.parameters())
+
+
+def test_a_refused_sft_sample_skips_the_sft_path_with_the_reason(monkeypatch, tmp_path):
+    """transformers < 5.18 (the GPU machine's 5.17) gives the paper-size SFT sample an all-zero assistant mask; the
+    collator refuses it, and the script goes on with the rl path instead of failing."""
+    from open_r1_ext.collator import AllZeroAssistantMaskError
+
+    def refused(*args, **kwargs):
+        raise AllZeroAssistantMaskError("the processor's assistant mask is all zero")
+
+    monkeypatch.setattr(gpu_cost, "sft_sample", refused)
+    result = gpu_cost.main(["--tiny", "--flops-only", "--out", str(tmp_path / "flops.json")])
+    assert "install transformers>=5.18" in result["skipped"]["sft"]
+    assert set(result["phases"]) == {"rl", "rl_logprob"} and set(result["samples"]) == {"rl"}
