@@ -155,9 +155,9 @@ def _bias_section(runs: "OrderedDict[tuple[str, Protocol], dict[str, dict]]") ->
             if b in original and b in shuffled and original[b].get("score") is not None \
                     and shuffled[b].get("score") is not None:
                 diff = original[b]["score"] - shuffled[b]["score"]
+                seed = f" (seed {protocol.seed})" if protocol.seed is not None else ""
                 rows.append(f"| {config} | {protocol.scoring} | {SHORT_NAMES[b]} | {_cell(original[b]['score'])} | "
-                            f"{_cell(shuffled[b]['score'])}{f' (seed {protocol.seed})' if protocol.seed is not None else ''}"
-                            f" | {diff:+.1f} |")
+                            f"{_cell(shuffled[b]['score'])}{seed} | {diff:+.1f} |")
     if not rows:
         return []
     return ["", "## Option-order bias (data's order − shuffled, points)", "",

@@ -43,6 +43,7 @@ from typing import Mapping, Sequence
 from pixel_reasoner.protocol.chatml import IM_END, IM_START, render_content, render_messages
 
 MATH_VERIFY_VERSION = "0.7.0"
+KIND = "paper"  # the scoring kind that selects this rule (RL labels and `reward_kind`)
 ASSISTANT_HEADER = IM_START + "assistant\n"
 _BOXED = "\\boxed"
 _FIRST_ANSWER_TAG = re.compile("<answer>(.*?)</answer>")  # the official pattern: first match, one line (EM:882)

@@ -82,15 +82,16 @@ def test_anls_against_the_independent_anls_package():
         if ours == pytest.approx(theirs, abs=1e-12):
             continue
         differences += 1
-        raw_lengths_differ = any(max(len(a.upper()), len(pred.upper())) != max(len(_normalised(a)), len(_normalised(pred)))
-                                 for a in answers)
+        raw_lengths_differ = any(max(len(a.upper()), len(pred.upper()))
+                                 != max(len(_normalised(a)), len(_normalised(pred))) for a in answers)
         boundary = ours == 0.5 and theirs == 0.0
         assert raw_lengths_differ or boundary, (pred, answers, ours, theirs)
     assert differences >= 2  # both differences are exercised by the fixture
     assert anls("ab", ["abcd"]) == 0.5 and anls_score("ab", ["abcd"]) == 0.0
 
 
-@pytest.mark.parametrize("case", OFFICIAL["mvbench_get_index"], ids=lambda c: f"{c['bound']}@{c['fps']}/{c['max_frame']}")
+@pytest.mark.parametrize("case", OFFICIAL["mvbench_get_index"],
+                         ids=lambda c: f"{c['bound']}@{c['fps']}/{c['max_frame']}")
 def test_segment_centres_equal_mvbench_get_index(case):
     bound = tuple(case["bound"]) if case["bound"] else None
     assert segment_centre_indices(case["fps"], case["max_frame"], case["num_segments"], bound,
@@ -128,8 +129,8 @@ def test_lenient_disagrees_with_paper_on_the_plausible_outputs():
 
 
 def test_infovqa_local_score_and_submission_are_one_function_of_one_string():
-    row = {"id": "65001", "benchmark": "infovqa", "sample_idx": 0, "answer": ["new york"], "meta": {"questionId": 65001},
-           "response": "The city is New York.\n\n\\boxed{\\text{New York}}"}
+    row = {"id": "65001", "benchmark": "infovqa", "sample_idx": 0, "answer": ["new york"],
+           "meta": {"questionId": 65001}, "response": "The city is New York.\n\n\\boxed{\\text{New York}}"}
     for protocol, expected_answer in (("paper", "\\text{New York}"), ("lenient", "New York")):
         submitted = submission([row], protocol)[0]["answer"]
         assert submitted == expected_answer
