@@ -4,8 +4,8 @@ evaluation, quirks included, so a number is comparable to Table 1; `lenient` acc
 paper (docs/eval.md "Protocols" has every rule with its source):
 - V*, TallyQA, MVBench: `pixel_reasoner.paper_scoring.paper_correct` on the whole trajectory (every assistant turn
   and the observations between them), against the row's gold (the option letter as shown, the count).
-- InfoVQA: lmms-eval's ANLS (`pixel_reasoner.scoring.anls`) of the last complete `\\boxed{}` in the assistant
-  turns, as written (no clean-up); the same string goes to `submission.json`.
+- InfoVQA: lmms-eval's ANLS (`pixel_reasoner.scoring.anls`) of the last complete `\\boxed{}` of the official
+  eval output text (`eval_output_text`), as written (no clean-up); the same string goes to `submission.json`.
 
 lenient (the harness's original rules, kept for new models whose formatting differs):
 - the answer is extracted from the final turn only (last `\\boxed{}`, else `<answer>`, else an `Answer:` line);
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pixel_reasoner.errors import DataError
 from pixel_reasoner.parsing import extract_answer, extract_boxed
-from pixel_reasoner.paper_scoring import assistant_text, paper_correct, solution_text
+from pixel_reasoner.paper_scoring import eval_output_text, paper_correct, solution_text
 from pixel_reasoner.scoring import anls, clean_answer, score
 
 from eval.question import SCORING
@@ -47,7 +47,7 @@ def answer_text(row: dict, protocol: str) -> str | None:
     elsewhere: for display and the `answer_extracted` rate). None when the response states none."""
     if check_protocol(protocol) == "paper":
         if row["benchmark"] == "infovqa":
-            return extract_boxed(assistant_text(_messages(row)))
+            return extract_boxed(eval_output_text(_messages(row)))
         return extract_boxed(trajectory_text(row))
     extracted = extract_answer(row.get("response") or "")
     if row["benchmark"] == "infovqa" and extracted is not None:

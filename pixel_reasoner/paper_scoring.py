@@ -40,7 +40,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import Mapping, Sequence
 
-from pixel_reasoner.protocol.chatml import IM_END, IM_START, render_content, render_messages
+from pixel_reasoner.protocol.chatml import IM_END, IM_START, render_content, render_message, render_messages
 
 MATH_VERIFY_VERSION = "0.7.0"
 KIND = "paper"  # the scoring kind that selects this rule (RL labels and `reward_kind`)
@@ -174,7 +174,24 @@ def solution_text(messages: Sequence[Mapping], ended_with_end_of_turn: bool) -> 
     return "".join(rendered.split(ASSISTANT_HEADER)[1:])
 
 
-def assistant_text(messages: Sequence[Mapping]) -> str:
-    """The assistant turns joined without separators: the official eval dump's `solutions` field (EM:2611-2616),
-    from which the paper's InfoVQA ANLS was computed (Pixel-Reasoner GitHub issue #6)."""
-    return "".join(render_content(m.get("content")) for m in messages if m.get("role") == "assistant")
+def eval_output_text(messages: Sequence[Mapping]) -> str:
+    """The official eval output's `solutions` field (EM:2583-2616, written at EM:1880): the first assistant turn,
+    then for each later one its observation(s) as `<|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n` and
+    its text; no `<|im_end|>` after the turns, image pads removed. The paper's InfoVQA ANLS was computed from this
+    file (Pixel-Reasoner GitHub issue #6)."""
+    first = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), len(messages))
+    pieces, pending = [], []
+    for m in messages[first:]:
+        if m.get("role") != "assistant":
+            pending.append(m)
+            continue
+        if pieces or pending:
+            previous = "assistant"
+            for i, o in enumerate(pending):
+                following = pending[i + 1]["role"] if i + 1 < len(pending) else "assistant"
+                pieces.append(render_message(dict(o), previous, following))
+                previous = o["role"]
+            pieces.append(ASSISTANT_HEADER)
+        pieces.append(render_content(m.get("content")))
+        pending = []
+    return "".join(pieces).replace("<|image_pad|>", "").replace("<|video_pad|>", "")

@@ -13,9 +13,10 @@ debug lines; they are silenced.
 Frozen:
 - `rule_reward`: `batch_rule_reward` called as the official eval calls it (EM:1588: `(solutions, gts, eos,
   format_type, executor=None, requires_box=True)`) on edge cases, its correctness value per case;
-- `plausible_7b`: the same for every row of bench/data/plausible_7b_predictions.jsonl (InfoVQA rows: lmms-eval's
-  `anls` of the last complete box of the assistant turns), with the solution text the official code builds
-  (our ChatML rendering, pad tokens removed, then the official `extract_qwen_query_and_response`);
+- `plausible_7b`: the same for every row of bench/data/plausible_7b_predictions.jsonl, with the solution text the
+  official code builds (our ChatML rendering, pad tokens removed, then the official
+  `extract_qwen_query_and_response`); InfoVQA rows: lmms-eval's `anls` of the last complete box of the eval
+  output text as the official dump writes it (`eval_output_text`; the author's extraction step is not public);
 - `anls`: lmms-eval's `anls` on edge cases;
 - `mvbench_get_index`: `MVBench_dataset.get_index` (mvbench.ipynb) on bounds, frame rates and frame counts;
 - `vstar`: where V*'s evaluation takes the first option as the correct one.
@@ -40,7 +41,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from pixel_reasoner.paper_scoring import MATH_VERIFY_VERSION, assistant_text  # noqa: E402
+from pixel_reasoner.paper_scoring import MATH_VERIFY_VERSION, eval_output_text  # noqa: E402
 from pixel_reasoner.parsing import extract_boxed  # noqa: E402
 from pixel_reasoner.protocol.chatml import IM_END, render_messages  # noqa: E402
 
@@ -230,7 +231,7 @@ def main() -> None:
     plausible = []
     for row in rows:
         if row["benchmark"] == "infovqa":
-            prediction = extract_boxed(assistant_text(row["messages"])) or ""
+            prediction = extract_boxed(eval_output_text(row["messages"])) or ""
             plausible.append({"id": row["id"], "prediction": prediction,
                               "score": lmms["anls"](row["answer"], [prediction])["anls"]})
         else:
