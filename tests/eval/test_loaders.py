@@ -159,3 +159,13 @@ def test_bad_json_names_file_and_line(tmp_path):
     (root / "test.json").write_text(json.dumps([{"image": "a.jpg", "question": "?", "answer": 1}]))
     with pytest.raises(DataError, match="test.json item 0: missing field `issimple`"):
         load_questions("tallyqa", str(root))
+
+
+def test_mvbench_gold_is_the_candidate_text_even_when_that_text_is_a_letter(tmp_path):
+    root = make_mvbench(str(tmp_path / "mv"), n_per_task=1)
+    path = os.path.join(root, "json", "action_sequence.json")
+    items = json.load(open(path))
+    items[0].update(candidates=["B", "A", "C"], answer="A")
+    json.dump(items, open(path, "w"))
+    q = order_choices(load_questions("mvbench", root, LoadOptions(subset="action_sequence"))[0], None)
+    assert q.answer == "B" and q.choices == ["B", "A", "C"]  # option B's text is "A"
