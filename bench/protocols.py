@@ -9,8 +9,9 @@ responses), with their gold answers, on all four benchmarks. A RESULTS_DIR is an
 `*/predictions.jsonl` below it is read, e.g. the quickstart's `quickstart_out/eval/results`).
 
 For each file and benchmark: questions, the score under each protocol (percent; ANLS x 100 for InfoVQA), the
-difference, and how many responses the two protocols score differently, with one example of each kind of
-disagreement. Measured, not estimated: every number comes from scoring the rows in this run.
+difference, and how many responses the two protocols score differently (`--json` lists each of them). Then the
+cost of the paper rule per response (math-verify), called from the main thread (the eval) and from worker threads
+(the RL agent, whose calls go to a child process). Measured, not estimated: every number comes from this run.
 """
 from __future__ import annotations
 
@@ -18,13 +19,18 @@ import argparse
 import glob
 import json
 import os
+import statistics
 import sys
+import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from eval.protocols import score_row  # noqa: E402
+from pixel_reasoner.paper_scoring import official_reward  # noqa: E402
+
+from eval.protocols import score_row, trajectory_text  # noqa: E402
 from eval.records import read_predictions  # noqa: E402
 from eval.scoring import compute_metrics  # noqa: E402
 
@@ -62,6 +68,29 @@ def compare(rows: list[dict]) -> dict:
             "paper_higher": sum(d["paper"] > d["lenient"] for d in disagreements), "examples": disagreements}
 
 
+def paper_rule_cost(rows: list[dict], repeats: int = 3) -> str:
+    """Median wall time per response of the paper rule, main thread vs worker threads (2 threads)."""
+    cases = [(trajectory_text(r), r["answer"]) for r in rows if r["benchmark"] != "infovqa" and r["answer"] is not None]
+    if not cases:
+        return "paper rule cost: no accuracy-benchmark rows"
+    official_reward(*cases[0])  # imports and the worker start are not part of the per-response cost
+
+    def timed(run) -> float:
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            runs.append((time.perf_counter() - start) / len(cases))
+        return 1000 * statistics.median(runs)
+
+    main_ms = timed(lambda: [official_reward(s, a) for s, a in cases])
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda c: official_reward(*c), cases[:2]))
+        thread_ms = timed(lambda: list(pool.map(lambda c: official_reward(*c), cases)))
+    return (f"paper rule cost ({len(cases)} responses, median of {repeats}): {main_ms:.1f} ms per response in the main "
+            f"thread, {thread_ms:.1f} ms from worker threads")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="*", default=[DEFAULT], help="predictions files or eval output directories")
@@ -83,6 +112,7 @@ def main() -> None:
                                     ((c["paper"], ".1f"), (c["lenient"], ".1f"), (c["difference"], "+.1f")))
             print(f"| {path} | {b} | {c['questions']} | {paper} | {lenient} | {diff} | "
                   f"{c['disagreements']} ({c['lenient_higher']} / {c['paper_higher']}) |")
+    print(paper_rule_cost([r for path in prediction_files(args.inputs) for r in read_predictions(path)]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1, ensure_ascii=False)

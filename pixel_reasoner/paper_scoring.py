@@ -29,15 +29,18 @@ math-verify is pinned to 0.7.0, the release the paper's evaluation ran on (relea
 results date from May 2025, 0.8.0 came out in July 2025); later releases accept more (`15\\%` vs `15`).
 math-verify is imported only when the rule runs, so the core stays pillow + numpy: it is in the `eval` and `rl`
 extras. Its timeouts use SIGALRM, which only the main thread may set (in another thread every parse fails and
-the official function returns -1): calls from other threads (the RL agent's worker pool) run in a one-process
-pool whose worker calls it from its main thread, so the result never depends on the calling thread.
+the official function returns -1): calls from other threads (the RL agent's worker pool) go to a child process
+that runs the rule in its main thread, so the result never depends on the calling thread.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
+import subprocess
+import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
 from typing import Mapping, Sequence
 
 from pixel_reasoner.protocol.chatml import IM_END, IM_START, render_content, render_message, render_messages
@@ -132,19 +135,32 @@ def _official_reward(solution: str, answer: "str | int | float | Sequence[str]")
     return result
 
 
-_POOL: ProcessPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
+class _MainThreadWorker:
+    """A child Python process that runs the rule in its own main thread, one request at a time (JSON lines on its
+    stdin and stdout), for callers outside the main thread. A plain subprocess rather than multiprocessing: that
+    would re-run the caller's main module in the child (a Ray or vLLM worker, or a script read from stdin)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+
+    def __call__(self, solution: str, answer: "str | int | float | Sequence[str]") -> float:
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+                self._process = subprocess.Popen([sys.executable, "-m", "pixel_reasoner.paper_scoring"], env=env,
+                                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert self._process.stdin is not None and self._process.stdout is not None
+            self._process.stdin.write(json.dumps([solution, answer]) + "\n")
+            self._process.stdin.flush()
+            reply = self._process.stdout.readline()
+        if not reply:
+            raise RuntimeError("the paper-scoring worker process exited; its error is on stderr above")
+        return float(json.loads(reply))
 
 
-def _main_thread_pool() -> ProcessPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            import multiprocessing
-
-            # spawn, not fork: the caller is multi-threaded (vLLM, Ray); its worker imports only this module
-            _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        return _POOL
+_WORKER = _MainThreadWorker()
 
 
 def official_reward(solution: str, answer: "str | int | float | Sequence[str]") -> float:
@@ -153,7 +169,7 @@ def official_reward(solution: str, answer: "str | int | float | Sequence[str]") 
     require_math_verify()  # a missing dependency is reported here, in the caller's thread
     if threading.current_thread() is threading.main_thread():
         return _official_reward(solution, answer)
-    return _main_thread_pool().submit(_official_reward, solution, answer).result()
+    return _WORKER(solution, answer)
 
 
 def paper_correct(solution: str, answer: "str | int | float | Sequence[str]") -> float:
@@ -166,7 +182,7 @@ def solution_text(messages: Sequence[Mapping], ended_with_end_of_turn: bool) -> 
     built as the official code builds it: the conversation rendered as ChatML (`apply_chat_template`, EM:2342, 2399)
     with image/video pad tokens removed (EM:2205), the last turn as generated (its `<|im_end|>` only if the model
     ended it), then `extract_qwen_query_and_response` (EM:173-189): everything after the first
-    `<|im_start|>assistant\n`, with the later ones removed."""
+    `<|im_start|>assistant\\n`, with the later ones removed."""
     rendered = render_messages(list(messages))
     if messages and messages[-1].get("role") == "assistant":
         rendered = rendered.removesuffix(IM_END + "\n") + (IM_END if ended_with_end_of_turn else "")
@@ -195,3 +211,16 @@ def eval_output_text(messages: Sequence[Mapping]) -> str:
         pieces.append(render_content(m.get("content")))
         pending = []
     return "".join(pieces).replace("<|image_pad|>", "").replace("<|video_pad|>", "")
+
+
+def _serve() -> None:
+    """The worker's loop (`python -m pixel_reasoner.paper_scoring`): [solution, answer] in, the reward out."""
+    replies, sys.stdout = sys.stdout, sys.stderr  # nothing but replies on the reply stream
+    for line in sys.stdin:
+        solution, answer = json.loads(line)
+        replies.write(json.dumps(_official_reward(solution, answer)) + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    _serve()
