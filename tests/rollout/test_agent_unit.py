@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,29 +18,10 @@ from openrlhf_ext.rollout_config import RolloutConfig
 from pixel_reasoner.errors import ConfigError, DataError
 from pixel_reasoner.protocol.chatml import render_messages
 from pixel_reasoner.testing.media import save_scene, write_video
+from pixel_reasoner.testing.scripted_engine import ScriptedEngine
 
 SMALL = {"budgets": {"original": {"max_pixels": 64 * 784}, "crop": {"max_pixels": 48 * 784},
                      "frame": {"max_pixels": 16 * 784}}}
-
-
-class ScriptedEngine:
-    """Answers assistant turn k with `turns[k - 1]`, tokenized as the model would have produced it."""
-
-    def __init__(self, tokenizer, turns: list[str]):
-        self.tokenizer, self.turns = tokenizer, turns
-        self.im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        self.max_tokens: list[int] = []
-
-    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
-        self.max_tokens.append(sampling_params.max_tokens)
-        turn = self.tokenizer.decode(prompt_token_ids).count("<|im_start|>assistant")
-        text = self.turns[turn - 1]
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        stopped_on_string = any(text.endswith(s) for s in sampling_params.stop)
-        if not stopped_on_string:
-            ids, text = ids + [self.im_end], text + "<|im_end|>"
-        output = SimpleNamespace(token_ids=ids, text=text, finish_reason="stop", logprobs=None)
-        return SimpleNamespace(outputs=[output], prompt_token_ids=prompt_token_ids)
 
 
 def prompt_for(executor: AgentExecutor, images, label: TaskLabel) -> str:
