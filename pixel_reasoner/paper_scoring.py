@@ -34,6 +34,7 @@ that runs the rule in its main thread, so the result never depends on the callin
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -159,8 +160,19 @@ class _MainThreadWorker:
             raise RuntimeError("the paper-scoring worker process exited; its error is on stderr above")
         return float(json.loads(reply))
 
+    def close(self) -> None:
+        """End the child: closing its stdin ends its loop."""
+        with self._lock:
+            if self._process is not None:
+                for stream in (self._process.stdin, self._process.stdout):
+                    if stream is not None:
+                        stream.close()
+                self._process.wait(timeout=30)
+                self._process = None
+
 
 _WORKER = _MainThreadWorker()
+atexit.register(_WORKER.close)
 
 
 def official_reward(solution: str, answer: "str | int | float | Sequence[str]") -> float:
