@@ -20,7 +20,7 @@ from typing import Any, Union
 
 import yaml
 
-from pixel_reasoner.config import EpisodeLimits, PixelBudgets
+from pixel_reasoner.config import EpisodeLimits, PixelBudget, PixelBudgets
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.scoring import SCORERS
 
@@ -130,6 +130,10 @@ class ExpertConfig:
     min_score: float = 0.5  # accept when the answer scores at least this (ANLS for free text; 0/1 otherwise)
     transition_pattern: str = r"Now I will (?:zoom in|select some frames)\b"  # the sentence that precedes the call
     header_pattern: str = r"^[ \t]*[*#]*[ \t]*Analy[sz]ing the [^:\n]{1,40}:[*]*[ \t]*\n?"  # stripped section titles
+    # A video seed with a reference box: the turn that crops the selected frame (the expert's analysis covers the
+    # selection and the answer; this sentence precedes the crop call). Not in the paper, whose videos stop at
+    # the selection.
+    frame_zoom_text: str = "Let me zoom in on the selected frame."
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_score <= 1:
@@ -237,7 +241,10 @@ class TemplateConfig:
     `use`: `never` (the paper's pipeline), `on_rejection` (ask the model; when stage 2 or text-only sampling
     rejects its output, compose from the templates and record the rejection in the trajectory's meta), `always`
     (no stage-2 or text-only requests at all; stage 1 of SA1B still needs a model). Placeholders: `{question}`,
-    `{medium}` (image | video), `{target}`, `{boxed_answer}` (`\\boxed{<ground truth>}`).
+    `{medium}` (image | video), `{target}`, `{boxed_answer}` (`\\boxed{<ground truth>}`), `{answer_text}` (the
+    correct option's text for multiple choice, else the ground truth: a template can state what the crop shows
+    before the letter, as an expert's analysis would), `{answer_option}` (the correct option as the question
+    lists it, "B: a checkerboard", and a line break; empty without options).
     """
 
     use: str = "never"
@@ -274,6 +281,9 @@ class SynthesisConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     profile: str = "released"  # protocol of the written trajectories (tool names, coordinates, observations)
     budgets: str = "paper_sft"  # pixel-budget preset of the episodes (what the trained model will see)
+    original_tokens: list[int] | None = None  # [min, max] visual tokens of input images: overrides the preset
+    crop_tokens: list[int] | None = None  # ... of crops (as `eval run --crop-tokens`, the SFT `crop_*_pixels`)
+    frame_tokens: list[int] | None = None  # ... of video frames
     limits: EpisodeLimits = field(default_factory=EpisodeLimits)
     seed: int = 0  # all random choices derive from (seed, item id): reruns and resumes draw the same
     item_concurrency: int = 32  # items processed at once (requests are bounded per endpoint)
@@ -287,7 +297,7 @@ class SynthesisConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self) -> None:
-        PixelBudgets.preset(self.budgets)  # raises with the list of presets
+        self.pixel_budgets()  # raises with the list of presets, or on bad token bounds
         _positive(self, "item_concurrency", "request_image_max_pixels")
         names = [s.name for s in self.sources]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -303,7 +313,15 @@ class SynthesisConfig:
                                   f"(defined: {sorted(self.endpoints)})")
 
     def pixel_budgets(self) -> PixelBudgets:
-        return PixelBudgets.preset(self.budgets)
+        """The preset with the per-kind token overrides applied."""
+        overrides = {}
+        for kind in ("original", "crop", "frame"):
+            tokens = getattr(self, f"{kind}_tokens")
+            if tokens is not None:
+                if len(tokens) != 2:
+                    raise ConfigError(f"{kind}_tokens={tokens} must be [min, max] visual tokens")
+                overrides[kind] = PixelBudget.tokens(*tokens)
+        return dataclasses.replace(PixelBudgets.preset(self.budgets), **overrides)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -37,6 +37,7 @@ from data_synthesis.self_correction import TEXT_ONLY, Plan, choose_route, plan_i
 from data_synthesis.template_trajectories import template_analysis, template_text_only
 from data_synthesis.store import JsonlStore, ResponseCache, read_jsonl
 from data_synthesis.writer import TrajectoryWriter
+from pixel_reasoner.config import to_dict
 from pixel_reasoner.episode import Episode, EpisodeConfig
 from pixel_reasoner.errors import PixelReasonerError
 from pixel_reasoner.media import default_cache
@@ -68,7 +69,8 @@ class SynthesisRun:
         self.profile = get_profile(config.profile)
         self.prompts = load_prompts(config.prompts_dir)
         self.episode_config = EpisodeConfig(budgets=config.pixel_budgets(), limits=config.limits)
-        self.composer = Composer(self.profile, self.episode_config, default_cache())
+        self.composer = Composer(self.profile, self.episode_config, default_cache(),
+                                 frame_zoom_text=config.expert.frame_zoom_text)
         self.writer = TrajectoryWriter(self.out, config.output.copy_media, self.profile.name)
         self.counts: Counter = Counter()
 
@@ -152,7 +154,8 @@ class SynthesisRun:
 
     async def _synthesize(self, item: SeedItem) -> dict | None:
         cfg = self.config
-        route = choose_route(cfg.seed, item.id, item.is_video, cfg.text_only.share, cfg.self_correction)
+        fixed = item.route if self.profile.tools else TEXT_ONLY  # a profile without tools can only answer
+        route = choose_route(cfg.seed, item.id, item.is_video, cfg.text_only.share, cfg.self_correction, fixed)
         generated = await self._generate_question(item) if item.needs_question else None
         if route == TEXT_ONLY:
             composed, extra = await self._text_only(item)
@@ -161,7 +164,8 @@ class SynthesisRun:
         if self.dry_run:
             return None
         meta = {"item_id": item.id, "seed_location": item.location, "route": route, "template": item.template,
-                "answer_kind": item.answer_kind, "budgets": cfg.budgets, "synthesis_seed": cfg.seed, **extra,
+                "answer_kind": item.answer_kind, "budgets": cfg.budgets,
+                "pixel_budgets": to_dict(cfg.pixel_budgets()), "synthesis_seed": cfg.seed, **extra,
                 **item.meta}
         if generated is not None:
             meta["generated_question"] = generated
@@ -219,14 +223,14 @@ class SynthesisRun:
         cfg = self.config
         reference = await asyncio.to_thread(self._reference, item)
         if cfg.template_trajectories.use == "always":
-            analysis, expert_meta = template_analysis(item, cfg.template_trajectories), {"template": True}
+            analysis, expert_meta = template_analysis(item, cfg.template_trajectories, self.profile.choice_format), {"template": True}
         else:
             try:
                 analysis, expert_meta = await self._expert_analysis(item, reference)
             except Rejected as r:
                 if cfg.template_trajectories.use != "on_rejection":
                     raise
-                analysis, expert_meta = template_analysis(item, cfg.template_trajectories), {"template": True,
+                analysis, expert_meta = template_analysis(item, cfg.template_trajectories, self.profile.choice_format), {"template": True,
                                                                                  **_model_rejection(r)}
         plan = await asyncio.to_thread(self._plan, item, kind, reference, analysis.target)
         composed = await asyncio.to_thread(self.composer.compose, item, reference, analysis, plan,
@@ -288,13 +292,13 @@ class SynthesisRun:
             return await self._template_text_only(item, _model_rejection(r))
 
     async def _template_text_only(self, item: SeedItem, rejection: dict) -> tuple[Composed, dict]:
-        text = template_text_only(item, self.config.template_trajectories)
+        text = template_text_only(item, self.config.template_trajectories, self.profile.choice_format)
         composed = await asyncio.to_thread(self.composer.compose_text_only, item, text, self.config.text_only.min_score)
         return composed, {"text_only": {"template": True, **rejection}}
 
     async def _sampled_text_only(self, item: SeedItem) -> tuple[Composed, dict]:
         cfg = self.config.text_only
-        episode = self.composer.episode(item)
+        episode = self.composer.episode(item, operations=False)
         client = self.clients[cfg.endpoint]
         messages = await self._to_request(await asyncio.to_thread(self.composer.prompt, episode, item), client)
         result = await client.chat(client.build_request(messages, cfg.sampling, n=cfg.num_samples), "text_only",

@@ -94,32 +94,27 @@ def build_tokenizer():
 
 
 def zoom_corpus() -> list[str]:
-    """The texts the zoom vocabulary is trained on: the task's prompts and turns in both profiles, with and
-    without tools, written with the synthesis templates' sentences (what teacher trajectories say)."""
-    from data_synthesis.config import RecoveryTemplates, TemplateConfig
-    from data_synthesis.prompts import render
-    from pixel_reasoner.zoom_task.corpus import corpus_texts
-    from pixel_reasoner.zoom_task.items import QUESTIONS
+    """The texts the zoom vocabulary is trained on: the task's prompts and teacher turns in both profiles, with
+    and without tools, plus the synthesis recovery templates (the turns after an inserted wrong operation)."""
+    from data_synthesis.config import RecoveryTemplates
+    from pixel_reasoner.zoom_task.corpus import TEACHER_TEMPLATES, corpus_texts
 
-    templates, recovery = TemplateConfig(), RecoveryTemplates()
+    recovery = RecoveryTemplates()
+    fields = {"{target}": TEACHER_TEMPLATES["target_image"],
+              "{target_cap}": TEACHER_TEMPLATES["target_image"].capitalize()}
     sentences = []
-    for kind, question in QUESTIONS.items():
-        video = kind == "video"
-        target = templates.target_video if video else templates.target_image
-        fields = {"question": question, "medium": "video" if video else "image", "target": target,
-                  "target_cap": target[:1].upper() + target[1:], "boxed_answer": ""}
-        texts = [templates.global_text, templates.transition_video if video else templates.transition_image,
-                 templates.local_video if video else templates.local_image, templates.text_only,
-                 *(recovery.reselect if video else recovery.recrop + recovery.further_zoom_in)]
-        sentences += [render(t, **fields) for t in texts]
-    return corpus_texts(assistant_texts=sentences)
+    for template in recovery.recrop + recovery.further_zoom_in + recovery.reselect:
+        for key, value in fields.items():
+            template = template.replace(key, value)
+        sentences.append(template)
+    return corpus_texts(extra_texts=sentences)
 
 
 def build_zoom_tokenizer(vocab_size: int = ZOOM_VOCAB_SIZE):
     """A byte-level BPE trained on `zoom_corpus()`, with Qwen2.5-VL's special tokens added as in the real tokenizer
-    (`<tool_call>` not special). Text is split only at line breaks and around numbers before merging, so a
-    frequent line (a tool schema, an option "B: a checkerboard") becomes one token while every number in a tool
-    call stays its own token."""
+    (`<tool_call>` not special). Text is split only after line breaks, around numbers and after an option's letter
+    ("B: ") before merging, so a frequent line with its line break (a tool schema, an option's text) becomes one
+    token, the same token wherever the line recurs, while every number in a tool call stays its own token."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -130,7 +125,7 @@ def build_zoom_tokenizer(vocab_size: int = ZOOM_VOCAB_SIZE):
         pieces += [p for p in text.split("\0") if p]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(r"\n|[0-9]+"), behavior="isolated"),
+        pre_tokenizers.Split(Regex(r"[A-Z]: |[0-9]+|[^\n0-9]*\n"), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     bpe.decoder = decoders.ByteLevel()
     bpe.train_from_iterator(pieces, trainers.BpeTrainer(

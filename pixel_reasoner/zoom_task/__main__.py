@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from pixel_reasoner.zoom_task.layouts import Mix, write_benchmarks, write_seeds
+from pixel_reasoner.zoom_task.layouts import EVAL_FLAGS, Mix, write_benchmarks, write_seeds
 from pixel_reasoner.zoom_task.oracle import premise
 from pixel_reasoner.zoom_task.scene import ZoomTaskConfig
 
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--colour", type=int, default=50)
     bench.add_argument("--count", type=int, default=50)
     bench.add_argument("--video", type=int, default=0)
+    sub.add_parser("eval-flags", help="print the `python -m eval run` flags the task needs")
     check = sub.add_parser("premise", help="pixel oracle accuracy on the original vs on the crop")
     check.add_argument("--n", type=int, default=200)
     for p in (seeds, bench, check):
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     config = ZoomTaskConfig()
     if args.command == "seeds":
         print(write_seeds(args.out_dir, Mix.for_training(args.n, args.videos), args.seed, config))
+    elif args.command == "eval-flags":
+        print(" ".join(EVAL_FLAGS))
     elif args.command == "bench":
         mix = Mix(detail=args.detail, colour=args.colour, count=args.count, video=args.video)
         print(json.dumps(write_benchmarks(args.out_dir, mix, args.seed, config)))

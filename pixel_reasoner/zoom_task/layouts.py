@@ -2,11 +2,12 @@
 docs/synthesis.md) for teacher trajectories, and V*-, TallyQA- and MVBench-style directories that
 `python -m eval run` evaluates unchanged. Images are PNG (lossless: a JPEG would blur the pattern).
 
-Seeds: detail questions carry `ref_box` = the frame's grid cell (the crop the teacher makes); coarse questions are
-routed to text-only trajectories (`route: text_only`); a video seed carries `ref_frames` (the frame to select)
-and `ref_box` (the cell to crop in it). Evaluation: detail and colour questions in one V* directory (categories
+Seeds: detail questions carry `ref_box` = the frame's grid cell (the crop the teacher makes) and `route: pixel`
+(a trajectory type of Table 2); coarse questions are routed to text-only trajectories (`route: text_only`); a
+video seed carries `ref_frames` (the frame to select) and `ref_box` (the cell to crop in it). Evaluation: detail and colour questions in one V* directory (categories
 `detail` and `colour`; detail rows annotate the frame's box for crop faithfulness), counts in TallyQA's layout
-(`issimple: true`), videos as MVBench frame folders (task "Episodic Reasoning").
+(`issimple: true`), videos as MVBench frame folders (task "Episodic Reasoning", `--subset
+mvbench=episodic_reasoning`; frames are JPEG as MVBench names them, at quality 100 without chroma subsampling).
 """
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ TEXT_ONLY_SHARE = 2000 / 7500  # the paper's text-only share of the SFT data (Ta
 VSTAR_DIR, TALLYQA_DIR, MVBENCH_DIR = "vstar", "tallyqa", "mvbench"
 MVBENCH_TASK_FILE = "episodic_reasoning.json"  # MVBench's frame-folder task
 MVBENCH_FRAMES = "video/tvqa/frames_fps3_hq"
+# `eval run` flags for the task: its profile and pixel budgets (ZoomTaskConfig.budgets()), options shuffled per
+# question (the V* layout lists the correct option first), short turns (a teacher turn is < 60 tokens).
+EVAL_FLAGS = ["--profile", "qwen", "--original-tokens", "4", "16", "--crop-tokens", "4", "16", "--frame-tokens", "4",
+              "16", "--shuffle-options", "0", "--max-tokens-per-turn", "96", "--max-response-tokens", "384",
+              "--max-model-len", "2048", "--dtype", "float32"]
 
 
 @dataclass(frozen=True)
@@ -40,15 +46,18 @@ class Mix:
         return cls(detail=n - coarse, colour=coarse - coarse // 2, count=coarse // 2, video=videos)
 
     def items(self, task_seed: int, split: str, config: ZoomTaskConfig):
-        for kind in KINDS:
-            for index in range(getattr(self, kind)):
-                yield make_item(kind, task_seed, split, index, config)
+        """Kinds interleaved, so that the first n items of a file (a source `limit`) are a mix too."""
+        for index in range(max(getattr(self, kind) for kind in KINDS)):
+            for kind in KINDS:
+                if index < getattr(self, kind):
+                    yield make_item(kind, task_seed, split, index, config)
 
 
 def _save(image, root: str, rel: str) -> str:
+    """PNG, or JPEG at quality 100 without chroma subsampling where a layout demands JPEG (MVBench frames)."""
     path = os.path.join(root, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    image.save(path)
+    image.save(path, quality=100, subsampling=0) if rel.endswith(".jpg") else image.save(path)
     return rel
 
 
@@ -74,8 +83,7 @@ def seed_row(item: ZoomItem, root: str) -> dict:
         row["ref_frames"] = [item.frame_index]
     else:
         row["image"] = _save(item.image, root, f"media/{item.id}.png")
-    if item.kind in ("colour", "count"):
-        row["route"] = "text_only"
+    row["route"] = "text_only" if item.kind in ("colour", "count") else "pixel"
     return row
 
 
@@ -111,7 +119,7 @@ def write_benchmarks(out_dir: str, mix: Mix, task_seed: int = 0,
         else:
             assert item.frames is not None and item.choices is not None
             for k, frame in enumerate(item.frames, 1):
-                _save(frame, os.path.join(out_dir, MVBENCH_DIR), f"{MVBENCH_FRAMES}/{item.id}/{k:05d}.png")
+                _save(frame, os.path.join(out_dir, MVBENCH_DIR), f"{MVBENCH_FRAMES}/{item.id}/{k:05d}.jpg")
             clips.append({"video": item.id, "question": item.question, "candidates": item.choices,
                           "answer": item.choices[ord(item.answer) - ord("A")], "frame_index": item.frame_index,
                           "cell_box": list(item.scene.cell_box)})

@@ -44,8 +44,8 @@ class ZoomTaskConfig:
     period: int = 4  # pattern period in source pixels; must equal the downsampling factor
     taper: int = 12  # pixels over which the pattern fades in along the direction it varies in
     contrast: int = (LIGHT - DARK) // 2
-    max_dots: int = 4  # counting questions: 1..max_dots black dots, one per free cell
-    dot_radius: int = 12
+    max_dots: int = 4  # counting questions: 1..max_dots black dots, together in one free cell (one per quarter)
+    dot_radius: int = 14
     clutter_share: float = 0.6  # chance that a free cell holds a pastel shape
     video_frames: int = 16
     patterns: tuple[str, ...] = field(default_factory=lambda: tuple(PATTERNS))
@@ -67,8 +67,10 @@ class ZoomTaskConfig:
                               f"{self.cell}-pixel cell; lower patch/margin/frame/jitter or the grid")
         if 2 * self.taper > self.patch:
             raise ConfigError(f"taper={self.taper} leaves no full-contrast pattern in a {self.patch}-pixel patch")
-        if not 1 <= self.max_dots < self.grid * self.grid:
-            raise ConfigError(f"max_dots={self.max_dots} must be in [1, {self.grid * self.grid - 1}]")
+        if not 1 <= self.max_dots <= 4:
+            raise ConfigError(f"max_dots={self.max_dots} must be in [1, 4] (one dot per quarter of a cell)")
+        if 2 * (self.dot_radius + 4) > self.cell // 2:
+            raise ConfigError(f"dot_radius={self.dot_radius} does not fit a quarter of a {self.cell}-pixel cell")
         unknown = [p for p in self.patterns if p not in PATTERNS] + [c for c in self.colours if c not in FRAME_COLOURS]
         if unknown:
             raise ConfigError(f"unknown pattern(s)/colour(s) {unknown}; known: {list(PATTERNS)}, "
@@ -135,19 +137,21 @@ def _pastel(rng: np.random.Generator) -> tuple[int, int, int]:
 
 def render_scene(rng: np.random.Generator, config: ZoomTaskConfig, pattern: str, colour: str,
                  cell: tuple[int, int], dots: int, with_frame: bool = True) -> Scene:
-    """Draw one scene; the free cells (not the frame's) get `dots` black dots and some pastel clutter."""
+    """Draw one scene: the frame in `cell`; `dots` black dots together in another cell; pastel clutter in the
+    rest."""
     size, c = config.image_size, config.cell
     image = Image.new("RGB", (size, size), _pastel(rng))
     draw = ImageDraw.Draw(image)
     free = [(r, k) for r in range(config.grid) for k in range(config.grid) if (r, k) != cell]
-    order = rng.permutation(len(free))
-    dot_cells = {free[i] for i in order[:dots]}
+    dot_cell = free[int(rng.integers(len(free)))]
     for r, k in free:
         x0, y0 = k * c, r * c
-        if (r, k) in dot_cells:
-            rad = config.dot_radius
-            cx, cy = (int(v) for v in rng.integers(rad + 4, c - rad - 4, 2))
-            draw.ellipse([x0 + cx - rad, y0 + cy - rad, x0 + cx + rad, y0 + cy + rad], fill=DOT_COLOUR)
+        if (r, k) == dot_cell:  # the dots to count sit together, one per quarter of this cell
+            rad, half = config.dot_radius, c // 2
+            for q in rng.permutation(4)[:dots]:
+                qx, qy = x0 + (int(q) % 2) * half, y0 + (int(q) // 2) * half
+                cx, cy = (int(v) for v in rng.integers(rad + 4, half - rad - 4 + 1, 2))
+                draw.ellipse([qx + cx - rad, qy + cy - rad, qx + cx + rad, qy + cy + rad], fill=DOT_COLOUR)
         elif rng.random() < config.clutter_share:
             w, h = (int(v) for v in rng.integers(c // 4, c - 8, 2))
             sx, sy = (int(v) for v in rng.integers(4, c - 4 - np.array([w, h]) + 1))
