@@ -15,7 +15,6 @@ import torch
 pytest.importorskip("openrlhf")
 
 from openrlhf_ext.rl_config import RLConfig, RunLogConfig  # noqa: E402
-from openrlhf_ext.upstream_cli import parse_and_validate  # noqa: E402
 from pixel_reasoner.ssr import SSRConfig  # noqa: E402
 
 PAD = 151643
@@ -31,12 +30,10 @@ def trainer_module():
     return trainer
 
 
-def upstream_args(extra=()):
-    argv = ["--actor.model_name_or_path", "m", "--algo.advantage.estimator", "group_norm",
-            "--rollout.n_samples_per_prompt", str(N), "--rollout.batch_size", str(QUERIES),
-            "--rollout.micro_batch_size", "2", "--train.batch_size", str(TRAIN_BATCH), "--algo.kl.init_coef", "0",
-            "--data.max_images_per_prompt", "3", *extra]
-    return parse_and_validate(argv).args
+ARGV = ("--actor.model_name_or_path", "m", "--algo.advantage.estimator", "group_norm",
+        "--rollout.n_samples_per_prompt", str(N), "--rollout.batch_size", str(QUERIES),
+        "--rollout.micro_batch_size", "2", "--train.batch_size", str(TRAIN_BATCH), "--algo.kl.init_coef", "0",
+        "--data.max_images_per_prompt", "3")
 
 
 def make_sample(sample_id: int, reward: float, n_vo: int) -> "Experience":
@@ -72,11 +69,12 @@ def make_step(maker, rewards, n_vo):
 
 
 @pytest.fixture
-def maker(trainer_module, tmp_path):
+def maker(trainer_module, tmp_path, upstream_args):
+    """Our experience maker on the namespace upstream's parser and post-processing make of ARGV (+ extra flags)."""
     from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
 
     def build(ssr=SSRConfig(), extra=()):
-        args = upstream_args(extra)
+        args = upstream_args(ARGV + tuple(extra))
         cfg = RLConfig(ssr=ssr, log=RunLogConfig(run_dir=str(tmp_path)))
         return trainer_module.PixelReasonerExperienceMaker(
             None, None, None, None, FixedKLController(0.0), SimpleNamespace(args=args),

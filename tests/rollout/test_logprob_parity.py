@@ -63,3 +63,4 @@ def test_crop_pixels_reach_the_training_forward(sample, oracle):
     turn1, turn2 = (turn_slice(r) for r in response["action_ranges"])
     assert torch.equal(log_probs[0, turn1], sample["log_probs"][0, turn1]), "turn 1 cannot depend on the crop"
     assert (log_probs[0, turn2] - sample["log_probs"][0, turn2]).abs().max() > BUG, "the crop did not reach turn 2"
+
