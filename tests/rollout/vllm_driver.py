@@ -44,6 +44,8 @@ SCHEDULES = {
     "limit": ([CROP, CROP, CROP, CROP], 1536),
     "video_frames": ([SELECT, ANSWER], 1024),
     "video_file": ([SELECT, ANSWER], 1024),
+    "video_parity": ([SELECT, None], 1024),  # the free turn sees the video and two selected frames
+    "video_free": ([None], 900),  # a video and no image: one free turn
     "concurrent": ([CROP, ANSWER], 1024),
     "group": ([CROP, ANSWER], 1024),
     "overflow": ([CROP, ANSWER], 610),  # the crop's observation does not fit: the trajectory ends there
@@ -89,6 +91,11 @@ def make_media(workdir: str) -> list[dict]:
         Image.new("RGB", (64, 48), frame_color(k)).save(frames[-1])
     row("video_frames", "video_frames-0", video={"frame_paths": frames})
     row("video_file", "video_file-0", video={"path": write_video(f"{media}/clip.mp4", num_frames=64)})
+    scenes = []
+    for k in range(16):  # a video whose frames differ in content, so that frame order and time matter
+        scenes.append(save_scene(f"{media}/scene_frame{k:02d}.png", 112, 84, seed=50 + k))
+    row("video_parity", "video_parity-0", video={"frame_paths": scenes})
+    row("video_free", "video_free-0", video={"frame_paths": scenes})
     for k in range(CONCURRENT_SAMPLES):
         row("concurrent", f"concurrent-{k}", [save_scene(f"{media}/concurrent{k}.jpg", 240 + 16 * k, 180 + 8 * k,
                                                          seed=10 + k)])
