@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import pickle
 import threading
 from types import SimpleNamespace
 
@@ -42,7 +43,11 @@ class ScriptedEngine:
         stopped_on_string = any(text.endswith(s) for s in sampling_params.stop)
         if not stopped_on_string:
             ids, text = ids + [self.im_end], text + "<|im_end|>"
-        output = SimpleNamespace(token_ids=ids, text=text, finish_reason="stop", logprobs=None)
+        finish = "stop"
+        if sampling_params.max_tokens is not None and len(ids) > sampling_params.max_tokens:
+            ids, finish = ids[:sampling_params.max_tokens], "length"
+            text = self.tokenizer.decode(ids)
+        output = SimpleNamespace(token_ids=ids, text=text, finish_reason=finish, logprobs=None)
         return SimpleNamespace(outputs=[output], prompt_token_ids=prompt_token_ids)
 
 
@@ -188,3 +193,50 @@ def test_the_processor_runs_in_worker_threads_and_its_tokens_are_used(tmp_path, 
     assert rows.dtype == torch.bfloat16  # the default pixel_dtype: the actor's bf16, cast once here
     assert torch.equal(rows[-len(expected):], expected.to(torch.bfloat16)) and response["reward"] == 1.0
 
+
+def test_vision_tokens_are_never_sampled(tiny_processor):
+    """An `<|image_pad|>` in an action would be an image placeholder without an image (the run would crash)."""
+    runtime = AgentRuntime(RolloutConfig(), tiny_processor)
+    params = runtime.turn_sampling_params(SamplingParams(logit_bias={7: 1.5}))
+    vision = tiny_processor.tokenizer.convert_tokens_to_ids(
+        ["<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"])
+    assert {t: params.logit_bias[t] for t in vision} == {t: -100.0 for t in vision}
+    assert params.logit_bias[7] == 1.5 and len(params.logit_bias) == 6  # the caller's bias is kept
+
+
+def test_the_samples_of_a_query_share_one_prompt_tensor_which_pickles_once(tmp_path, tiny_processor):
+    config = RolloutConfig.from_dict({**SMALL, "pixel_dtype": "float32"})
+    executor = AgentExecutor(config)
+    image = save_scene(f"{tmp_path}/a.png", 300, 200)
+    engine = ScriptedEngine(tiny_processor.tokenizer, ["So \\boxed{3}."])
+
+    async def run_all():
+        return await asyncio.gather(*[executor.execute(prompt_for(config, [image]), "3", SamplingParams(), 2048,
+                                                       tiny_processor, engine, images=[image]) for _ in range(4)])
+
+    responses = asyncio.run(run_all())
+    pixels = [r["mm_train_inputs"]["pixel_values"] for r in responses]
+    assert all(p is pixels[0] for p in pixels)  # processed once per query, not once per sample
+    stats = executor.runtime.cache.stats()  # the decoded image, its resized copy, the processed prompt: once each
+    assert stats["misses"] == stats["entries"] == 3 and stats["hits"] >= 3
+    together, apart = len(pickle.dumps(responses)), sum(len(pickle.dumps(r)) for r in responses)
+    one = pixels[0].numel() * pixels[0].element_size()
+    assert apart - together > 2.5 * one  # Ray ships the group's shared tensor once, not 4 times
+
+
+def test_an_observation_that_exactly_fills_max_length_ends_the_trajectory_as_truncated(tmp_path, tiny_processor):
+    config = RolloutConfig.from_dict(SMALL)
+    image = save_scene(f"{tmp_path}/a.png", 300, 200)
+    call = ('<tool_call>\n{"name": "crop_image_normalized", "arguments": {"bbox_2d": [0.1, 0.1, 0.6, 0.7], '
+            '"target_image": 1}}\n</tool_call>')
+    probe = AgentExecutor(config)
+    full = asyncio.run(probe.execute(prompt_for(config, [image]), "3", SamplingParams(), 4096, tiny_processor,
+                                     ScriptedEngine(tiny_processor.tokenizer, [call, "So \\boxed{3}."]), images=[image]))
+    (_, call_end), (exactly, answer_end) = full["action_ranges"]  # the observation ends where the answer starts
+    for max_length, truncated in ((exactly, 1.0), (answer_end, 0.0)):
+        response = asyncio.run(AgentExecutor(config).execute(
+            prompt_for(config, [image]), "3", SamplingParams(), max_length, tiny_processor,
+            ScriptedEngine(tiny_processor.tokenizer, [call, "So \\boxed{3}."]), images=[image]))
+        assert response["extra_logs"]["truncated"] == truncated and response["truncated"] == bool(truncated)
+        assert response["reward"] == (0.0 if truncated else 1.0)
+        assert len(response["observation_tokens"]) == (call_end if truncated else answer_end) <= max_length
