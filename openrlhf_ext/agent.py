@@ -20,9 +20,10 @@ One sample (`execute`), read top to bottom:
 The event loop, which drives every sample of the actor, only awaits: decoding, operations, the processor and
 every per-token loop run in the agent's threads.
 
-`reward` = `scores` = correctness of the final answer in [0, 1] (`pixel_reasoner.scoring` on the extracted
-answer, kind/choices from the label, see `openrlhf_ext.labels`); 0 unless the episode ended with an answer. The
-curiosity bonus and efficiency penalty need the whole group of samples: the trainer applies them.
+`reward` = `scores` = correctness in [0, 1] (`TaskLabel.reward`: `pixel_reasoner.scoring` on the extracted answer,
+0 unless the episode ended with an answer; for kind "paper", the official rule on the whole trajectory; kind and
+choices from the label, see `openrlhf_ext.labels`). The curiosity bonus and efficiency penalty need the whole
+group of samples: the trainer applies them.
 `extra_logs` (per sample, floats; `Experience.info[key]`): `EXTRA_LOG_KEYS`.
 
 Configuration: the `RolloutContext` our trainer sends as `hf_tokenizer` (`openrlhf_ext.rollout_context`);
@@ -184,8 +185,8 @@ class AgentRuntime:
         if result.done:
             rollout.done = True
             rollout.truncated = result.termination == "truncated"
-            if result.termination == "answer":
-                rollout.correct = rollout.task.score(result.answer, self.config.reward_kind)
+            rollout.correct = rollout.task.reward(result.termination, result.answer, rollout.episode.messages,
+                                                  self.config.reward_kind)
             return
         observation = result.observation
         assert observation is not None
@@ -194,7 +195,9 @@ class AgentRuntime:
         text = observation.continuation(close_assistant_turn=not closed)
         obs_ids, mm = encode_observation(self.processor, text, observation.images, self.pixel_dtype)
         if len(obs_ids) + self.config.min_turn_tokens > rollout.sample.room():
-            rollout.done = rollout.truncated = True  # no room left to answer after it: reward 0
+            rollout.done = rollout.truncated = True  # no room left to answer after it (the paper reward still reads
+            rollout.correct = rollout.task.reward("truncated", None, rollout.episode.messages,  # the trajectory)
+                                                  self.config.reward_kind)
             return
         rollout.sample.add_observation(obs_ids, mm, observation.images)
 

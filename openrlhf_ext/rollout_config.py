@@ -25,6 +25,7 @@ from pixel_reasoner.episode import EpisodeConfig
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.media import DEFAULT_CACHE_BYTES
 from pixel_reasoner.protocol import ProtocolProfile, get_profile
+from pixel_reasoner.paper_scoring import KIND as PAPER
 from pixel_reasoner.scoring import SCORERS
 
 VIDEO_FRAMES = 16  # the paper samples 16 frames per video
@@ -44,6 +45,7 @@ class RolloutConfig:
     video_frames: int = VIDEO_FRAMES  # frames sampled uniformly from a video *file* (frame lists are used as is)
     video_fps: float = VIDEO_FPS  # the sampled frames' rate as the processor and vLLM are told (temporal M-RoPE)
     reward_kind: str = "auto"  # scoring when a label does not name its kind: auto | multiple_choice | count | ...
+    # | paper (the official reward, `pixel_reasoner.paper_scoring`: the rule the paper's eval scores with)
     stop: tuple[str, ...] = ("</tool_call>",)  # a turn ends right after a tool call (kept in the output)
     max_turn_tokens: int = 2048  # new tokens per assistant turn (official code); the whole trajectory is capped by
     # OpenRLHF's --data.max_len
@@ -58,8 +60,8 @@ class RolloutConfig:
     # (a random tiny model never calls a tool; see `openrlhf_ext.forced_turns`)
 
     def __post_init__(self) -> None:
-        if self.reward_kind not in (*SCORERS, "auto"):
-            raise ConfigError(f"reward_kind={self.reward_kind!r}; choose one of {(*SCORERS, 'auto')}")
+        if self.reward_kind not in (*SCORERS, PAPER, "auto"):
+            raise ConfigError(f"reward_kind={self.reward_kind!r}; choose one of {(*SCORERS, PAPER, 'auto')}")
         if self.video_frames < 1:
             raise ConfigError(f"video_frames={self.video_frames} must be >= 1")
         if self.video_fps <= 0:
