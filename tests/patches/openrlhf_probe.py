@@ -32,11 +32,12 @@ def main(document_path: str) -> None:
               "async_calls": sorted({"actor_class"} & set(ppo_trainer_async.PPOTrainerAsync.__ray_actor_class__
                                                           .__init__.__code__.co_names))}
     plain = SimpleNamespace(pr=SimpleNamespace(enable=False))
-    classes = (PPOTrainer, ppo_trainer_async.PPOTrainerAsync, ppo_trainer_async.GenerateSamplesActor,
-               ppo_trainer_async.TrainingActor)
+    classes = {"PPOTrainer": PPOTrainer, "PPOTrainerAsync": ppo_trainer_async.PPOTrainerAsync,
+               "GenerateSamplesActor": ppo_trainer_async.GenerateSamplesActor,
+               "TrainingActor": ppo_trainer_async.TrainingActor}
     report["without_enable"] = {"prepare_run": hooks.prepare_run(plain),
                                 "vllm_engine_options": hooks.vllm_engine_options(plain),
-                                "classes_unchanged": all(hooks.actor_class(plain, c) is c for c in classes)}
+                                "classes_unchanged": all(hooks.actor_class(plain, c) is c for c in classes.values())}
 
     with open(document_path) as f:
         document = json.load(f)
@@ -48,8 +49,8 @@ def main(document_path: str) -> None:
     trainer = sync_cls.__ray_actor_class__(args.actor.model_name_or_path, get_strategy(args), None, None, None, None,
                                            None, do_sample=True, max_len=args.data.max_len, max_new_tokens=None,
                                            temperature=1.0, top_p=1.0)
-    report["enabled"] = {"classes": {c.__name__: hooks.actor_class(args, c).__ray_actor_class__.__name__
-                                     for c in classes}, "described": trainer.pr_describe(),
+    report["enabled"] = {"classes": {name: hooks.actor_class(args, c).__ray_actor_class__.__name__
+                                     for name, c in classes.items()}, "described": trainer.pr_describe(),
                          "max_steps": trainer.get_max_steps()}
     # what upstream's save leaves (weights, config, tokenizer: no processor), then the last hook of train()
     saved = args.ckpt.output_dir

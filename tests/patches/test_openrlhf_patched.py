@@ -118,10 +118,10 @@ def test_without_enable_the_patched_cli_is_upstream(probe, patched_openrlhf, ups
     assert refused.returncode == 2 and "--pr.ssr.capacity given without --pr.enable" in refused.stderr
 
 
-def test_our_launcher_runs_the_patched_cli(patched_openrlhf, upstream_argv):
+def test_our_launcher_runs_the_patched_cli(patched_openrlhf, upstream_argv, rl_inputs):
     done = subprocess.run([sys.executable, "-m", "openrlhf_ext.train", "--dry-run", "--pr.curiosity.alpha", "0.3",
-                           *upstream_argv], env=patched_env(patched_openrlhf), capture_output=True, text=True,
-                          timeout=300)
+                           "--pr.rollout_config", rl_inputs["rollout_config"], *upstream_argv],
+                          env=patched_env(patched_openrlhf), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "configuration valid" in done.stdout and '"alpha": 0.3' in done.stdout
 

@@ -79,11 +79,12 @@ def test_help_lists_ours_with_upstreams_and_a_typo_is_an_error(valid_argv, dry_r
 
 
 def test_an_unpatched_openrlhf_is_refused_with_how_to_patch_it():
-    env = dict(os.environ, PYTHONPATH=REPO)  # the development venv's OpenRLHF is not patched
-    from openrlhf_ext.upstream_patch import patch_state
-
-    if patch_state()[0]:
+    env = dict(os.environ, PYTHONPATH=REPO)  # the installed OpenRLHF alone (this session's patched copy left out)
+    check = subprocess.run([sys.executable, "-m", "openrlhf_ext.upstream_patch", "check"], capture_output=True,
+                           text=True, env=env, timeout=120, cwd=REPO)
+    if check.returncode == 0:
         pytest.skip("the installed OpenRLHF is patched (scripts/install.sh): nothing to refuse")
+    assert check.stdout.startswith("NOT patched: openrlhf 0.11.2")
     done = subprocess.run([sys.executable, "-m", "openrlhf_ext.train", "--dry-run"], capture_output=True, text=True,
                           env=env, timeout=120, cwd=REPO)
     assert done.returncode == 2
