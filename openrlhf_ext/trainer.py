@@ -23,6 +23,7 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -96,6 +97,33 @@ def split_samples(experiences: Sequence[Experience]) -> List[Experience]:
     return items
 
 
+def _tensors(item: Experience):
+    """Every tensor a single-sample experience keeps alive: fields, multimodal inputs and info."""
+    for f in dataclasses.fields(Experience):
+        value = getattr(item, f.name)
+        if isinstance(value, torch.Tensor):
+            yield value
+    for inputs in item.mm_train_inputs or []:
+        if isinstance(inputs, dict):
+            yield from (v for v in inputs.values() if isinstance(v, torch.Tensor))
+    yield from (v for v in item.info.values() if isinstance(v, torch.Tensor))
+
+
+def sample_bytes(items: Sequence[Experience]) -> List[float]:
+    """Host bytes each experience keeps alive, for the SSR buffer's byte cap. A storage shared by k of `items`
+    (e.g. one prompt pixel tensor per query) counts 1/k for each of them."""
+    per_item = []
+    users: Counter = Counter()
+    for item in items:
+        storages = {}
+        for t in _tensors(item):
+            storage = t.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        per_item.append(storages)
+        users.update(storages.keys())
+    return [sum(nbytes / users[ptr] for ptr, nbytes in storages.items()) for storages in per_item]
+
+
 def _with_info(item: Experience, keys: Sequence[str], **flags: float) -> Experience:
     """A copy whose `info` has exactly `keys` (missing ones 0.0) plus the given flags.
 
@@ -114,7 +142,8 @@ def select_training_experiences(experiences: Sequence[Experience], replay: Selec
     behaviour log-probs and advantages; `info["ssr_replayed"]` marks samples drawn from the buffer.
     """
     items = split_samples(experiences)
-    selection = replay.select(items, [scalar_advantage(it.advantages, it.action_mask) for it in items])
+    selection = replay.select(items, [scalar_advantage(it.advantages, it.action_mask) for it in items],
+                              sample_bytes(items))
     if selection.skipped:
         return [], selection
     keys = sorted(set().union(*(it.info.keys() for it in items)) - {"ssr_replayed", "ssr_from_earlier_step"})
