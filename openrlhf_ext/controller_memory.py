@@ -27,6 +27,10 @@ PIXEL_ROW_ELEMENTS = 3 * 2 * 14 * 14
 SEQUENCE_BYTES_PER_TOKEN = 3 * 8 + 4 * 4
 
 
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / GIB:.0f} GiB" if nbytes >= 100 * GIB else f"{nbytes / GIB:.2g} GiB"
+
+
 def pixel_bytes(visual_tokens: float, pixel_value_bytes: int) -> float:
     """Bytes of `pixel_values` for images totalling `visual_tokens` visual tokens."""
     return visual_tokens * PIXEL_ROWS_PER_VISUAL_TOKEN * PIXEL_ROW_ELEMENTS * pixel_value_bytes
@@ -92,10 +96,10 @@ class ControllerMemoryEstimate:
 
     def summary(self) -> str:
         s = self.sample
-        cap = "" if self.ssr_max_bytes is None else f", byte cap {self.ssr_max_bytes / GIB:.0f} GiB"
-        return (f"{self.total_bytes / GIB:.0f} GiB = {self.rollouts_held} rollouts held × {self.rollout_samples} "
+        cap = "" if self.ssr_max_bytes is None else f", byte cap {_gib(self.ssr_max_bytes)}"
+        return (f"{_gib(self.total_bytes)} = {self.rollouts_held} rollouts held × {self.rollout_samples} "
                 f"samples × {s.total_bytes / 1e6:.1f} MB + SSR buffer {self.ssr_samples:.0f} samples"
-                f"{cap} ({self.ssr_bytes / GIB:.0f} GiB). Per sample: prompt pixels {s.prompt_pixel_bytes / 1e6:.1f} MB "
+                f"{cap} ({_gib(self.ssr_bytes)}). Per sample: prompt pixels {s.prompt_pixel_bytes / 1e6:.1f} MB "
                 f"({s.prompt_visual_tokens:.0f} visual tokens, {s.pixel_value_bytes} B per value, shared by "
                 f"{s.prompt_pixels_shared_by}), produced images {s.produced_pixel_bytes / 1e6:.1f} MB "
                 f"({s.produced_visual_tokens:.0f} visual tokens), tokens {s.sequence_bytes / 1e6:.2f} MB "
@@ -116,3 +120,23 @@ def estimate_controller_memory(sample: SampleFootprint, rollout_samples: int, ss
     if ssr_max_bytes is not None and sample.total_bytes > 0:
         ssr_samples = min(ssr_samples, ssr_max_bytes // sample.total_bytes)
     return ControllerMemoryEstimate(sample, rollout_samples, rollouts_held, ssr_samples, ssr_max_bytes)
+
+
+# What the rollout agent stores per sample today (openrlhf_ext/agent.py): float32 `pixel_values`, and the prompt's
+# processor output once per sample. Pass other values once the agent stores bf16 or shares the prompt tensor.
+AGENT_PIXEL_VALUE_BYTES = 4
+AGENT_PROMPT_PIXELS_SHARED = False
+PIXELS_PER_VISUAL_TOKEN = 28 * 28
+
+
+def run_estimate(queries: int, samples_per_query: int, original_max_pixels: int, produced_max_pixels: int,
+                 max_len: int, ssr_capacity: int, ssr_max_bytes: int | None, produced_images: float = 1.0,
+                 pixel_value_bytes: int = AGENT_PIXEL_VALUE_BYTES,
+                 prompt_pixels_shared: bool = AGENT_PROMPT_PIXELS_SHARED) -> ControllerMemoryEstimate:
+    """The estimate for a run's settings, for samples with one prompt image at the original budget,
+    `produced_images` images at the crop budget and `max_len` tokens (the dry run's stated assumption)."""
+    sample = SampleFootprint(prompt_visual_tokens=original_max_pixels // PIXELS_PER_VISUAL_TOKEN,
+                             produced_visual_tokens=produced_images * (produced_max_pixels // PIXELS_PER_VISUAL_TOKEN),
+                             sequence_tokens=max_len, pixel_value_bytes=pixel_value_bytes,
+                             prompt_pixels_shared_by=samples_per_query if prompt_pixels_shared else 1)
+    return estimate_controller_memory(sample, queries * samples_per_query, ssr_capacity, ssr_max_bytes)

@@ -77,6 +77,7 @@ SSR="${SSR:-true}"
 SSR_BATCH_FRACTION="${SSR_BATCH_FRACTION:-0.5}"               # official SSR: half of each rollout
 SSR_CAPACITY="${SSR_CAPACITY:-$(( ROLLOUT_BATCH * N_SAMPLES ))}"
 SSR_STALE_LOGPROBS="${SSR_STALE_LOGPROBS:-keep}"              # keep (official) | recompute
+SSR_MAX_BYTES="${SSR_MAX_BYTES:-68719476736}"                 # 64 GiB of controller memory for the buffer (not official)
 # rollout agent (visual operations); the official RL limits and pixel budgets
 PROFILE="${PROFILE:-released}"                                # tool protocol of the released checkpoints
 MAX_OPERATIONS="${MAX_OPERATIONS:-4}"
@@ -123,7 +124,7 @@ exec "$PYTHON" -m openrlhf_ext.train "${DRY[@]}" \
   --pr.curiosity.alpha "$ALPHA" --pr.curiosity.beta "$BETA" --pr.curiosity.rapr_threshold "$H" \
   --pr.curiosity.free_operations "$N_FREE_OPS" --pr.curiosity.variant "$CURIOSITY_VARIANT" \
   --pr.ssr.enabled "$SSR" --pr.ssr.batch_fraction "$SSR_BATCH_FRACTION" --pr.ssr.capacity "$SSR_CAPACITY" \
-  --pr.ssr.stale_logprobs "$SSR_STALE_LOGPROBS" \
+  --pr.ssr.stale_logprobs "$SSR_STALE_LOGPROBS" --pr.ssr.max_bytes "$SSR_MAX_BYTES" \
   --pr.rollout.profile "$PROFILE" --pr.rollout.limits.max_operations "$MAX_OPERATIONS" \
   --pr.rollout.limits.max_turns "$MAX_TURNS" --pr.rollout.limits.max_images "$MAX_IMAGES" \
   --pr.rollout.max_turn_tokens "$MAX_TURN_TOKENS" \
