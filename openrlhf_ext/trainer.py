@@ -272,12 +272,21 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
     # -- stale log-probs
 
     def _recompute_log_probs(self, replayed: List[Experience]) -> None:
-        """Behaviour log-probs of replayed samples := the current policy's (before this step's update)."""
+        """Behaviour log-probs of replayed samples := the current policy's (before this step's update).
+
+        One forward per sample on the actor ranks. Upstream hands rank k the k-th chunk of ceil(total / ranks)
+        samples (`RayActorGroup.async_run_method_batch`), and under ZeRO-3 every forward all-gathers the
+        parameters, a collective: ranks that run different numbers of forwards hang. So the list is padded
+        with repeats to a multiple of the data-parallel ranks. With importance-sampling correction
+        (`--algo.advantage.is_correction_level`), a replay's rollout log-probs become the recomputed ones too:
+        "recompute" treats the current policy as the replay's behaviour policy, and the stale vLLM log-probs
+        would otherwise make upstream mask or clip every replay away.
+        """
         if not replayed:
             return
         group = self.actor_model_group
-        effective = len(group._actor_handlers) // group.duplicate_actors
-        padded = replayed + [replayed[i % len(replayed)] for i in range(max(0, effective - len(replayed)))]
+        ranks = len(group._actor_handlers) // group.duplicate_actors
+        padded = [replayed[i % len(replayed)] for i in range(padded_forward_count(len(replayed), ranks))]
         kwargs = dict(sequences=[e.sequences for e in padded], action_mask=[e.action_mask for e in padded],
                       attention_mask=[e.attention_mask for e in padded])
         if any(e.mm_train_inputs for e in padded):
@@ -286,6 +295,13 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
         log_probs = self._flatten_results(refs, group.duplicate_actors)
         for e, lp in zip(replayed, log_probs):
             e.action_log_probs = lp
+            if e.rollout_log_probs is not None:
+                e.rollout_log_probs = lp.clone()
+
+
+def padded_forward_count(count: int, ranks: int) -> int:
+    """The smallest multiple of `ranks` that is >= `count`: one forward each gives every rank the same number."""
+    return math.ceil(count / ranks) * ranks
 
 
 # ---------------------------------------------------------------- the controller (trainer) side
