@@ -199,9 +199,9 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
                 return None
             present = sorted(experiences[0].info.keys())
             raise MissingSampleLog(
-                f"curiosity needs the per-sample extra_logs[{key!r}] from the agent (n_vo), but the samples carry "
-                f"{present}; make the agent report it, point --pr.sample_keys.num_operations at the right key, or "
-                "disable curiosity with --pr.curiosity.enabled false")
+                f"curiosity needs the per-sample extra_logs[{key!r}] from the agent, but the samples carry "
+                f"{present}; make the agent report it, point the matching --pr.sample_keys.* flag at the right key, "
+                "or disable curiosity with --pr.curiosity.enabled false")
         values = torch.cat([e.info[key].reshape(-1).float() for e in experiences]).numpy()
         order = np.concatenate([np.asarray(e.index) for e in experiences])
         out = np.empty_like(values)
@@ -219,7 +219,10 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
                 np.mean(np.ptp(groups, axis=1) <= cfg.curiosity.uniform_tolerance))
             return None
         is_video = self._per_sample(experiences, cfg.sample_keys.is_video, required=False)
-        shaped = shape_rewards(rewards, n_vo, n, cfg.curiosity, is_video=None if is_video is None else is_video > 0)
+        images = self._per_sample(experiences, cfg.sample_keys.num_images,
+                                  required=cfg.curiosity.pixel_reasoning == "executed")
+        shaped = shape_rewards(rewards, n_vo, n, cfg.curiosity, is_video=None if is_video is None else is_video > 0,
+                               executed=None if images is None else (images > 0) & (n_vo > 0))
         for e in experiences:
             idx = np.asarray(e.index)
             dtype = e.rewards.dtype if e.rewards.is_floating_point() else torch.float32
@@ -264,6 +267,7 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
                 record = {"step": self.current_step, "group": g, "label": labels[g * n],
                           "correctness": shaped.correctness[s].tolist(), "num_operations": n_vo[s].astype(int).tolist(),
                           "is_video": None if is_video is None else (is_video[s] > 0).tolist(),
+                          "pixel_reasoning": shaped.pixel_reasoning[s].astype(int).tolist(),
                           "rapr": float(shaped.rapr[g]), "bonus": shaped.bonus[s].tolist(),
                           "penalty": shaped.penalty[s].tolist(), "reward": shaped.rewards[s].tolist(),
                           "advantage": adv[s].tolist()}

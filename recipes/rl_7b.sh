@@ -73,6 +73,7 @@ EVAL_STEPS="${EVAL_STEPS:--1}"
 # curiosity-driven reward (Eq. 10) and SSR
 ALPHA="${ALPHA:-0.5}"; BETA="${BETA:-0.05}"; H="${H:-0.3}"; N_FREE_OPS="${N_FREE_OPS:-1}"
 CURIOSITY_VARIANT="${CURIOSITY_VARIANT:-paper}"               # or reference_code (the official constants)
+PIXEL_REASONING="${PIXEL_REASONING:-executed}"                # 1_PR: an operation executed | requested (official)
 SSR="${SSR:-true}"
 SSR_BATCH_FRACTION="${SSR_BATCH_FRACTION:-0.5}"               # official SSR: half of each rollout
 SSR_CAPACITY="${SSR_CAPACITY:-$(( ROLLOUT_BATCH * N_SAMPLES ))}"
@@ -123,6 +124,7 @@ exec "$PYTHON" -m openrlhf_ext.train "${DRY[@]}" \
   --ckpt.load_enable "${EVAL[@]}" "${WANDB[@]}" \
   --pr.curiosity.alpha "$ALPHA" --pr.curiosity.beta "$BETA" --pr.curiosity.rapr_threshold "$H" \
   --pr.curiosity.free_operations "$N_FREE_OPS" --pr.curiosity.variant "$CURIOSITY_VARIANT" \
+  --pr.curiosity.pixel_reasoning "$PIXEL_REASONING" \
   --pr.ssr.enabled "$SSR" --pr.ssr.batch_fraction "$SSR_BATCH_FRACTION" --pr.ssr.capacity "$SSR_CAPACITY" \
   --pr.ssr.stale_logprobs "$SSR_STALE_LOGPROBS" --pr.ssr.max_bytes "$SSR_MAX_BYTES" \
   --pr.rollout.profile "$PROFILE" --pr.rollout.limits.max_operations "$MAX_OPERATIONS" \

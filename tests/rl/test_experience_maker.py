@@ -39,15 +39,17 @@ def upstream_args(extra=()):
     return parse_and_validate(argv).args
 
 
-def make_sample(sample_id: int, reward: float, n_vo: int) -> "Experience":
-    """One rollout sample as upstream's `_process_response_into_experience` makes it."""
+def make_sample(sample_id: int, reward: float, n_vo: int, images: int | None = None) -> "Experience":
+    """One rollout sample as upstream's `_process_response_into_experience` makes it; `images` produced by its
+    operations (default: every operation executed and produced one)."""
+    images = n_vo if images is None else images
     from openrlhf.trainer.ppo_utils.experience import Experience
 
     prompt_len, action_len = 5, 3 + sample_id % 3  # different lengths -> padding inside micro-batches
     sequences = torch.full((prompt_len + action_len,), 1000 + sample_id, dtype=torch.long)
     action_mask = torch.zeros(len(sequences), dtype=torch.long)
     action_mask[prompt_len:] = 1
-    grid = torch.tensor([[1, 2, 2]] * (1 + n_vo))  # the dataset image + one per crop
+    grid = torch.tensor([[1, 2, 2]] * (1 + images))  # the dataset image + one per crop
     mm = {"pixel_values": torch.full((int(grid.prod(-1).sum()), 12), float(sample_id)), "image_grid_thw": grid}
     return Experience(
         sequences=sequences.unsqueeze(0), attention_mask=torch.ones_like(sequences).unsqueeze(0),
@@ -57,12 +59,13 @@ def make_sample(sample_id: int, reward: float, n_vo: int) -> "Experience":
         total_length=torch.tensor([float(len(sequences))]),
         info={"reward": torch.tensor([reward]), "score": torch.tensor([reward]),
               "response_clip_ratio": torch.tensor([False]), "num_operations": torch.tensor([float(n_vo)]),
-              "is_video": torch.tensor([0.0])})
+              "num_images": torch.tensor([float(images)]), "is_video": torch.tensor([0.0])})
 
 
-def make_step(maker, rewards, n_vo):
+def make_step(maker, rewards, n_vo, images=None):
     """Rollout samples -> micro-batches (upstream) -> log-probs filled as `make_experience` would."""
-    samples = [make_sample(i, r, k) for i, (r, k) in enumerate(zip(rewards, n_vo))]
+    images = images or [None] * len(rewards)
+    samples = [make_sample(i, r, k, m) for i, (r, k, m) in enumerate(zip(rewards, n_vo, images))]
     experiences = maker.split_rollout_samples(samples)
     for e in experiences:
         e.action_log_probs = -torch.rand(e.action_mask.shape) * e.action_mask
@@ -299,3 +302,13 @@ def test_ssr_buffer_respects_its_byte_cap_on_real_experiences(maker):
     assert capped.step_stats["ssr/buffer_bytes"] <= full / 2
     assert 0 < capped.step_stats["ssr/buffer_size"] < 16
     assert capped.step_stats["ssr/buffer_evicted_for_bytes"] == 16 - capped.step_stats["ssr/buffer_size"]
+
+
+def test_a_response_whose_calls_all_failed_earns_no_curiosity_bonus(maker, tmp_path):
+    m = maker(ssr=SSRConfig(enabled=False))
+    # q0: sample 0 cropped, sample 1 sent a malformed call (n_vo 1, no image); q1..q3 text only
+    m.compute_advantages_and_returns(make_step(m, [0.0] * 16, [1, 1] + [0] * 14, images=[1, 0] + [0] * 14))
+    record = json.loads(open(tmp_path / "groups.jsonl").readline())
+    assert record["pixel_reasoning"] == [1, 0, 0, 0] and record["rapr"] == 0.25
+    assert record["bonus"] == pytest.approx([0.025, 0.0, 0.0, 0.0])
+    assert m.step_stats["curiosity/failed_calls_only_share"] == pytest.approx(1 / 16)
