@@ -137,7 +137,10 @@ def _replace(obj: Any, value: Any, where: str) -> Any:
     for k, v in value.items():
         if isinstance(v, bool) or not isinstance(v, int):
             raise ConfigError(f"{where}.{k} must be an integer, got {v!r}")
-    return dataclasses.replace(obj, **value)
+    try:
+        return dataclasses.replace(obj, **value)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _budgets(value: Any, where: str) -> PixelBudgets:
@@ -154,7 +157,14 @@ def _budgets(value: Any, where: str) -> PixelBudgets:
     unknown = sorted(set(kinds) - {"original", "crop", "frame"})
     if unknown:
         raise ConfigError(f"{where}: unknown budget kind(s) {unknown}; valid: original, crop, frame, preset")
-    replaced = {k: _replace(getattr(base, k), v, f"{where}: budgets.{k}") for k, v in kinds.items()}
+    replaced = {}
+    for kind, bounds in kinds.items():
+        budget = getattr(base, kind)
+        try:
+            replaced[kind] = _replace(budget, bounds, f"{where}: budgets.{kind}")
+        except ConfigError as e:
+            raise ConfigError(f"{e} (preset {preset!r} gives [{budget.min_pixels}, {budget.max_pixels}]: set both "
+                              "min_pixels and max_pixels, or start from another `preset`)") from None
     return dataclasses.replace(base, **replaced)
 
 
