@@ -55,8 +55,8 @@ def main() -> None:
     ap.add_argument("--max-len", type=int, default=12288, help="RL sequence budget to compare with")
     a = ap.parse_args()
     rows = [preset_row(name) for name in BUDGET_PRESETS]
-    print(f"| preset | 4000×3000 original | 150×100 zoom | 2800×2100 zoom | 1280×720 frame | largest image trajectory "
-          f"| largest video trajectory |")
+    print("| preset | 4000×3000 original | 150×100 zoom | 2800×2100 zoom | 1280×720 frame "
+          "| largest image trajectory | largest video trajectory |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         cells = [f"{r[k]['size']} ({r[k]['tokens']})" for k in ("original_4000x3000", "crop_150x100",

@@ -91,7 +91,8 @@ class PixelBudgets:
         for f in fields(cls):
             value = data.get(f.name)
             if not isinstance(value, Mapping) or not {"min_pixels", "max_pixels"} <= set(value):
-                raise ConfigError(f"{where}.{f.name}: expected {{\"min_pixels\": .., \"max_pixels\": ..}}, got {value!r}")
+                raise ConfigError(f"{where}.{f.name}: expected {{\"min_pixels\": .., \"max_pixels\": ..}}, "
+                                  f"got {value!r}")
             try:
                 kinds[f.name] = PixelBudget(int(value["min_pixels"]), int(value["max_pixels"]))
             except (TypeError, ValueError):

@@ -257,7 +257,8 @@ def test_released_per_image_keys_are_reported_with_a_count(demo_data, sft_proces
     prepared = prepare_samples(args, sft_processor, None, progress=False)
     enforce_policy(prepared, str(tmp_path / "report.json"))
     notes = json.load(open(tmp_path / "report.json"))["notes"]
-    images = sum(1 for t in records(demo_data["released"]) if any(p["type"] == "image" for p in t["messages"][1]["content"]))
+    images = sum(1 for t in records(demo_data["released"])
+                 if any(p["type"] == "image" for p in t["messages"][1]["content"]))
     assert {k: v for k, v in notes.items() if k.startswith("released_media_key:")} == {
         "released_media_key:max_pixels": images, "released_media_key:resized_height": images,
         "released_media_key:fps": 1, "released_media_key:nframes": 1}

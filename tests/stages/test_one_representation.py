@@ -7,7 +7,6 @@ resized to their kind's budget) as through the eval runner (live episode, increm
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
