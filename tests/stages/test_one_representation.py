@@ -1,13 +1,15 @@
 """One visual representation from SFT to RL to eval (issue 16): what SFT trains on is what the other stages show.
 
-Here, the SFT-collator ↔ eval-runner half: one video trajectory, made by the episode engine as synthesis makes it
-and stored as SFT data, reads the same through the SFT collator (chat template, images reloaded from disk and
-resized to their kind's budget) as through the eval runner (live episode, incremental ChatML): identical text
-(observations included), identical video frames, and `target_image=k` is the k-th *selected* frame in both.
+One video trajectory, made by the episode engine as synthesis makes it and stored as SFT data, is read through
+the SFT collator (chat template, images reloaded from disk and resized to their kind's budget) and checked against
+the media themselves (`target_image=k` is the k-th *selected* frame); every other stage must then show exactly
+the same `StageView`: text (observations included), video frames and images. Stages here: the eval runner (live
+episode, incremental ChatML); the RL agent joins as another entry of `views`.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -56,8 +58,39 @@ def write_sft_data(clip: VideoSource, out: str) -> dict:
     return trajectory.to_dict()
 
 
-def eval_requests(clip: VideoSource, out: str) -> list:
-    """The eval runner on the same question with the model's turns scripted: every generation request."""
+@dataclass
+class StageView:
+    """What one stage shows the model for the whole trajectory: the text up to the last turn's end, the prompt
+    video's frames, and every image in placeholder order."""
+
+    text: str
+    video: list[Image.Image]
+    images: list[Image.Image]
+
+
+def sft_view(tiny_model_dir: str, out: str) -> StageView:
+    """The stored trajectory through SFT's validation and collator (template, media reloaded and resized)."""
+    from open_r1_ext.collator import TrajectoryCollator
+    from open_r1_ext.config import SFTScriptArguments
+    from open_r1_ext.dataset import prepare_samples
+    from open_r1_ext.modeling import load_processor
+
+    fields = {f"{kind}_{bound}": getattr(BUDGETS.for_kind(kind), bound)
+              for kind in ("original", "crop", "frame") for bound in ("min_pixels", "max_pixels")}
+    args = SFTScriptArguments(data_files=[os.path.join(out, "data.jsonl")], **fields)
+    processor = load_processor(tiny_model_dir, args.budgets())
+    prepared = prepare_samples(args, processor, None, progress=False)
+    assert not prepared.problems and prepared.notes == {}
+    spec = prepared.samples[0]
+    messages, _ = TrajectoryCollator(processor, args.budgets()).load_messages(spec)
+    parts = [p for m in messages if isinstance(m["content"], list) for p in m["content"]]
+    return StageView(processor.apply_chat_template(spec.messages, tools=spec.tools, tokenize=False),
+                     next(p["video"] for p in parts if p["type"] == "video"),
+                     [p["image"] for p in parts if p["type"] == "image"])
+
+
+def eval_view(clip: VideoSource, out: str) -> StageView:
+    """The eval runner on the same question with the model's turns scripted: its last request plus the last turn."""
     requests = []
 
     def generate(batch):
@@ -69,62 +102,44 @@ def eval_requests(clip: VideoSource, out: str) -> list:
     settings = RunnerSettings(get_profile("released"), EpisodeConfig(BUDGETS))
     with PredictionWriter(os.path.join(out, "predictions.jsonl")) as writer:
         run_trajectories([question], generate, settings, writer)
-    return requests
+    assert len(requests) == len(TURNS)
+    return StageView(requests[-1].prompt + TURNS[-1] + "<|im_end|>\n", requests[-1].video, requests[-1].images)
 
 
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def same_pixels(a: list[Image.Image], b: list[Image.Image]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(pixels(x), pixels(y)) for x, y in zip(a, b))
+
+
 def test_a_video_trajectory_reads_the_same_through_the_sft_collator_and_the_eval_runner(clip, tiny_model_dir,
                                                                                         tmp_path):
-    from open_r1_ext.collator import TrajectoryCollator
-    from open_r1_ext.config import SFTScriptArguments
-    from open_r1_ext.dataset import prepare_samples
-    from open_r1_ext.modeling import load_processor
-
     record = write_sft_data(clip, str(tmp_path / "sft"))
-    fields = {f"{kind}_{bound}": getattr(BUDGETS.for_kind(kind), bound)
-              for kind in ("original", "crop", "frame") for bound in ("min_pixels", "max_pixels")}
-    args = SFTScriptArguments(data_files=[str(tmp_path / "sft" / "data.jsonl")], **fields)
-    processor = load_processor(tiny_model_dir, args.budgets())
-    prepared = prepare_samples(args, processor, None, progress=False)
-    assert not prepared.problems and prepared.notes == {}
-    spec = prepared.samples[0]
-    sft_text = processor.apply_chat_template(spec.messages, tools=spec.tools, tokenize=False)
-    sft_messages, _ = TrajectoryCollator(processor, args.budgets()).load_messages(spec)
+    sft = sft_view(tiny_model_dir, str(tmp_path / "sft"))
+    views = {"eval": eval_view(clip, str(tmp_path / "eval"))}
 
-    requests = eval_requests(clip, str(tmp_path / "eval"))
-    assert len(requests) == len(TURNS)
-    last = requests[-1]
-
-    # text: the whole conversation, observation texts included, is the same string in both stages
-    assert sft_text == last.prompt + TURNS[-1] + "<|im_end|>\n"
+    # what SFT trains on, checked against the media themselves
     width, height = resize_to_budget(Image.open(clip.frame_paths[0]), BUDGETS.frame).size
-    assert sft_text.count(f"Here are the selected frames (Frame Size: {width}x{height}, Numbered 1 to 3):") == 1
-    assert sft_text.count("Here is the cropped image (Image Size: ") == 1
-
-    # the prompt's video: the same 16 frames at the frame budget
-    sft_video = next(p["video"] for m in sft_messages if isinstance(m["content"], list) for p in m["content"]
-                     if p["type"] == "video")
-    assert len(sft_video) == len(last.video) == 16
-    assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(sft_video, last.video))
-
-    # observation images in placeholder order: the selected frames, then the crop; the same pixels in both stages
-    sft_images = [p["image"] for m in sft_messages if isinstance(m["content"], list) for p in m["content"]
-                  if p["type"] == "image"]
-    assert len(sft_images) == len(last.images) == len(SELECTED) + 1
-    assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(sft_images, last.images))
-    for image, frame in zip(sft_images, SELECTED):
-        expected = resize_to_budget(Image.open(clip.frame_paths[frame - 1]).convert("RGB"), BUDGETS.frame)
-        assert np.array_equal(pixels(image), pixels(expected))
-
+    assert sft.text.count(f"Here are the selected frames (Frame Size: {width}x{height}, Numbered 1 to 3):") == 1
+    assert sft.text.count("Here is the cropped image (Image Size: ") == 1
+    assert same_pixels(sft.video, [resize_to_budget(Image.open(p).convert("RGB"), BUDGETS.frame)
+                                   for p in clip.frame_paths])
+    assert same_pixels(sft.images[:-1], [resize_to_budget(Image.open(clip.frame_paths[k - 1]).convert("RGB"),
+                                                          BUDGETS.frame) for k in SELECTED])
     # target_image=2 is the second selected frame (raw frame 7), not raw frame 2
     crop = next(p for m in record["messages"] if isinstance(m["content"], list) for p in m["content"]
                 if (p.get("provenance") or {}).get("operation") == "crop_image_normalized")
-    box = tuple(crop["provenance"]["box"])
-    from_frame = {k: pixels(resize_region(Image.open(clip.frame_paths[k - 1]).convert("RGB"), box, BUDGETS.crop))
-                  for k in (SELECTED[TARGET - 1], TARGET)}
     assert crop["provenance"]["parent"] == TARGET
-    assert np.array_equal(pixels(sft_images[-1]), from_frame[SELECTED[TARGET - 1]])
-    assert not np.array_equal(pixels(sft_images[-1]), from_frame[TARGET])
+    box = tuple(crop["provenance"]["box"])
+    from_frame = {k: resize_region(Image.open(clip.frame_paths[k - 1]).convert("RGB"), box, BUDGETS.crop)
+                  for k in (SELECTED[TARGET - 1], TARGET)}
+    assert same_pixels(sft.images[-1:], [from_frame[SELECTED[TARGET - 1]]])
+    assert not same_pixels(sft.images[-1:], [from_frame[TARGET]])
+
+    # every other stage shows exactly that: the same text (observations included), video frames and images
+    for stage, view in views.items():
+        assert view.text == sft.text, stage
+        assert same_pixels(view.video, sft.video), stage
+        assert same_pixels(view.images, sft.images), stage
