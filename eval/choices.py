@@ -1,10 +1,12 @@
-"""Multiple-choice options: seeded per-question shuffling, and options embedded in question text.
+"""Multiple-choice options: the data's order (the paper's protocol), or a seeded per-question shuffle.
 
-Why shuffle: V* annotation files list the correct option first, and MVBench's candidates are not balanced
-either; a model biased towards "A" then scores high for the wrong reason (unshuffled options inflated a
-published V* number by ~5 points). Each question gets its own permutation from a hash of (seed, benchmark, id),
-so the order is the same on every machine, in every run, and for every sample of that question, independent of
-how many questions are loaded (`--limit`) or in which order.
+The default is the order the data gives (`order_choices(q, None)`): the official evaluation shows the options
+as its parquets list them, so only that order gives numbers comparable to the paper's Table 1. Shuffling
+(`--shuffle-options SEED`) measures order bias: V* annotation files list the correct option first, and MVBench's
+candidates are not balanced either, so a model biased towards "A" scores high for the wrong reason; the report
+shows a shuffled run as its own row and the difference between the two orders. Each question gets its own
+permutation from a hash of (seed, benchmark, id), so the order is the same on every machine, in every run, and
+for every sample of that question, independent of how many questions are loaded (`--limit`) or in which order.
 """
 from __future__ import annotations
 
@@ -17,9 +19,6 @@ from pixel_reasoner.errors import DataError
 from pixel_reasoner.scoring import choice_letter
 
 from eval.question import Question
-
-OPTION_ORDERS = ("shuffled", "original")
-
 
 def letter(index: int) -> str:
     return chr(ord("A") + index)
@@ -40,19 +39,18 @@ def correct_index(q: Question) -> int:
     return ord(found) - ord("A")
 
 
-def order_choices(q: Question, option_order: str, seed: int) -> Question:
-    """The question as shown: options shuffled (or kept), answer rewritten as the letter of the correct option.
+def order_choices(q: Question, shuffle_seed: int | None) -> Question:
+    """The question as shown: options in the data's order (`shuffle_seed` None) or shuffled with that seed, the
+    answer rewritten as the letter of the correct option.
 
     The original order and the permutation are kept in `meta` so every row can be traced back.
     """
-    if option_order not in OPTION_ORDERS:
-        raise DataError(f"option order {option_order!r}; choose one of {OPTION_ORDERS}")
     if not q.choices:
         return q
     right = correct_index(q)
     order = list(range(len(q.choices)))
-    if option_order == "shuffled":
-        question_rng(seed, q.benchmark, q.id).shuffle(order)
+    if shuffle_seed is not None:
+        question_rng(shuffle_seed, q.benchmark, q.id).shuffle(order)
     shown = [q.choices[i] for i in order]
     meta = dict(q.meta, original_choices=list(q.choices), original_answer=letter(right), permutation=order)
     return dataclasses.replace(q, choices=shown, answer=letter(order.index(right)), meta=meta)

@@ -14,6 +14,7 @@ from pixel_reasoner.episode import EpisodeConfig
 from pixel_reasoner.errors import ConfigError, DataError, PixelReasonerError
 
 from eval.config import MANIFEST, PREDICTIONS, RunConfig, check_resume, now, package_versions
+from eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 from eval.records import read_predictions, recover_predictions, row_key, write_json_atomic
 
 logger = logging.getLogger("eval")
@@ -81,7 +82,7 @@ def run(config: RunConfig, make_generator=vllm_generator) -> dict:
     questions = load_questions(config.benchmark, config.data, config.load_options())
     if config.limit is not None:
         questions = questions[: config.limit]
-    questions = [order_choices(q, config.option_order, config.seed) for q in questions]
+    questions = [order_choices(q, config.shuffle_options) for q in questions]
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         duplicated = sorted({i for i in ids if ids.count(i) > 1})[:5]
@@ -95,7 +96,8 @@ def run(config: RunConfig, make_generator=vllm_generator) -> dict:
     if done - wanted:
         logger.warning("%d rows in %s are for questions outside this run (a larger --limit earlier?); they are kept "
                        "and scored", len(done - wanted), predictions)
-    session = {"started": now(), "versions": package_versions(), "limit": config.limit, "rows_before": len(existing)}
+    session = {"started": now(), "versions": package_versions(), "limit": config.limit, "rows_before": len(existing),
+               "scoring_protocol": config.scoring_protocol}
     mismatch = compare_with_checkpoint(config.model, config.budgets(), "eval")
     if mismatch:
         logger.warning("%s", mismatch)
@@ -121,13 +123,14 @@ def run(config: RunConfig, make_generator=vllm_generator) -> dict:
         session.update(finished=now(), rows_written=stats.written, terminations=stats.terminations)
         write_json_atomic(manifest_path, manifest)
 
-    metrics = score_file(predictions, config.benchmark)
+    metrics = score_file(predictions, config.benchmark, protocol=config.scoring_protocol)
     write_json_atomic(os.path.join(config.out, "metrics.json"), metrics)
     summary = format_summary(metrics)
     with open(os.path.join(config.out, "summary.md"), "w", encoding="utf-8") as f:
         f.write(summary)
     if metrics.get("score") is None and config.benchmark == "infovqa":
-        write_json_atomic(os.path.join(config.out, "submission.json"), submission(read_predictions(predictions)))
+        write_json_atomic(os.path.join(config.out, "submission.json"),
+                          submission(read_predictions(predictions), config.scoring_protocol))
         logger.info("answers are hidden in this split: wrote %s", os.path.join(config.out, "submission.json"))
     print(summary)
     return metrics
@@ -182,7 +185,7 @@ def run_many(configs: Sequence[RunConfig], make_generator=vllm_generator) -> dic
 def score_command(args: argparse.Namespace) -> None:
     from eval.scoring import format_summary, score_file, submission
 
-    metrics = score_file(args.predictions, args.benchmark, args.bootstrap, args.seed)
+    metrics = score_file(args.predictions, args.benchmark, args.bootstrap, args.seed, args.protocol)
     if args.out:
         write_json_atomic(args.out, metrics)
     else:
@@ -190,7 +193,7 @@ def score_command(args: argparse.Namespace) -> None:
     if metrics.get("score") is None or args.submission:
         path = args.submission or os.path.join(os.path.dirname(os.path.abspath(args.out or args.predictions)),
                                                "submission.json")
-        write_json_atomic(path, submission(read_predictions(args.predictions)))
+        write_json_atomic(path, submission(read_predictions(args.predictions), args.protocol))
         logger.info("wrote the submission file %s", path)
     print(format_summary(metrics), file=sys.stderr if not args.out else sys.stdout)
 
@@ -216,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     score_parser.add_argument("--out", help="write metrics JSON here (default: print it)")
     score_parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the CI")
     score_parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    score_parser.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
+                              help="scoring rules: paper (the official evaluation's, comparable to Table 1; needs "
+                                   "math-verify) or lenient (accepts more answer formats) (default: paper)")
     score_parser.add_argument("--submission", help="also write an InfoVQA submission file here (written next to "
                                                    "the metrics anyway when the split hides its answers)")
     report_parser = sub.add_parser("report", help="markdown table in the paper's Table 1 layout + RaPR")

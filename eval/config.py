@@ -4,8 +4,10 @@ Defaults are the paper's evaluation protocol except the pixel budgets: the `rele
 budgets every stage's recipe uses (`PixelBudgets.consistent()`: originals 256–2000 visual tokens, crops 256–1000,
 frames ≤400; `--budget-preset paper_eval` gives the official eval code's 256–8000 / 256–5120 / ≤512, which the
 paper's numbers were measured with), at most 4 operations / 16 images per trajectory, greedy decoding, 2048 new
-tokens per turn and 8192 per response, options shuffled with a fixed seed. Every field is recorded in
-`run_manifest.json`; a resumed run must agree on every field that can change results (`identity_fields`).
+tokens per turn and 8192 per response, options in the data's order, the paper's scoring rules
+(`--protocol paper`). Every field is recorded in `run_manifest.json`; a resumed run must agree on every field that
+can change its predictions (`identity`); the scoring protocol only changes the metrics, which are recomputed from
+all rows each time.
 """
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ from pixel_reasoner.config import BUDGET_PRESETS, EpisodeLimits, PixelBudget, Pi
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.protocol import ProtocolProfile, get_profile, profile_names
 
-from eval.benchmarks import BENCHMARKS
+from eval.benchmarks import BENCHMARKS, frame_sampling
 from eval.benchmarks.common import LoadOptions
-from eval.choices import OPTION_ORDERS
+from eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 
 NO_TOOLS_GUIDELINES = "\n\nPlease think step by step, and put your final answer within \\boxed{}."  # official `notool`
 FORCED_CALL_TOKENS = 128  # a forced call is ~110 characters; a random model may spell it one character a token
@@ -58,10 +60,13 @@ class RunConfig:
     image_root: str | None = _opt(None, "directory the annotation files' image paths are relative to; with several "
                                         "benchmarks: BENCHMARK=PATH")
     num_frames: int = _opt(16, "frames sampled uniformly from each video")
-    option_order: str = _opt("shuffled", "multiple-choice option order: shuffled with a fixed seed per question, "
-                                         "or the source's original order (for comparison with unshuffled evals)",
-                             choices=OPTION_ORDERS)
-    seed: int = _opt(0, "seed of option shuffling and sampling")
+    shuffle_options: int | None = _opt(None, "shuffle multiple-choice options with this seed (per question) to "
+                                             "measure order bias; default: the data's order, as the paper",
+                                       metavar="SEED")
+    scoring_protocol: str = _opt(DEFAULT_PROTOCOL, "scoring rules: paper (the official evaluation's, comparable "
+                                                   "to Table 1) or lenient (accepts more answer formats)",
+                                 flag="--protocol", choices=PROTOCOLS)
+    seed: int = _opt(0, "seed of sampling")
     budget_preset: str = _opt("consistent", "pixel budgets preset: consistent (as SFT and RL) or the official "
                                             "per-stage paper_eval (the paper's reported numbers), paper_rl, paper_sft",
                               choices=BUDGET_PRESETS)
@@ -95,7 +100,7 @@ class RunConfig:
 
     # fields that cannot change results: may differ when resuming
     RUNTIME_FIELDS = ("out", "batch_size", "limit", "tensor_parallel_size", "gpu_memory_utilization",
-                      "enforce_eager", "save_images")
+                      "enforce_eager", "save_images", "scoring_protocol")
 
     def __post_init__(self) -> None:
         for name in ("samples", "num_frames", "max_tokens_per_turn", "max_response_tokens", "max_model_len",
@@ -144,6 +149,8 @@ class RunConfig:
                  if v is not None and os.path.exists(v)}
         return {**self.to_dict(), **local, "model_fingerprint": model_fingerprint(self.model),
                 "data": os.path.abspath(self.data), "budgets": to_dict(self.budgets()), "limits": to_dict(self.limits()),
+                "option_order": "original" if self.shuffle_options is None else "shuffled",
+                "frame_sampling": frame_sampling(self.benchmark, self.data),
                 "protocol": {**profile.summary(), "system_prompt": profile.system_prompt,
                              "guidelines": profile.guidelines},
                 "sampling": {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,

@@ -26,7 +26,7 @@ class Question:
     images: list[ImageSource] = field(default_factory=list)
     video: VideoSource | None = None
     choices: list[str] | None = None
-    category: str | None = None
+    category: str | list[str] | None = None  # several (InfoVQA answer types): per-category metrics count each
     target_boxes: list[list[float]] | None = None
     meta: dict = field(default_factory=dict)
 

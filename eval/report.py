@@ -1,15 +1,18 @@
 """Markdown report in the paper's Table 1 layout (+ the RaPR table of appendix D.1) from metrics files.
 
-Runs are grouped into rows by what identifies a model configuration (model, profile, tools, option order);
-each metrics file fills one benchmark cell. The paper's Pixel-Reasoner, Qwen2.5-VL and ablation rows are shown
-for comparison.
+Runs are grouped into rows by what identifies a model configuration (model, profile, tools, samples) and by the
+protocol the numbers were produced with (scoring rules, option order); each metrics file fills one benchmark
+cell. Only rows scored by the paper's rules on the data's option order go in the Table-1 block, next to the
+paper's rows; every other row goes in a block that says why it is not comparable. When one configuration was
+run with the data's order and shuffled, the difference is shown as the option-order bias. Every row names its
+protocol, option order and (MVBench) frame sampling.
 """
 from __future__ import annotations
 
 import json
 import os
 from collections import OrderedDict
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from pixel_reasoner.errors import DataError
 
@@ -17,6 +20,7 @@ from eval.paper import ABLATION_ROWS, BASELINE_ROWS, COLUMNS, PAPER_RAPR, PIXEL_
 
 
 SHORT_NAMES = {"vstar": "V*", "tallyqa": "TallyQA-complex", "mvbench": "MVBench", "infovqa": "InfoVQA"}
+CHOICE_BENCHMARKS = ("vstar", "mvbench")
 
 
 def load_metrics(path: str) -> dict:
@@ -35,17 +39,53 @@ def load_metrics(path: str) -> dict:
 
 
 def run_label(metrics: dict) -> str:
+    """The model configuration: model (profile, tools, samples)."""
     run = metrics.get("run") or {}
     if not run:
         return os.path.basename(os.path.dirname(os.path.abspath(metrics["_path"]))) or metrics["_path"]
     label = f"{os.path.basename(str(run.get('model', '?')).rstrip('/'))} ({run.get('profile', '?')}"
     if run.get("tools") is False:
         label += ", no tools"
-    if run.get("option_order") not in (None, "shuffled"):
-        label += f", {run['option_order']} options"
     if run.get("samples", 1) > 1:
         label += f", Avg@{run['samples']}"
     return label + ")"
+
+
+class Protocol(NamedTuple):
+    scoring: str  # paper | lenient | unknown (metrics written before protocols were recorded)
+    shuffled: bool
+    seed: int | None
+
+    @classmethod
+    def of(cls, metrics: dict) -> "Protocol":
+        record = metrics.get("protocol") or {}
+        shuffled = record.get("option_order") == "shuffled"
+        seed = (metrics.get("run") or {}).get("shuffle_options") if shuffled else None
+        return cls(record.get("scoring", "unknown"), shuffled, seed)
+
+    @property
+    def comparable(self) -> bool:
+        return self.scoring == "paper" and not self.shuffled
+
+    def describe(self) -> str:
+        order = "options shuffled" + (f" (seed {self.seed})" if self.seed is not None else "") if self.shuffled \
+            else "data's option order"
+        return f"{self.scoring} scoring, {order}"
+
+    def why_not_comparable(self) -> str:
+        reasons = []
+        if self.scoring == "unknown":
+            reasons.append("scoring protocol not recorded (metrics from an older version: re-run `eval score`)")
+        elif self.scoring != "paper":
+            reasons.append(f"{self.scoring} scoring, not the paper's rules")
+        if self.shuffled:
+            reasons.append("options shuffled, the paper shows the data's order")
+        return "; ".join(reasons)
+
+
+def _row_label(config: str, protocol: Protocol, by_bench: dict[str, dict]) -> str:
+    frames = sorted({f for m in by_bench.values() for f in ((m.get("protocol") or {}).get("frame_sampling") or [])})
+    return f"**{config}** (ours; {protocol.describe()}" + (f"; frames: {', '.join(frames)}" if frames else "") + ")"
 
 
 def _cell(value: float | None, ci: Sequence[float] | None = None, digits: int = 1) -> str:
@@ -55,38 +95,70 @@ def _cell(value: float | None, ci: Sequence[float] | None = None, digits: int = 
 
 
 def build_report(paths: Sequence[str]) -> str:
-    runs: "OrderedDict[str, dict[str, dict]]" = OrderedDict()
+    runs: "OrderedDict[tuple[str, Protocol], dict[str, dict]]" = OrderedDict()
     for path in paths:
         m = load_metrics(path)
-        label = run_label(m)
-        if m["benchmark"] in runs.setdefault(label, {}):
-            raise DataError(f"two metrics files for {label} on {m['benchmark']}: "
-                            f"{runs[label][m['benchmark']]['_path']} and {path}")
-        runs[label][m["benchmark"]] = m
+        key = (run_label(m), Protocol.of(m))
+        if m["benchmark"] in runs.setdefault(key, {}):
+            raise DataError(f"two metrics files for {key[0]} ({key[1].describe()}) on {m['benchmark']}: "
+                            f"{runs[key][m['benchmark']]['_path']} and {path}")
+        runs[key][m["benchmark"]] = m
     header = "| Model | " + " | ".join(name for _, name in COLUMNS) + " |"
-    lines = ["## Main results (paper Table 1 layout)", "", header, "|---" * (len(COLUMNS) + 1) + "|"]
-    for label, by_bench in runs.items():
-        cells = [_cell(by_bench[b]["score"], by_bench[b].get("ci95")) if b in by_bench else "–" for b, _ in COLUMNS]
-        lines.append(f"| **{label}** (ours) | " + " | ".join(cells) + " |")
+    rule = "|---" * (len(COLUMNS) + 1) + "|"
+
+    def cells(by_bench: dict[str, dict], key: str = "score", ci: bool = True) -> str:
+        return " | ".join(_cell(by_bench[b].get(key), by_bench[b].get("ci95") if ci else None) if b in by_bench
+                          else "–" for b, _ in COLUMNS)
+
+    lines = ["## Main results (paper Table 1 layout)", "",
+             "Our rows here are scored by the paper's rules (`--protocol paper`) on the data's option order.", "",
+             header, rule]
+    lines += [f"| {_row_label(c, p, b)} | {cells(b)} |" for (c, p), b in runs.items() if p.comparable]
     for label, values in [("Pixel-Reasoner (paper)", PIXEL_REASONER), *BASELINE_ROWS.items()]:
         lines.append(f"| {label} | " + " | ".join(_cell(values.get(b)) for b, _ in COLUMNS) + " |")
     lines.append("| *Ablations (paper)* |" + " |" * len(COLUMNS))
     for label, values in ABLATION_ROWS.items():
         lines.append(f"| {label} | " + " | ".join(_cell(values.get(b)) for b, _ in COLUMNS) + " |")
-    lines += ["", "Ours: score [95% bootstrap CI over questions]. The paper reports InfoVQA on the test split "
-              "(the server's ANLS) and MVBench on its 4,000 test questions.", "",
-              "## RaPR: share of responses using a visual operation, % (paper appendix D.1)", "",
-              "| Model | " + " | ".join(SHORT_NAMES[b] for b, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for label, by_bench in runs.items():
-        lines.append(f"| **{label}** (ours) | " + " | ".join(
-            _cell(by_bench[b].get("rapr")) if b in by_bench else "–" for b, _ in COLUMNS) + " |")
+    lines += ["", "Ours: score [95% bootstrap CI over questions]. The paper's InfoVQA number was computed with "
+              "lmms-eval's ANLS from its own eval output, which holds the ground truths (see docs/eval.md), and "
+              "MVBench on its 4,000 questions from the Pixel-Reasoner parquet (16 pre-extracted frames)."]
+    others = [(c, p, b) for (c, p), b in runs.items() if not p.comparable]
+    if others:
+        lines += ["", "## Other protocols: NOT comparable to the paper's Table 1", "", header, rule]
+        lines += [f"| {_row_label(c, p, b)} | {cells(b)} |" for c, p, b in others]
+        lines += [""] + [f"- {c}, {p.describe()}: {p.why_not_comparable()}." for c, p, _ in others]
+    lines += _bias_section(runs)
+    lines += ["", "## RaPR: share of responses using a visual operation, % (paper appendix D.1)", "",
+              "| Model | " + " | ".join(SHORT_NAMES[b] for b, _ in COLUMNS) + " |", rule]
+    lines += [f"| {_row_label(c, p, b)} | {cells(b, 'rapr', ci=False)} |" for (c, p), b in runs.items()]
     lines.append("| Pixel-Reasoner (paper) | " + " | ".join(f"{PAPER_RAPR[b]:.2f}" for b, _ in COLUMNS) + " |")
-    details = ["", "## Details", "", "| run | benchmark | questions | K | ops/response | op error % | "
-               "crops containing target % | source |", "|---|---|---|---|---|---|---|---|"]
-    for label, by_bench in runs.items():
+    details = ["", "## Details", "", "| run | protocol | benchmark | questions | K | ops/response | op error % | "
+               "crops containing target % | source |", "|---|---|---|---|---|---|---|---|---|"]
+    for (config, protocol), by_bench in runs.items():
         for b, m in by_bench.items():
             faith = (m.get("crop_faithfulness") or {}).get("all") or {}
-            details.append(f"| {label} | {b} | {m.get('n_questions')} | {m.get('samples_per_question')} | "
-                           f"{_cell(m.get('ops_per_response'), digits=2)} | {_cell(m.get('op_error_rate'))} | "
-                           f"{_cell(faith.get('contains_target'))} | {m['_path']} |")
+            details.append(f"| {config} | {protocol.describe()} | {b} | {m.get('n_questions')} | "
+                           f"{m.get('samples_per_question')} | {_cell(m.get('ops_per_response'), digits=2)} | "
+                           f"{_cell(m.get('op_error_rate'))} | {_cell(faith.get('contains_target'))} | {m['_path']} |")
     return "\n".join(lines + details) + "\n"
+
+
+def _bias_section(runs: "OrderedDict[tuple[str, Protocol], dict[str, dict]]") -> list[str]:
+    """Option-order bias: for a configuration scored the same way on the data's order and shuffled, the score on
+    the data's order minus the score shuffled (V* annotation files list the correct option first)."""
+    rows = []
+    for (config, protocol), shuffled in runs.items():
+        if not protocol.shuffled:
+            continue
+        original = runs.get((config, Protocol(protocol.scoring, False, None)), {})
+        for b in CHOICE_BENCHMARKS:
+            if b in original and b in shuffled and original[b].get("score") is not None \
+                    and shuffled[b].get("score") is not None:
+                diff = original[b]["score"] - shuffled[b]["score"]
+                seed = f" (seed {protocol.seed})" if protocol.seed is not None else ""
+                rows.append(f"| {config} | {protocol.scoring} | {SHORT_NAMES[b]} | {_cell(original[b]['score'])} | "
+                            f"{_cell(shuffled[b]['score'])}{seed} | {diff:+.1f} |")
+    if not rows:
+        return []
+    return ["", "## Option-order bias (data's order − shuffled, points)", "",
+            "| Model | scoring | benchmark | data's order | shuffled | bias |", "|---|---|---|---|---|---|", *rows]

@@ -1,10 +1,10 @@
 """Metrics recomputed from a predictions file alone. Imports only the core (no torch, no vLLM): score anywhere.
 
-Per row: the answer is extracted from the final response with the core's `extract_answer` (last `\\boxed{}`,
-else `<answer>`, else an `Answer:` line) and scored with the core's `score` (multiple choice for V* and MVBench,
-count for TallyQA, ANLS with tau = 0.5 for InfoVQA). Per question: the mean over its K samples (Avg@K). The
-headline `score` is the mean over questions, in percent; its 95% CI comes from a seeded bootstrap that resamples
-questions (not rows: the K samples of a question are not independent).
+Per row: the scoring protocol (`eval.protocols`: `paper` by default, the official rules; or `lenient`) gives a
+score in [0, 1]. Per question: the mean over its K samples (Avg@K). The headline `score` is the mean over
+questions, in percent; its 95% CI comes from a seeded bootstrap that resamples questions (not rows: the K
+samples of a question are not independent). `metrics["protocol"]` records the scoring protocol, the option
+order and the frame sampling the rows were produced with, and whether the number is comparable to Table 1.
 """
 from __future__ import annotations
 
@@ -18,28 +18,14 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from pixel_reasoner.errors import DataError
-from pixel_reasoner.parsing import extract_answer
-from pixel_reasoner.scoring import score
+from pixel_reasoner.paper_scoring import MATH_VERIFY_VERSION, require_math_verify
 
-from eval.question import SCORING
+from eval.protocols import DEFAULT_PROTOCOL, answer_text, check_protocol, has_answer, score_row
 from eval.records import read_predictions, row_key
 
 HEADLINE = {"vstar": "accuracy", "mvbench": "accuracy", "tallyqa": "accuracy", "infovqa": "anls"}
 DEFAULT_BOOTSTRAP = 1000
 CI_LEVEL = 0.95
-
-
-def score_row(row: dict) -> float | None:
-    """Score of one response in [0, 1]; None when the split hides its answers."""
-    if row["answer"] is None:
-        return None
-    benchmark = row["benchmark"]
-    if benchmark not in SCORING:
-        raise DataError(f"row {row.get('id')!r}: unknown benchmark {benchmark!r}; expected one of {list(SCORING)}")
-    try:
-        return score(extract_answer(row["response"] or ""), row["answer"], SCORING[benchmark], row.get("choices"))
-    except ValueError as e:
-        raise DataError(f"question {row['id']!r} sample {row.get('sample_idx', 0)}: {e}") from None
 
 
 def bootstrap_ci(values: Sequence[float], resamples: int, seed: int, level: float = CI_LEVEL) -> list[float] | None:
@@ -128,8 +114,40 @@ def _headline(per_question: dict[str, list[float]], resamples: int, seed: int) -
     return {"score": _pct(_mean(means)), "ci95": [100 * c for c in ci] if ci else None, "n_questions": len(means)}
 
 
-def compute_metrics(rows: Sequence[dict], resamples: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict:
-    """Every metric of docs/eval.md from prediction rows (all of one benchmark)."""
+def _categories(row: dict) -> list[str]:
+    category = row.get("category")
+    return [str(c) for c in category] if isinstance(category, list) and category else [str(category)]
+
+
+def option_order(rows: Sequence[dict]) -> str:
+    """How the rows showed their options: "original" (the data's order), "shuffled", or "n/a" (no options)."""
+    permutations = [(r.get("meta") or {}).get("permutation") for r in rows if r.get("choices")]
+    if not permutations:
+        return "n/a"
+    if any(p is not None and list(p) != sorted(p) for p in permutations):
+        return "shuffled"
+    return "original"
+
+
+def frame_sampling(rows: Sequence[dict]) -> list[str] | None:
+    """The frame samplings of the rows' videos (`meta.frame_sampling`, set by the loaders), or None."""
+    found = sorted({str((r.get("meta") or {}).get("frame_sampling")) for r in rows
+                    if (r.get("meta") or {}).get("frame_sampling")})
+    return found or None
+
+
+def protocol_record(rows: Sequence[dict], protocol: str) -> dict:
+    """What makes a number comparable to the paper's Table 1: the official scoring on the data's option order."""
+    order = option_order(rows)
+    return {"scoring": protocol, "option_order": order, "frame_sampling": frame_sampling(rows),
+            "comparable_to_table1": protocol == "paper" and order in ("original", "n/a"),
+            **({"math_verify": MATH_VERIFY_VERSION} if protocol == "paper" else {})}
+
+
+def compute_metrics(rows: Sequence[dict], resamples: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+                    protocol: str = DEFAULT_PROTOCOL) -> dict:
+    """Every metric of docs/eval.md from prediction rows (all of one benchmark), scored by `protocol`."""
+    check_protocol(protocol)
     if not rows:
         raise DataError("no prediction rows to score")
     benchmarks = sorted({r["benchmark"] for r in rows})
@@ -141,11 +159,14 @@ def compute_metrics(rows: Sequence[dict], resamples: int = DEFAULT_BOOTSTRAP, se
         if row_key(r) in seen:
             raise DataError(f"question {r['id']!r} sample {r.get('sample_idx', 0)} appears twice")
         seen.add(row_key(r))
-    scores = [score_row(r) for r in rows]
+    if protocol == "paper" and benchmark != "infovqa" and any(r["answer"] is not None for r in rows):
+        require_math_verify()
+    scores = [score_row(r, protocol) for r in rows]
     answered = [(r, s) for r, s in zip(rows, scores) if s is not None]
     samples = Counter(str(r["id"]) for r in rows)
     k = max(samples.values())
     metrics: dict = {"benchmark": benchmark, "metric": HEADLINE.get(benchmark, "accuracy"),
+                     "protocol": protocol_record(rows, protocol),
                      "n_responses": len(rows), "n_questions": len(samples), "samples_per_question": k}
     if answered:
         a_rows, a_scores = [r for r, _ in answered], [float(s) for _, s in answered]  # type: ignore[arg-type]
@@ -156,8 +177,9 @@ def compute_metrics(rows: Sequence[dict], resamples: int = DEFAULT_BOOTSTRAP, se
                                                               "level": CI_LEVEL, "unit": "question"}}
         by_category: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
         for r, s in zip(a_rows, a_scores):
-            by_category[str(r.get("category"))][0].append(r)
-            by_category[str(r.get("category"))][1].append(s)
+            for category in _categories(r):  # an InfoVQA question counts under each of its answer types
+                by_category[category][0].append(r)
+                by_category[category][1].append(s)
         metrics["per_category"] = {c: _headline(_group_scores(rs, ss), resamples, seed)
                                    for c, (rs, ss) in sorted(by_category.items())}
         per_sample: dict[int, list[float]] = defaultdict(list)
@@ -177,7 +199,7 @@ def compute_metrics(rows: Sequence[dict], resamples: int = DEFAULT_BOOTSTRAP, se
     metrics["rapr"] = _pct(_mean(float(n > 0) for n in num_ops))
     metrics["ops_per_response"] = _mean(num_ops)
     metrics["op_error_rate"] = _pct(op_errors / sum(num_ops)) if sum(num_ops) else None
-    metrics["answer_extracted"] = _pct(_mean(float(extract_answer(r["response"] or "") is not None) for r in rows))
+    metrics["answer_extracted"] = _pct(_mean(float(has_answer(r, protocol)) for r in rows))
     metrics["terminations"] = dict(sorted(Counter(str(r.get("termination")) for r in rows).items()))
     metrics["crop_faithfulness"] = crop_faithfulness(rows, scores)
     metrics["incomplete_questions"] = sorted(q for q, n in samples.items() if n < k)
@@ -193,14 +215,14 @@ def file_digest(path: str) -> str:
 
 
 def score_file(predictions: str, benchmark: str | None = None, resamples: int = DEFAULT_BOOTSTRAP,
-               seed: int = 0) -> dict:
+               seed: int = 0, protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Metrics of a predictions file, with the run manifest next to it (if any) for provenance."""
     rows = read_predictions(predictions)
     if benchmark is not None:
         other = sorted({r["benchmark"] for r in rows} - {benchmark})
         if other:
             raise DataError(f"{predictions} holds {other} rows but --benchmark is {benchmark!r}")
-    metrics = compute_metrics(rows, resamples, seed)
+    metrics = compute_metrics(rows, resamples, seed, protocol)
     metrics["source"] = {"predictions": os.path.abspath(predictions), "sha256": file_digest(predictions)}
     manifest = os.path.join(os.path.dirname(os.path.abspath(predictions)), "run_manifest.json")
     if os.path.isfile(manifest):
@@ -209,9 +231,10 @@ def score_file(predictions: str, benchmark: str | None = None, resamples: int = 
     return metrics
 
 
-def submission(rows: Sequence[dict]) -> list[dict]:
+def submission(rows: Sequence[dict], protocol: str = DEFAULT_PROTOCOL) -> list[dict]:
     """InfoVQA's official submission format [{"questionId": int, "answer": str}], from each question's first
-    sample (the greedy run's only one)."""
+    sample (the greedy run's only one). Each answer is the string the protocol's local ANLS scores, so the
+    server's ANLS and a local one on the same outputs are one function of one string."""
     first: dict[str, dict] = {}
     for r in rows:
         if str(r["id"]) not in first or int(r.get("sample_idx", 0)) < int(first[str(r["id"])].get("sample_idx", 0)):
@@ -223,7 +246,7 @@ def submission(rows: Sequence[dict]) -> list[dict]:
             question_id = int(question_id)
         except (TypeError, ValueError):
             pass
-        out.append({"questionId": question_id, "answer": extract_answer(r["response"] or "") or ""})
+        out.append({"questionId": question_id, "answer": answer_text(r, protocol) or ""})
     return sorted(out, key=lambda d: (isinstance(d["questionId"], str), d["questionId"]))
 
 
@@ -233,8 +256,12 @@ def format_summary(metrics: dict) -> str:
         return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
     ci = metrics.get("ci95")
+    proto = metrics.get("protocol") or {}
     lines = [f"# {metrics['benchmark']}: {metrics['metric']} {f(metrics.get('score'))}"
              + (f" (95% CI {f(ci[0])}–{f(ci[1])})" if ci else ""), "",
+             f"- protocol: {proto.get('scoring', 'unknown')} scoring, {proto.get('option_order', 'unknown')} option "
+             f"order" + (f", frames: {', '.join(proto['frame_sampling'])}" if proto.get("frame_sampling") else "")
+             + ("" if proto.get("comparable_to_table1") else " — NOT comparable to the paper's Table 1"),
              f"- questions: {metrics['n_questions']}, responses: {metrics['n_responses']}, "
              f"samples per question (K): {metrics['samples_per_question']}",
              f"- RaPR (responses using a visual operation): {f(metrics['rapr'])}%",

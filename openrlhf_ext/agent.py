@@ -130,7 +130,8 @@ def _advance(sample: SampleState, action_text: str) -> dict:
     output = sample.engine.last_output.outputs[0]
     result: StepResult = sample.episode.step(action_text, truncated=output.finish_reason == "length")
     if result.done:
-        correct = sample.task.score(result.answer, sample.config.reward_kind) if result.termination == "answer" else 0.0
+        correct = sample.task.reward(result.termination, result.answer, sample.episode.messages,
+                                     sample.config.reward_kind)
         return _final(correct, sample.logs(correct))
     observation = result.observation
     assert observation is not None

@@ -7,8 +7,10 @@ a JSON object so that scoring needs no guessing at run time:
      "is_video": false, "qid": "vstar-12"}
 
 `answer` is a string (or a list of strings: any may match, e.g. ANLS ground truths); `kind` is a scoring kind
-of `pixel_reasoner.scoring` (absent: the rollout config's `reward_kind`); `choices` lists the options of a
-multiple-choice question (their letters are A, B, ...); `is_video` says the sample's media is a video (its
+of `pixel_reasoner.scoring`, or "paper": the official reward (`pixel_reasoner.paper_scoring`, the same rule
+the paper's eval used; it reads the whole trajectory, compares with the answer as given, e.g. the option letter,
+and accepts "15%" for "15", "1,000" for "1000") (absent: the rollout config's `reward_kind`); `choices` lists the
+options of a multiple-choice question (their letters are A, B, ...); `is_video` says the sample's media is a video (its
 frame list or a video file). A label that is not such a JSON object is taken as the answer itself.
 """
 from __future__ import annotations
@@ -19,9 +21,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from pixel_reasoner.errors import DataError
+from pixel_reasoner.paper_scoring import KIND as PAPER, paper_correct, solution_text
 from pixel_reasoner.scoring import SCORERS, choice_letter, parse_count, score
 
-KINDS = (*SCORERS, "auto")
+KINDS = (*SCORERS, PAPER, "auto")
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class TaskLabel:
             raise DataError(f"{self.where}: `choices` must be a non-empty list of non-empty strings, got "
                             f"{list(self.choices)!r}")
         kind = self.resolved_kind(default_kind)
-        if kind not in SCORERS:
+        if kind not in (*SCORERS, PAPER):
             raise DataError(f"{self.where}: scoring kind {kind!r} is unknown; choose one of {KINDS}")
         if kind == "multiple_choice":
             if not self.choices:
@@ -83,6 +86,16 @@ class TaskLabel:
             return 0.0
         answer = list(self.answer) if isinstance(self.answer, tuple) else self.answer
         return float(score(prediction, answer, self.resolved_kind(default_kind), self.choices))
+
+    def reward(self, termination: str | None, answer: str | None, messages: Sequence[Mapping],
+               default_kind: str = "auto") -> float:
+        """Correctness reward of a finished episode. "paper": the official rule on the whole trajectory whatever
+        ended it (as the official RL scored every rollout); other kinds: the extracted answer, 0 unless the episode
+        ended with an answer."""
+        if self.resolved_kind(default_kind) == PAPER:
+            answers = list(self.answer) if isinstance(self.answer, tuple) else self.answer
+            return paper_correct(solution_text(messages, ended_with_end_of_turn=termination == "answer"), answers)
+        return self.score(answer, default_kind) if termination == "answer" else 0.0
 
     def to_json(self) -> str:
         d = asdict(self)

@@ -32,6 +32,7 @@ from pixel_reasoner.episode import EpisodeConfig
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.media import DEFAULT_CACHE_BYTES
 from pixel_reasoner.protocol import ProtocolProfile, get_profile
+from pixel_reasoner.paper_scoring import KIND as PAPER
 from pixel_reasoner.scoring import SCORERS
 
 CONFIG_ENV = "PIXEL_REASONER_ROLLOUT_CONFIG"
@@ -61,6 +62,7 @@ class RolloutConfig:
     limits: EpisodeLimits = field(default_factory=default_limits)
     video_frames: int = VIDEO_FRAMES  # frames sampled uniformly from a video *file* (frame lists are used as is)
     reward_kind: str = "auto"  # scoring when a label does not name its kind: auto | multiple_choice | count | ...
+    # | paper (the official reward, `pixel_reasoner.paper_scoring`: the rule the paper's eval scores with)
     stop: tuple[str, ...] = ("</tool_call>",)  # a turn ends right after a tool call (kept in the output)
     max_turn_tokens: int = 2048  # new tokens per assistant turn (official code); the whole trajectory is capped by
     # OpenRLHF's --data.max_len
@@ -68,8 +70,8 @@ class RolloutConfig:
     operation_threads: int = 32  # threads running operations/decoding off the event loop, per vLLM actor
 
     def __post_init__(self) -> None:
-        if self.reward_kind not in (*SCORERS, "auto"):
-            raise ConfigError(f"reward_kind={self.reward_kind!r}; choose one of {(*SCORERS, 'auto')}")
+        if self.reward_kind not in (*SCORERS, PAPER, "auto"):
+            raise ConfigError(f"reward_kind={self.reward_kind!r}; choose one of {(*SCORERS, PAPER, 'auto')}")
         if self.video_frames < 1:
             raise ConfigError(f"video_frames={self.video_frames} must be >= 1")
         if self.video_frames >= self.limits.max_images:

@@ -372,8 +372,35 @@ def uniform_frame_indices(total_frames: int, num_frames: int) -> list[int]:
     return [int(i) for i in np.linspace(0, total_frames - 1, num_frames).round().astype(int)]
 
 
-def _decode_video_frames(path: str, num_frames: int) -> list[Image.Image]:
-    """`num_frames` uniformly sampled RGB frames: decord when installed (random access), else PyAV."""
+VIDEO_SAMPLINGS = ("uniform", "segment_centres")
+
+
+def segment_centre_indices(fps: float, last_index: int, num_frames: int, bound: tuple[float, float] | None = None,
+                           first_index: int = 0) -> list[int]:
+    """MVBench's `get_index` (OpenGVLab/Ask-Anything `video_chat2/mvbench.ipynb`, `MVBench_dataset.get_index`):
+    the [start, end] seconds (the whole clip without a bound) become frame indices clamped to
+    [first_index, last_index], split into `num_frames` equal segments, and the frame at each segment's centre is
+    taken. The same arithmetic as the original (Python `round` for the bounds, numpy's for the offsets)."""
+    start, end = bound if bound is not None else (-100000, 100000)
+    start_idx = max(first_index, round(start * fps))
+    end_idx = min(round(end * fps), last_index)
+    seg_size = float(end_idx - start_idx) / num_frames
+    return [int(start_idx + (seg_size / 2) + np.round(seg_size * idx)) for idx in range(num_frames)]
+
+
+def video_frame_indices(total_frames: int, fps: float, num_frames: int, sampling: str,
+                        bound: tuple[float, float] | None) -> list[int]:
+    if total_frames <= 0:
+        raise DataError("video has no frames")
+    if sampling == "segment_centres":
+        return segment_centre_indices(fps, total_frames - 1, num_frames, bound)
+    return uniform_frame_indices(total_frames, num_frames)
+
+
+def _decode_video_frames(path: str, num_frames: int, sampling: str = "uniform",
+                         bound: tuple[float, float] | None = None) -> list[Image.Image]:
+    """`num_frames` sampled RGB frames (`sampling`, see `VideoSource`): decord when installed (random access),
+    else PyAV."""
     if not os.path.exists(path):
         raise DataError(f"video file not found: {path} (resolved to {os.path.abspath(path)})")
     try:
@@ -383,7 +410,7 @@ def _decode_video_frames(path: str, num_frames: int) -> list[Image.Image]:
     if decord is not None:
         try:
             reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-            idx = uniform_frame_indices(len(reader), num_frames)
+            idx = video_frame_indices(len(reader), float(reader.get_avg_fps()), num_frames, sampling, bound)
             return [Image.fromarray(a) for a in reader.get_batch(idx).asnumpy()]
         except DataError:
             raise
@@ -394,14 +421,15 @@ def _decode_video_frames(path: str, num_frames: int) -> list[Image.Image]:
     except ImportError:
         raise DataError(f"reading video {path} needs PyAV (pip install av, or the `video` extra) or decord") from None
     try:
-        return _decode_with_pyav(av, path, num_frames)
+        return _decode_with_pyav(av, path, num_frames, sampling, bound)
     except DataError:
         raise
     except (av.error.FFmpegError, IndexError, ValueError) as e:
         raise DataError(f"cannot decode video {path}: {type(e).__name__}: {e}") from e
 
 
-def _decode_with_pyav(av, path: str, num_frames: int) -> list[Image.Image]:
+def _decode_with_pyav(av, path: str, num_frames: int, sampling: str,
+                      bound: tuple[float, float] | None) -> list[Image.Image]:
     with av.open(path) as container:
         if not container.streams.video:
             raise DataError(f"{path} has no video stream")
@@ -411,7 +439,10 @@ def _decode_with_pyav(av, path: str, num_frames: int) -> list[Image.Image]:
         if not total:  # the container does not say: count by demuxing (cheap, no decode)
             total = sum(1 for p in container.demux(stream) if p.size)
             container.seek(0)
-        wanted = uniform_frame_indices(total, num_frames)
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        if sampling == "segment_centres" and fps <= 0:
+            raise DataError(f"{path}: the container states no frame rate; segment sampling with bounds needs one")
+        wanted = video_frame_indices(total, fps, num_frames, sampling, bound)
         targets = set(wanted)
         by_index: dict[int, Image.Image] = {}
         decoded = 0
@@ -433,15 +464,19 @@ def _decode_with_pyav(av, path: str, num_frames: int) -> list[Image.Image]:
 
 @dataclass(frozen=True)
 class VideoSource:
-    """A video sampled to `num_frames` uniformly spaced frames (16 in the paper), decoded once for all frames.
+    """A video sampled to `num_frames` frames (16 in the paper), decoded once for all frames.
 
     Either a video file (`path`) or a list of pre-extracted frame images (`frame_paths`, as in the released
-    Pixel-Reasoner data and MVBench frame dumps).
+    Pixel-Reasoner data and MVBench frame dumps). A file is sampled `uniform`ly (first and last frame included),
+    or at `segment_centres` (MVBench's own sampling, `segment_centre_indices`), optionally within `bound`
+    (start and end in seconds).
     """
 
     path: str | None = None
     frame_paths: tuple[str, ...] | None = None
     num_frames: int = 16
+    sampling: str = "uniform"
+    bound: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.frame_paths is None):
@@ -453,11 +488,19 @@ class VideoSource:
             object.__setattr__(self, "num_frames", len(self.frame_paths))
         elif self.num_frames < 1:
             raise DataError(f"a video needs num_frames >= 1, got {self.num_frames}")
+        if self.sampling not in VIDEO_SAMPLINGS:
+            raise DataError(f"video sampling {self.sampling!r}; choose one of {VIDEO_SAMPLINGS}")
+        if self.bound is not None:
+            if self.sampling != "segment_centres" or len(self.bound) != 2:
+                raise DataError(f"a video `bound` is (start, end) in seconds, for segment_centres sampling only; got "
+                                f"{self.bound!r} with {self.sampling!r} sampling")
+            object.__setattr__(self, "bound", (float(self.bound[0]), float(self.bound[1])))
 
     @property
     def key(self) -> str:
         if self.path is not None:
-            return f"video:{ImageFile(self.path).key[len('file:'):]}#{self.num_frames}"
+            sampling = "" if self.sampling == "uniform" else f"@{self.sampling}{list(self.bound or [])}"
+            return f"video:{ImageFile(self.path).key[len('file:'):]}#{self.num_frames}{sampling}"
         return "frames:" + hashlib.sha1("\n".join(self.frame_paths or ()).encode()).hexdigest()
 
     def frames(self) -> list[ImageSource]:
@@ -470,7 +513,8 @@ class VideoSource:
         cache = cache or default_cache()
         if self.frame_paths is not None:
             return [f.load(cache) for f in self.frames()]
-        return cache.get(("video", self.key), lambda: _decode_video_frames(self.path or "", self.num_frames),
+        return cache.get(("video", self.key),
+                         lambda: _decode_video_frames(self.path or "", self.num_frames, self.sampling, self.bound),
                          lambda frames: sum(image_nbytes(f) for f in frames))  # type: ignore[return-value]
 
     def describe(self) -> str:

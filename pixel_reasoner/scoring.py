@@ -1,13 +1,17 @@
 """Answer scoring: multiple choice, counting, exact match and ANLS. Pure Python, so scoring runs anywhere.
 
-Normalisation (applied to predictions and ground truths alike):
+These are the *lenient* rules (the eval's `--protocol lenient`, the RL reward kinds other than "paper"): they
+accept many answer formats so that a new model is not scored on its formatting. The paper's own rule, which
+makes a number comparable to the paper's Table 1, is `pixel_reasoner.paper_scoring`. `anls` is the official
+function for both (one ANLS, for local scores and the server's alike).
+
+Normalisation of the lenient rules (applied to predictions and ground truths alike):
 - `clean_answer`: unwraps LaTeX that models put in `\\boxed{}` (`\\text{...}`, `\\mathrm{...}`, `$...$`) and
   surrounding quotes; strips whitespace.
 - `normalize_text`: `clean_answer`, lower-cased, runs of whitespace collapsed to one space.
 - exact match additionally ignores one trailing period.
-- ANLS (InfoVQA, τ = 0.5): s = 1 − NL if NL < τ else 0 with NL = Levenshtein(a, o) / max(|a|, |o|) on normalised
-  strings; the score is the max over ground truths. Two empty strings score 1; an empty prediction against a
-  non-empty answer scores 0.
+- ANLS (InfoVQA, τ = 0.5): `anls` is lmms-eval's function, unchanged in behaviour (see its docstring); the lenient
+  kind "anls" applies `clean_answer` to the prediction first.
 - multiple choice: a prediction may be a letter ("B", "(B)", "B.", "B: Sheep", "Option B") or an option's text;
   the ground truth may be a letter or an option's text. Both map to a letter and must agree.
 - counting: an integer in digits or English words ("three", "twenty-one"; "no"/"none"/"zero" = 0); when the answer
@@ -60,15 +64,26 @@ def levenshtein(a: str, b: str) -> int:
 
 
 def anls(prediction: str | None, answers: "str | Sequence[str]", threshold: float = ANLS_THRESHOLD) -> float:
-    """Average Normalized Levenshtein Similarity of one prediction (max over the ground truths)."""
-    pred = normalize_text(prediction or "")
-    best = 0.0
+    """ANLS of one prediction, the max over its ground truths, exactly as lmms-eval computes it
+    (EvolvingLMMs-Lab/lmms-eval `lmms_eval/api/metrics.py:298-321`, taken from Qwen-VL's `infographicsvqa_eval.py`;
+    the function the paper's InfoVQA number was computed with, per Pixel-Reasoner GitHub issue #6).
+
+    The Levenshtein distance is taken between lower-cased, trimmed, whitespace-collapsed strings but divided by
+    the longer of the *raw* lengths; a similarity 1 − NL below τ scores 0 and exactly 0.5 is kept. Two empty
+    strings score 1. (The PyPI `anls` package differs in two places, checked in tests: it divides by the
+    normalised lengths and scores NL = 0.5 as 0.)
+    """
+    pred = prediction or ""
+    detected = " ".join(pred.strip().lower().split())
+    distances = []
     for gt in as_answer_list(answers):
-        g = normalize_text(gt)
-        longest = max(len(pred), len(g))
-        nl = levenshtein(pred, g) / longest if longest else 0.0
-        best = max(best, 1.0 - nl if nl < threshold else 0.0)
-    return best
+        dist = levenshtein(" ".join(gt.strip().lower().split()), detected)
+        length = max(len(gt.upper()), len(pred.upper()))
+        distances.append(0.0 if length == 0 else dist / length)
+    if not distances:
+        return 0.0
+    similarity = 1 - min(distances)
+    return 0.0 if similarity < threshold else similarity
 
 
 def exact_match(prediction: str | None, answers: "str | Sequence[str]") -> float:
@@ -178,5 +193,5 @@ def score(prediction: str | None, answer, kind: str, choices: Sequence[str] | No
     if kind == "exact_match":
         return exact_match(prediction, answer)
     if kind == "anls":
-        return anls(prediction, answer)
+        return anls(None if prediction is None else clean_answer(prediction), answer)
     raise ValueError(f"unknown scoring kind {kind!r}; choose one of {SCORERS} or 'auto'")

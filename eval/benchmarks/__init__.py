@@ -32,6 +32,17 @@ def find_parquet(data: str) -> str | None:
     return None
 
 
+def frame_sampling(benchmark: str, data: str) -> str | None:
+    """How a benchmark's videos are sampled from `data` (recorded in the run manifest): the parquet's frames as
+    listed, MVBench's own `get_index` for its raw layout; None for image benchmarks."""
+    if benchmark != "mvbench":
+        return None
+    from eval.benchmarks.mvbench import FRAME_SAMPLING
+    from eval.benchmarks.parquet import PARQUET_FRAMES
+
+    return PARQUET_FRAMES if find_parquet(data) is not None else FRAME_SAMPLING
+
+
 def load_questions(benchmark: str, data: str, options: LoadOptions | None = None) -> list[Question]:
     options = options or LoadOptions()
     if benchmark not in BENCHMARKS:

@@ -48,8 +48,8 @@ def load_infovqa(root: str, options: LoadOptions) -> list[Question]:
         if split != "test" and not answers:
             raise DataError(f"{where}: `answers` is missing or empty in the {split} split")
         image = resolve_file(str(require(row, "image_local_name", where)), image_roots, f"InfoVQA image of {where}")
-        answer_type = row.get("answer_type")
-        category = answer_type[0] if isinstance(answer_type, list) and answer_type else answer_type
+        answer_type = row.get("answer_type")  # a list: a question counts under each of its types, as in the RRC's
+        category = [str(t) for t in answer_type] if isinstance(answer_type, list) and answer_type else answer_type
         questions.append(Question(
             id=str(qid), benchmark="infovqa", question=str(require(row, "question", where)),
             answer=[str(a) for a in answers] if answers else None, images=[ImageFile(image)],

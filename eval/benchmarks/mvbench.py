@@ -8,27 +8,24 @@ Layout:
       video/tvqa/frames_fps3_hq/<clip>/00001.jpg ...     # Episodic Reasoning: a folder of frames per question
       video/...                        # one folder per source dataset, as in TASKS below (data0613/ also searched)
 
-Each video is sampled to `num_frames` (16) uniformly spaced frames through the core's `VideoSource` (decord if
-installed, else PyAV); the model sees them as one video and may `select_frames` up to 8 of them.
-Deviation from MVBench's own protocol (documented in docs/eval.md): the official `start`/`end` bounds of the
-four STAR/STA tasks are not applied to video files (the whole clip is sampled; each such row records
-`meta.bound_ignored`); for frame folders (TVQA, 3 fps) they are applied. The paper's numbers come from the
-Pixel-Reasoner MVBench parquet (16 pre-extracted frames), which `--data FILE.parquet` evaluates exactly.
+Frames are sampled as MVBench's own evaluation samples them (OpenGVLab/Ask-Anything `video_chat2/mvbench.ipynb`,
+`MVBench_dataset.get_index`, `read_video`, `read_frame`): `num_frames` (16) segment centres, within the
+question's `start`/`end` seconds for the four tasks that have them; video files at their own frame rate
+(`max_frame = len(video) - 1`); TVQA frame folders at 3 fps, frames numbered from 1 (`00001.jpg`) with
+`max_frame` = the number of entries in the folder. The model sees them as one video and may `select_frames` up
+to 8 of them. (The paper's MVBench number comes from the Pixel-Reasoner parquet, 16 pre-extracted frames, which
+`--data FILE.parquet` evaluates as given.) Every question records `meta.frame_sampling`.
 """
 from __future__ import annotations
 
-import glob
-import logging
 import os
 
 from pixel_reasoner.errors import DataError
-from pixel_reasoner.media import VideoSource, uniform_frame_indices
+from pixel_reasoner.media import VideoSource, segment_centre_indices
 
 from eval.benchmarks.common import LoadOptions, read_json, require, resolve_file
 from eval.choices import letter
 from eval.question import Question
-
-logger = logging.getLogger(__name__)
 
 # task -> (json file, folder under video/, "video" | "frame", has start/end bounds); as in MVBench's evaluation
 TASKS = {
@@ -53,8 +50,8 @@ TASKS = {
     "Episodic Reasoning": ("episodic_reasoning.json", "tvqa/frames_fps3_hq", "frame", True),
     "Counterfactual Inference": ("counterfactual_inference.json", "clevrer/video_validation", "video", False),
 }
-FRAME_FOLDER_FPS = 3  # TVQA frames were extracted at 3 fps
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+FRAME_FOLDER_FPS = 3  # read_frame(..., fps=3): TVQA frames were extracted at 3 fps
+FRAME_SAMPLING = "get_index"  # recorded in each question's meta and in the run manifest
 
 
 def selected_tasks(subset: str | None) -> list[str]:
@@ -71,21 +68,24 @@ def selected_tasks(subset: str | None) -> list[str]:
 
 
 def frame_folder(path: str, num_frames: int, bound: tuple[float, float] | None) -> VideoSource:
-    frames = sorted(p for p in glob.glob(os.path.join(path, "*")) if p.lower().endswith(FRAME_SUFFIXES))
-    if not frames:
-        raise DataError(f"MVBench frame folder has no images: {path}")
-    if bound is not None:
-        first = max(0, round(bound[0] * FRAME_FOLDER_FPS))
-        last = min(len(frames) - 1, max(first, round(bound[1] * FRAME_FOLDER_FPS)))
-        frames = frames[first:last + 1]
-    return VideoSource(frame_paths=tuple(frames[i] for i in uniform_frame_indices(len(frames), num_frames)))
+    """MVBench's `read_frame`: `max_frame` is the number of entries in the folder, frame indices start at 1 and
+    name the files (`00001.jpg`), 3 fps."""
+    if not os.path.isdir(path):
+        raise DataError(f"MVBench frame folder not found: {path}")
+    indices = segment_centre_indices(FRAME_FOLDER_FPS, len(os.listdir(path)), num_frames, bound, first_index=1)
+    frames = [os.path.join(path, f"{i:05d}.jpg") for i in indices]
+    missing = sorted({f for f in frames if not os.path.isfile(f)})
+    if missing:
+        raise DataError(f"MVBench frame folder {path}: sampled frame file(s) {missing[:3]} not found (frames are "
+                        "named 00001.jpg, 00002.jpg, ... as in MVBench's TVQA dump)")
+    return VideoSource(frame_paths=tuple(frames))
 
 
 def load_mvbench(root: str, options: LoadOptions) -> list[Question]:
     json_dir, video_dir = os.path.join(root, "json"), os.path.join(root, "video")
     if not os.path.isdir(json_dir):
         raise DataError(f"{root} is not an MVBench directory: {json_dir} not found (see docs/eval.md)")
-    questions, unbounded = [], 0
+    questions = []
     for task in selected_tasks(options.subset):
         json_name, folder, kind, has_bound = TASKS[task]
         path = os.path.join(json_dir, json_name)
@@ -98,19 +98,14 @@ def load_mvbench(root: str, options: LoadOptions) -> list[Question]:
                 raise DataError(f"{where}: answer {answer!r} is not one of the candidates {candidates}")
             media = resolve_file(str(require(row, "video", where)), roots, f"MVBench video of {where}")
             bound = (float(row["start"]), float(row["end"])) if has_bound and "start" in row and "end" in row else None
-            meta: dict = {"task": task, "video": row["video"]}
+            meta: dict = {"task": task, "video": row["video"], "frame_sampling": FRAME_SAMPLING,
+                          **({"bound": list(bound)} if bound is not None else {})}
             if kind == "frame":
                 video = frame_folder(media, options.num_frames, bound)
             else:
-                video = VideoSource(path=media, num_frames=options.num_frames)
-                if bound is not None:
-                    meta["bound_ignored"] = list(bound)
-                    unbounded += 1
+                video = VideoSource(path=media, num_frames=options.num_frames, sampling="segment_centres", bound=bound)
             questions.append(Question(
                 id=f"{json_name.removesuffix('.json')}/{i}", benchmark="mvbench", question=str(require(row, "question", where)),
                 answer=letter(candidates.index(answer)), choices=candidates, video=video, category=task,
                 meta=meta))
-    if unbounded:
-        logger.warning("MVBench: %d questions have start/end bounds that are not applied to video files (the whole "
-                       "clip is sampled; see docs/eval.md)", unbounded)
     return questions

@@ -27,6 +27,7 @@ from eval.question import Question
 logger = logging.getLogger(__name__)
 REQUIRED = ("question", "image", "answer")
 CATEGORY_COLUMNS = ("category", "task", "question_type")
+PARQUET_FRAMES = "parquet_frames"  # a video's frames as the parquet lists them (the paper's MVBench data)
 
 
 def _image_paths(value, row: int, path: str) -> list:
@@ -79,8 +80,9 @@ def load_parquet(benchmark: str, path: str, options: LoadOptions) -> list[Questi
             answer=answer if isinstance(answer, list) or answer is None else str(answer),
             images=[as_image_source(p) for p in images], video=video, choices=parsed.choices,
             category=str(row[category_column]) if category_column and row.get(category_column) is not None else None,
-            meta={"source": os.path.basename(path), "row": i, **({"dropped_instructions": parsed.trailer}
-                                                               if parsed.trailer else {})}))
+            meta={"source": os.path.basename(path), "row": i,
+                  **({"frame_sampling": PARQUET_FRAMES} if video is not None else {}),
+                  **({"dropped_instructions": parsed.trailer} if parsed.trailer else {})}))
     if dropped_trailers:
         logger.warning("%s: dropped the instruction text after the options in %d questions (the profile adds its "
                        "own guideline); see meta.dropped_instructions in the predictions", path, dropped_trailers)

@@ -89,28 +89,12 @@ def build_processor(tokenizer, min_pixels: int = 4 * 28 * 28, max_pixels: int = 
 
 def build_model(tokenizer, hidden: int = 128, layers: int = 2, seed: int = 0):
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
+    from pixel_reasoner.testing.qwen_configs import tiny_config
+
+    config = tiny_config(tokenizer, hidden, layers)
     ids = {s: tokenizer.convert_tokens_to_ids(s) for s in SPECIAL_TOKENS}
-    heads = max(1, hidden // 64)
-    head_dim = hidden // heads
-    half = head_dim // 2
-    mrope = [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]
-    vocab_size = (len(tokenizer) + 63) // 64 * 64
-    config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=1,
-                         max_position_embeddings=8192, rms_norm_eps=1e-6,
-                         rope_parameters={"rope_type": "default", "mrope_section": mrope, "rope_theta": 1e6},
-                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-                         pad_token_id=ids["<|endoftext|>"], tie_word_embeddings=True),
-        vision_config=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=hidden,
-                           fullatt_block_indexes=[1], window_size=112, patch_size=14, spatial_merge_size=2,
-                           temporal_patch_size=2, tokens_per_second=2),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
-        tie_word_embeddings=True)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
     model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]

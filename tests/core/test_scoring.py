@@ -38,7 +38,9 @@ def test_parse_count(text, value):
     ("", "", 1.0), ("", "abc", 0.0), ("abc", "", 0.0),
     ("Alabama", ["alabama"], 1.0), ("  ALA  bama ", "ala bama", 1.0),
     ("abcd", "abcx", 0.75),                 # NL = 0.25
-    ("ab", "abcd", 0.0),                    # NL = 0.5 exactly: not < τ -> 0
+    ("ab", "abcd", 0.5),                    # NL = 0.5 exactly: kept (lmms-eval's `question_result < 0.5`)
+    ("ab", "abc", 2 / 3),
+    ("a  b", "ab", 0.75),                   # distance on normalised strings, divided by the raw length (4)
     ("abc", "abcd", 0.75),
     ("wrong", ["nope", "wrang"], 0.8),      # max over ground truths
 ])

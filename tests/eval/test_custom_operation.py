@@ -22,7 +22,7 @@ print(generator.requests[0].prompt)
 
 
 def test_eval_offers_the_new_tool(benchmark_data, tmp_path):
-    env = {**os.environ, "PYTHONPATH": REPO,
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
            "PIXEL_REASONER_OPERATION_MODULES": os.path.join(REPO, "examples", "ops", "rotate_image.py")}
     result = subprocess.run([sys.executable, "-c", DRIVER, benchmark_data["vstar"], str(tmp_path)], env=env,
                             capture_output=True, text=True, timeout=120)

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from pixel_reasoner.errors import DataError
-from pixel_reasoner.media import VideoSource
+from pixel_reasoner.media import VideoSource, segment_centre_indices
 
 from eval.benchmarks import load_questions
 from eval.benchmarks.common import LoadOptions
@@ -60,7 +60,7 @@ def test_tallyqa_subsets(benchmark_data):
 def test_infovqa_val_has_answer_lists_and_test_has_none(benchmark_data):
     val = load_questions("infovqa", benchmark_data["infovqa"])
     test = load_questions("infovqa", benchmark_data["infovqa"], LoadOptions(split="test"))
-    assert val[0].answer == ["seed 200", "200"] and val[0].category == "non-extractive"
+    assert val[0].answer == ["seed 200", "200"] and val[0].category == ["non-extractive"]  # every answer type
     assert val[0].meta["questionId"] == 65000
     assert [q.answer for q in test] == [None] * 4 and test[0].id == "65100"
 
@@ -71,10 +71,14 @@ def test_mvbench_videos_and_frame_folders(benchmark_data):
     assert [q.category for q in qs] == ["Action Sequence"] * 2 + ["Episodic Reasoning"] * 2
     video_q, frames_q = qs[0], qs[2]
     assert video_q.video.path.endswith("star/Charades_v1_480/clip0.mp4") and video_q.video.num_frames == 16
-    assert video_q.answer == "B" and video_q.meta["bound_ignored"] == [0.5, 2.0]
-    # frame folder at 3 fps with bound [1 s, 5 s]: frames 3..15 (0-based), 16 uniform picks among those 13
+    assert video_q.answer == "B" and video_q.meta["bound"] == [0.5, 2.0]
+    assert video_q.meta["frame_sampling"] == "get_index"
+    assert (video_q.video.sampling, video_q.video.bound) == ("segment_centres", (0.5, 2.0))
+    # TVQA frame folder (20 files, 00001.jpg..00020.jpg) at 3 fps with bound [1 s, 5 s]: MVBench's read_frame takes
+    # frames 3..15 by their 1-based file numbers, segment centres of 12/16 frames each
     names = [os.path.basename(p) for p in frames_q.video.frame_paths]
-    assert len(names) == 16 and names[0] == "00004.jpg" and names[-1] == "00016.jpg"
+    expected = segment_centre_indices(3, 20, 16, (1.0, 5.0), first_index=1)
+    assert names == [f"{i:05d}.jpg" for i in expected] and names[0] == "00003.jpg" and names[-1] == "00014.jpg"
     assert frames_q.answer == "C"
     with pytest.raises(DataError, match="json/action_prediction.json"):
         load_questions("mvbench", benchmark_data["mvbench"])  # all 20 tasks expected unless --subset
@@ -82,13 +86,17 @@ def test_mvbench_videos_and_frame_folders(benchmark_data):
         load_questions("mvbench", benchmark_data["mvbench"], LoadOptions(subset="dancing"))
 
 
-def test_mvbench_video_frames_decode_uniformly(tmp_path):
+@pytest.mark.parametrize("decoder", ["pyav", "default"])
+def test_mvbench_video_frames_are_segment_centres_within_the_bound(tmp_path, monkeypatch, decoder):
+    """clip0.mp4: 40 frames at 16 fps, frame i coloured with red = 4 i; bound [0.5 s, 2.0 s] = frames 8..32."""
+    if decoder == "pyav":
+        monkeypatch.setitem(__import__("sys").modules, "decord", None)
     root = make_mvbench(str(tmp_path / "mv"), n_per_task=1)
     q = load_questions("mvbench", root, LoadOptions(subset="action_sequence", num_frames=8))[0]
     frames = q.video.load_frames()
-    assert len(frames) == 8
-    reds = [f.getpixel((10, 10))[0] for f in frames]
-    assert reds == sorted(reds) and reds[0] < 8 and reds[-1] > 4 * 36  # first and last of the 40-frame clip
+    # red = 4 i and blue = 255 - 4 i, both shifted alike by the codec's colour conversion: average them
+    decoded = [round((f.getpixel((10, 10))[0] + 255 - f.getpixel((10, 10))[2]) / 8) for f in frames]
+    assert decoded == segment_centre_indices(16.0, 39, 8, (0.5, 2.0)) == [9, 12, 15, 18, 21, 24, 27, 30]
 
 
 @pytest.mark.parametrize("benchmark", ["vstar", "tallyqa", "infovqa", "mvbench"])
@@ -122,16 +130,16 @@ def test_embedded_choices_formats():
 
 def test_option_shuffling_is_seeded_per_question_and_remaps_the_answer(benchmark_data):
     qs = load_questions("vstar", benchmark_data["vstar"])
-    shown = [order_choices(q, "shuffled", seed=0) for q in qs]
-    again = [order_choices(q, "shuffled", seed=0) for q in reversed(qs)][::-1]
+    shown = [order_choices(q, 0) for q in qs]
+    again = [order_choices(q, 0) for q in reversed(qs)][::-1]
     assert [q.choices for q in shown] == [q.choices for q in again]  # independent of order and of other questions
     for original, q in zip(qs, shown):
         assert sorted(q.choices) == sorted(original.choices)
         assert q.choices[ord(q.answer) - 65] == original.choices[0]  # the correct option, wherever it went
         assert q.meta["permutation"] and q.meta["original_answer"] == "A"
     assert {q.answer for q in shown} != {"A"}  # the correct option is not always first any more
-    assert [q.choices for q in (order_choices(q, "shuffled", seed=1) for q in qs)] != [q.choices for q in shown]
-    kept = [order_choices(q, "original", seed=0) for q in qs]
+    assert [q.choices for q in (order_choices(q, 1) for q in qs)] != [q.choices for q in shown]
+    kept = [order_choices(q, None) for q in qs]
     assert [q.choices for q in kept] == [q.choices for q in qs] and {q.answer for q in kept} == {"A"}
 
 
@@ -139,7 +147,7 @@ def test_unmappable_multiple_choice_answer_is_an_error(benchmark_data):
     q = load_questions("vstar", benchmark_data["vstar"])[0]
     q.answer = "purple"
     with pytest.raises(DataError, match="vstar question 0: answer 'purple' is neither an option letter"):
-        order_choices(q, "shuffled", 0)
+        order_choices(q, 0)
 
 
 def test_bad_json_names_file_and_line(tmp_path):
@@ -151,3 +159,13 @@ def test_bad_json_names_file_and_line(tmp_path):
     (root / "test.json").write_text(json.dumps([{"image": "a.jpg", "question": "?", "answer": 1}]))
     with pytest.raises(DataError, match="test.json item 0: missing field `issimple`"):
         load_questions("tallyqa", str(root))
+
+
+def test_mvbench_gold_is_the_candidate_text_even_when_that_text_is_a_letter(tmp_path):
+    root = make_mvbench(str(tmp_path / "mv"), n_per_task=1)
+    path = os.path.join(root, "json", "action_sequence.json")
+    items = json.load(open(path))
+    items[0].update(candidates=["B", "A", "C"], answer="A")
+    json.dump(items, open(path, "w"))
+    q = order_choices(load_questions("mvbench", root, LoadOptions(subset="action_sequence"))[0], None)
+    assert q.answer == "B" and q.choices == ["B", "A", "C"]  # option B's text is "A"

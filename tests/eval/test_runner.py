@@ -145,8 +145,11 @@ def test_resume_never_recomputes_and_refuses_other_settings(benchmark_data, tmp_
     assert manifest["settings"]["budgets"]["crop"] == {"min_pixels": 4 * 784, "max_pixels": 64 * 784}
     assert manifest["settings"]["protocol"]["tools"]["crop_image_normalized"]["settings"]["padding"] == 0.1
     assert manifest["sessions"][0]["versions"]["python"] and manifest["settings"]["model_fingerprint"] is None
-    with pytest.raises(ConfigError, match="option_order: the existing run has 'shuffled', this run has 'original'"):
-        run(scripted_config(benchmark_data, tmp_path, samples=2, option_order="original"), factory)
+    with pytest.raises(ConfigError, match="option_order: the existing run has 'original', this run has 'shuffled'"):
+        run(scripted_config(benchmark_data, tmp_path, samples=2, shuffle_options=0), factory)
+    lenient = run(scripted_config(benchmark_data, tmp_path, limit=4, samples=2, scoring_protocol="lenient"), factory)
+    assert lenient["protocol"]["scoring"] == "lenient"  # scoring may change on resume: metrics are recomputed
+    assert json.loads((tmp_path / "run_manifest.json").read_text())["sessions"][-1]["scoring_protocol"] == "lenient"
     with pytest.raises(ConfigError, match="budgets.crop.max_pixels: the existing run has 50176, this run has 100352"):
         run(scripted_config(benchmark_data, tmp_path, samples=2, crop_tokens=(4, 128)), factory)
     assert len(calls) == 2
@@ -179,7 +182,7 @@ def test_kill_9_mid_run_then_resume(benchmark_data, tmp_path):
     every row written before the kill is byte-for-byte untouched."""
     out, driver = tmp_path / "run", tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, str(driver), benchmark_data["vstar"], str(out), "0.15"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     predictions = out / "predictions.jsonl"

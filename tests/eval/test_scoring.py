@@ -1,4 +1,5 @@
-"""Scoring from predictions alone: golden answers, Avg@K and its bootstrap CI, RaPR, crop faithfulness, report."""
+"""Scoring from predictions alone: golden answers (lenient rules; the paper's are in test_protocols.py), Avg@K and
+its bootstrap CI, RaPR, crop faithfulness, report."""
 import json
 import os
 import subprocess
@@ -25,13 +26,13 @@ def row(qid, response, answer, benchmark="vstar", sample_idx=0, **extra):
     ("\\boxed{seed 200}", ["seed 200", "200"], 1.0),
     ("\\boxed{seed 20}", ["seed 200", "200"], 0.875),  # max over ground truths: 1 - 1/8
     ("\\boxed{abcx}", ["abcd"], 0.75),
-    ("\\boxed{abxy}", ["abcd"], 0.0),               # NL = 0.5 is not < tau: scores 0
+    ("\\boxed{abxy}", ["abcd"], 0.5),               # NL = 0.5: kept, as lmms-eval keeps it
     ("\\boxed{abcdxyz}", ["abcdefg"], 1 - 3 / 7),   # NL = 3/7 < 0.5
     ("\\boxed{  Hello   World }", ["hello world"], 1.0),  # case and whitespace normalised
     ("Answer: 42%", ["42%", "42"], 1.0),
 ])
 def test_anls_golden(response, answers, expected):
-    assert score_row(row("q", response, answers, "infovqa")) == pytest.approx(expected)
+    assert score_row(row("q", response, answers, "infovqa"), "lenient") == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("response, expected", [
@@ -39,7 +40,7 @@ def test_anls_golden(response, answers, expected):
     ("\\boxed{Blue.}", 1.0), ("\\boxed{red}", 0.0), ("\\boxed{A}", 0.0), ("I think it is blue", 0.0),
 ])
 def test_multiple_choice_accepts_letters_and_option_text(response, expected):
-    assert score_row(row("q", response, "B", choices=["red", "blue", "green"])) == expected
+    assert score_row(row("q", response, "B", choices=["red", "blue", "green"]), "lenient") == expected
 
 
 @pytest.mark.parametrize("response, answer, expected", [
@@ -48,12 +49,12 @@ def test_multiple_choice_accepts_letters_and_option_text(response, expected):
     ("\\boxed{about 3.5}", "3", 0.0),
 ])
 def test_counting_accepts_words(response, answer, expected):
-    assert score_row(row("q", response, answer, "tallyqa")) == expected
+    assert score_row(row("q", response, answer, "tallyqa"), "lenient") == expected
 
 
 def test_bad_ground_truth_names_the_question():
     with pytest.raises(DataError, match="question 'q7'"):
-        score_row(row("q7", "\\boxed{A}", "purple", choices=["red", "blue"]))
+        score_row(row("q7", "\\boxed{A}", "purple", choices=["red", "blue"]), "lenient")
 
 
 def test_avg_at_k_is_the_mean_over_questions_of_the_mean_over_samples():
@@ -148,7 +149,7 @@ def _write_predictions(directory, benchmark, rows):
     write_rows(os.path.join(directory, "predictions.jsonl"), rows)
     with open(os.path.join(directory, "run_manifest.json"), "w") as f:
         json.dump({"settings": {"model": "/ckpt/PixelReasoner-RL-v1", "profile": "released", "tools": True,
-                                "option_order": "shuffled", "samples": 1, "benchmark": benchmark}}, f)
+                                "option_order": "original", "samples": 1, "benchmark": benchmark}}, f)
     return os.path.join(directory, "predictions.jsonl")
 
 
@@ -169,13 +170,14 @@ heavy = sorted(m for m in sys.modules if m.split('.')[0] in ("torch", "vllm", "t
 assert not heavy, heavy
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))})
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "vstar.json").read_text())
     assert metrics["score"] == 75.0 and metrics["rapr"] == 50.0
     assert metrics["run"]["model"] == "/ckpt/PixelReasoner-RL-v1" and len(metrics["source"]["sha256"]) == 64
     report = (tmp_path / "r.md").read_text()
-    assert "| **PixelReasoner-RL-v1 (released)** (ours) | 75.0 [" in report
+    assert "| **PixelReasoner-RL-v1 (released)** (ours; paper scoring, data's option order) | 75.0 [" in report
     assert "| Pixel-Reasoner (paper) | 84.3 | 73.8 | 67.8 | 84.0 |" in report
     assert "| Warm-Start Model (w/o RL) | 79.0 | 67.9 | 59.0 | 74.3 |" in report
     assert "| Pixel-Reasoner (paper) | 78.53 | 57.78 | 66.95 | 58.95 |" in report  # RaPR, appendix D.1
@@ -190,5 +192,40 @@ def test_report_refuses_two_results_for_one_cell(tmp_path):
         paths.append(str(tmp_path / f"{name}.json"))
         with open(paths[-1], "w") as f:
             json.dump(m, f)
-    with pytest.raises(DataError, match="two metrics files for m \\(released\\) on vstar"):
+    with pytest.raises(DataError, match="two metrics files for m \\(released\\) \\(paper scoring, data's option "
+                                        "order\\) on vstar"):
         build_report(paths)
+
+
+def _metrics_file(tmp_path, name, responses, protocol="paper", permutation=(0, 1), model="m", seed=None):
+    rows = [row(f"q{i}", r, "A", choices=["x", "y"], meta={"permutation": list(permutation)})
+            for i, r in enumerate(responses)]
+    m = compute_metrics(rows, 10, protocol=protocol)
+    m["run"] = {"model": model, "profile": "released", **({"shuffle_options": seed} if seed is not None else {})}
+    path = str(tmp_path / f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(m, f)
+    return path
+
+
+def test_report_keeps_non_paper_rows_out_of_the_table_1_block_and_shows_order_bias(tmp_path):
+    paper = _metrics_file(tmp_path, "paper", ["\\boxed{A}", "\\boxed{A}", "\\boxed{A: x}", "\\boxed{B}"])
+    lenient = _metrics_file(tmp_path, "lenient", ["\\boxed{A}", "\\boxed{A}", "\\boxed{A: x}", "\\boxed{B}"],
+                            protocol="lenient")
+    shuffled = _metrics_file(tmp_path, "shuffled", ["\\boxed{A}", "\\boxed{B}", "\\boxed{B}", "\\boxed{B}"],
+                             permutation=(1, 0), seed=7)
+    old = json.loads(open(paper).read())
+    del old["protocol"]
+    old["run"]["model"] = "old"
+    with open(tmp_path / "old.json", "w") as f:
+        json.dump(old, f)
+    report = build_report([paper, lenient, shuffled, str(tmp_path / "old.json")])
+    table1, rest = report.split("## Other protocols: NOT comparable to the paper's Table 1")
+    assert "| **m (released)** (ours; paper scoring, data's option order) | 50.0 [" in table1
+    assert "lenient scoring" not in table1 and "shuffled" not in table1 and "**old" not in table1
+    assert "| **m (released)** (ours; lenient scoring, data's option order) | 75.0 [" in rest
+    assert "| **m (released)** (ours; paper scoring, options shuffled (seed 7)) | 25.0 [" in rest
+    assert "- m (released), lenient scoring, data's option order: lenient scoring, not the paper's rules." in rest
+    assert "options shuffled, the paper shows the data's order" in rest
+    assert "scoring protocol not recorded" in rest  # metrics written before protocols existed
+    assert "| m (released) | paper | V* | 50.0 | 25.0 (seed 7) | +25.0 |" in rest  # option-order bias

@@ -17,7 +17,7 @@ ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1", "VLLM_CPU_
 
 
 def eval_cli(*args, timeout=500):
-    env = {**os.environ, **ENV, "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, **ENV, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "eval", *args], capture_output=True, text=True, env=env,
                           timeout=timeout)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,29 +18,10 @@ from openrlhf_ext.rollout_config import RolloutConfig
 from pixel_reasoner.errors import ConfigError, DataError
 from pixel_reasoner.protocol.chatml import render_messages
 from pixel_reasoner.testing.media import save_scene, write_video
+from pixel_reasoner.testing.scripted_engine import ScriptedEngine
 
 SMALL = {"budgets": {"preset": "paper_rl", "original": {"max_pixels": 64 * 784}, "crop": {"max_pixels": 48 * 784},
                      "frame": {"max_pixels": 16 * 784}}}
-
-
-class ScriptedEngine:
-    """Answers assistant turn k with `turns[k - 1]`, tokenized as the model would have produced it."""
-
-    def __init__(self, tokenizer, turns: list[str]):
-        self.tokenizer, self.turns = tokenizer, turns
-        self.im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        self.max_tokens: list[int] = []
-
-    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
-        self.max_tokens.append(sampling_params.max_tokens)
-        turn = self.tokenizer.decode(prompt_token_ids).count("<|im_start|>assistant")
-        text = self.turns[turn - 1]
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        stopped_on_string = any(text.endswith(s) for s in sampling_params.stop)
-        if not stopped_on_string:
-            ids, text = ids + [self.im_end], text + "<|im_end|>"
-        output = SimpleNamespace(token_ids=ids, text=text, finish_reason="stop", logprobs=None)
-        return SimpleNamespace(outputs=[output], prompt_token_ids=prompt_token_ids)
 
 
 def prompt_for(executor: AgentExecutor, images, label: TaskLabel) -> str:
@@ -178,3 +158,20 @@ def test_the_processor_runs_in_worker_threads_and_its_tokens_are_used(tmp_path, 
     rows = response["mm_train_inputs"]["pixel_values"]
     expected = tiny_processor.image_processor(images=[crop], return_tensors="pt")["pixel_values"]
     assert torch.equal(rows[-len(expected):], expected) and response["reward"] == 1.0
+
+
+@pytest.mark.parametrize("reward_kind, expected", [("paper", 1.0), ("auto", 0.0)])
+def test_the_paper_reward_reads_the_whole_trajectory(tmp_path, tiny_processor, reward_kind, expected):
+    """`reward_kind: paper` is the official reward (the eval's paper protocol, one function): the last box anywhere
+    in the trajectory counts and "15%" also accepts "15"; the lenient kinds read the final turn only. It runs in
+    the agent's worker threads, where math-verify's alarms cannot be set (see pixel_reasoner.paper_scoring)."""
+    config = RolloutConfig.from_dict({**SMALL, "reward_kind": reward_kind})
+    executor = AgentExecutor(config)
+    image = save_scene(f"{tmp_path}/a.png", 300, 200)
+    engine = ScriptedEngine(tiny_processor.tokenizer, [
+        'It looks like \\boxed{15}. Let me check.\n<tool_call>\n{"name": "crop_image_normalized", "arguments": '
+        '{"bbox_2d": [0.1, 0.1, 0.6, 0.7], "target_image": 1}}\n</tool_call>', "Yes, the share is fifteen percent."])
+    label = TaskLabel(("15%",))
+    response = asyncio.run(executor.execute(prompt_for(executor, [image], label), label.to_json(), SamplingParams(),
+                                            2048, tiny_processor, engine, images=[image]))
+    assert response["reward"] == expected and response["extra_logs"]["correct"] == expected

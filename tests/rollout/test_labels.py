@@ -37,3 +37,22 @@ def test_bad_labels_are_errors_naming_the_problem(label, message):
     with pytest.raises(DataError) as err:
         TaskLabel.parse(label).validate()
     assert message in str(err.value)
+
+
+def test_the_paper_kind_is_the_official_reward_on_the_whole_trajectory():
+    """The RL review's exact-match misses (rl_review_2026-12.md, M5) that the official reward accepts, and the
+    trajectory (not the last turn's extracted answer) being what it reads."""
+    def turns(*texts):
+        return [{"role": "assistant", "content": t} for t in texts]
+
+    thousand = TaskLabel("1000", "paper").validate()
+    assert thousand.reward("answer", "1,000", turns("\\boxed{1,000}")) == 1.0
+    assert TaskLabel("1000", "exact_match").reward("answer", "1,000", turns("\\boxed{1,000}")) == 0.0
+    percent = TaskLabel(("15%",)).validate("paper")
+    assert percent.reward("answer", "15", turns("\\boxed{15}"), "paper") == 1.0
+    assert percent.reward("answer", "15", turns("\\boxed{15}"), "exact_match") == 0.0
+    letter = TaskLabel("B", "paper", ("Lion", "Sheep")).validate()
+    earlier = turns("Probably \\boxed{B}.\n<tool_call>\n{}\n</tool_call>", "The fifth call.\n<tool_call>")
+    assert letter.reward("max_operations", None, earlier) == 1.0  # scored whatever ended the episode
+    assert TaskLabel("B", "multiple_choice", ("Lion", "Sheep")).reward("max_operations", None, earlier) == 0.0
+    assert letter.reward("answer", "B: Sheep", turns("\\boxed{B: Sheep}")) == 0.0  # the paper's rule: letter only
