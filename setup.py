@@ -41,9 +41,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["pixel_reasoner*", "openrlhf_ext*", "open_r1_ext*", "data_synthesis*", "eval*", "patches*"]),
-    package_data={"pixel_reasoner": ["templates/*.jinja", "viewer/*.html"], "patches": ["**/*.patch"],
+    package_data={"pixel_reasoner": ["templates/*.jinja", "viewer/templates/*.jinja"], "patches": ["**/*.patch"],
                   "data_synthesis": ["prompts/*.txt"]},
-    install_requires=["pillow>=10", "numpy>=1.26"],
+    # Jinja2 writes the viewer's page (`pixel-reasoner view`, `demo`); only `pixel_reasoner.viewer` imports it.
+    install_requires=["pillow>=10", "numpy>=1.26", "jinja2>=3.1"],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["pixel-reasoner=pixel_reasoner.cli:main"]},
 )

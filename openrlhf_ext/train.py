@@ -36,6 +36,8 @@ from openrlhf_ext.rl_config import RLConfig
 from openrlhf_ext.rollout_config import CONFIG_ENV as ROLLOUT_CONFIG_ENV
 from openrlhf_ext.rollout_config import RolloutConfig, load_rollout_config
 from openrlhf_ext.upstream_cli import UPSTREAM_MODULE, UpstreamParse, parse_and_validate, to_plain
+from pixel_reasoner.budget_check import compare_with_checkpoint
+from pixel_reasoner.config import BUDGET_PRESETS
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.ssr import target_size
 
@@ -86,9 +88,9 @@ def add_pr_arguments(parser: argparse.ArgumentParser) -> None:
     rl_config.add_arguments(parser, RLConfig)
     rl_config.add_arguments(parser, RolloutConfig, prefix=ROLLOUT_PREFIX)
     parser.add_argument(f"--{ROLLOUT_PREFIX}.budgets.preset", dest=f"{ROLLOUT_PREFIX}.budgets.preset", default=None,
-                        choices=["paper_rl", "paper_eval", "paper_sft"],
+                        choices=list(BUDGET_PRESETS),
                         help="pixel-budget preset the per-kind --pr.rollout.budgets.* flags start from "
-                             "(default: the rollout config's budgets, paper_rl)")
+                             "(default: the rollout config's budgets, consistent)")
 
 
 def rollout_from_namespace(ns: argparse.Namespace) -> RolloutConfig:
@@ -219,6 +221,12 @@ def validate(launch: Launch, environ=os.environ) -> Problems:
             p.error(f"--actor.model_name_or_path {model}: no such directory")
         else:
             vlm = _model_is_vlm(model)
+            try:
+                mismatch = compare_with_checkpoint(model, launch.rollout.budgets, "RL")
+            except ConfigError as err:
+                mismatch = str(err)
+            if mismatch:
+                p.warn(mismatch)
     else:
         p.warn(f"--actor.model_name_or_path {model} is not a local path; every node will resolve it from the hub")
     if vlm is None:

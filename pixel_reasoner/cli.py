@@ -13,6 +13,7 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -20,6 +21,9 @@ from typing import Sequence
 
 from pixel_reasoner.config import EpisodeLimits, PixelBudgets
 from pixel_reasoner.errors import PixelReasonerError
+
+# Packages of this distribution whose own JSONL rows `view` reads (each registers its format when imported).
+VIEW_ROW_FORMAT_MODULES = ("eval.view",)
 
 TERMINATION_MESSAGES = {
     "answer": "final answer",
@@ -68,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--text", help="the model's output for this turn ('-' reads stdin)")
     text.add_argument("--text-file", metavar="PATH", help="read the model's output from a file")
     run.add_argument("--out", metavar="DIR", help="write produced images here as PNG (listed in `images`)")
-    run.add_argument("--budgets", default="paper_rl", help="pixel-budget preset: paper_rl (default), paper_eval, "
-                     "paper_sft")
+    run.add_argument("--budgets", default="consistent",
+                     help="pixel-budget preset: consistent (every stage's default), or the official per-stage "
+                          "paper_sft, paper_rl, paper_eval")
     run.add_argument("--max-operations", type=int, default=EpisodeLimits.max_operations)
     run.add_argument("--max-images", type=int, default=None,
                      help=f"images allowed in the conversation (default {EpisodeLimits.max_images}, or frames + "
@@ -85,13 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Render trajectories as a self-contained HTML page: every turn, every image, "
                                       "crops drawn as boxes on their sources, masked turns and errors marked.")
     view.add_argument("trajectories", nargs="+", metavar="TRAJECTORIES.jsonl",
-                      help="schema-v1 JSONL files, a released SFT .json list, or eval predictions.jsonl files")
+                      help="schema-v1 JSONL files, a released SFT .json list, or files of a row format that a "
+                           "--row-format-module registers (by default eval predictions.jsonl)")
     view.add_argument("--out", required=True, metavar="HTML")
     view.add_argument("--root", help="directory relative image paths resolve against (default: each file's directory)")
     view.add_argument("--limit", type=int, default=200, help="render at most this many trajectories (default 200)")
     view.add_argument("--thumb-size", type=int, default=768, help="longest side of embedded images (default 768)")
     view.add_argument("--title", default="Pixel Reasoner · trajectories")
     view.add_argument("--no-replay", action="store_true", help="do not replay tool calls to recover missing boxes")
+    view.add_argument("--row-format-module", action="append", default=list(VIEW_ROW_FORMAT_MODULES), metavar="MODULE",
+                      help="import a module that registers a JSONL row format (pixel_reasoner.viewer.RowFormat); "
+                           f"repeat for several (always imported: {', '.join(VIEW_ROW_FORMAT_MODULES)})")
     view.set_defaults(handler=cmd_view)
 
     demo = sub.add_parser("demo", help="a few-second end-to-end demo on synthetic media (no model needed)")
@@ -178,6 +187,11 @@ def cmd_run_op(args: argparse.Namespace) -> int:
 def cmd_view(args: argparse.Namespace) -> int:
     from pixel_reasoner.viewer import ViewerConfig, write_report
 
+    for module in args.row_format_module:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise UsageError(f"--row-format-module {module}: cannot import it ({e})") from e
     for path in args.trajectories:
         _require_file(path, "trajectory file")
     if args.limit < 1 or args.thumb_size < 16:

@@ -16,7 +16,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Sequence
+from typing import Callable, Hashable
 
 import numpy as np
 from PIL import Image
@@ -222,13 +222,6 @@ _default_cache = DecodedImageCache()
 
 def default_cache() -> DecodedImageCache:
     """The process-wide cache that all episodes share unless given their own."""
-    return _default_cache
-
-
-def configure_default_cache(max_bytes: int) -> DecodedImageCache:
-    """Replace the process-wide cache (e.g. from `--pr.image_cache_bytes`); returns the new cache."""
-    global _default_cache
-    _default_cache = DecodedImageCache(max_bytes)
     return _default_cache
 
 
@@ -546,6 +539,3 @@ def save_image(image: Image.Image, path: str) -> str:
     image.save(path)
     return path
 
-
-def media_sizes(sources: Sequence[ImageSource], cache: DecodedImageCache | None = None) -> list[tuple[int, int]]:
-    return [s.full_size(cache) for s in sources]

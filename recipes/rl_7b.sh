@@ -85,7 +85,8 @@ MAX_OPERATIONS="${MAX_OPERATIONS:-4}"
 MAX_TURNS="${MAX_TURNS:-6}"
 MAX_TURN_TOKENS="${MAX_TURN_TOKENS:-2048}"                    # new tokens per assistant turn (official code)
 MAX_IMAGES="${MAX_IMAGES:-32}"                                # inputs (16 video frames) + produced images
-BUDGETS="${BUDGETS:-paper_rl}"                                # originals <=2000, crops <=1000, frames <=400 tokens
+BUDGETS="${BUDGETS:-consistent}"                              # as SFT and eval: originals 256-2000, crops 256-1000,
+                                                              # frames <=400 tokens (paper_rl: the official RL's)
 IMAGE_CACHE_BYTES="${IMAGE_CACHE_BYTES:-4294967296}"
 
 DRY=()

@@ -74,6 +74,11 @@ class ProtocolProfile:
     def tool_schemas(self) -> list[dict]:
         return [t.schema for t in self.tools]  # type: ignore[misc]
 
+    def pixel_coordinates(self) -> bool:
+        """Whether a tool takes boxes in pixels of the image as shown: their meaning then depends on the pixel
+        budgets, so data made under other budgets points elsewhere."""
+        return any(getattr(t.settings, "coordinates", None) == "pixels" for t in self.tools)
+
     def tool_names(self) -> dict[str, str]:
         """Operation name -> tool name, for messages that point the model to another tool."""
         return {t.operation: t.tool_name for t in self.tools}

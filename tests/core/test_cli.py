@@ -251,6 +251,36 @@ def test_view_reports_what_it_leaves_out(capsys, tmp_path, trajectories):
     assert main(["view", str(tmp_path / "nope.jsonl"), "--out", out]) == 2
 
 
+TOY_ROW_FORMAT = '''
+from pixel_reasoner.trajectory import Trajectory
+from pixel_reasoner.viewer import RowFormat, register_row_format
+
+register_row_format(RowFormat(
+    "toy", matches=lambda row: "chat" in row,
+    to_trajectory=lambda row: Trajectory(id=f"toy {row['n']}", messages=row["chat"], answer=row.get("gold"))))
+'''
+
+
+def test_view_reads_a_row_format_registered_by_a_module(capsys, tmp_path, monkeypatch):
+    """A package's own rows (not schema-v1) are shown through the format its module registers; bad rows are notes."""
+    (tmp_path / "toy_rows_for_view.py").write_text(TOY_ROW_FORMAT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows = tmp_path / "toy.jsonl"
+    rows.write_text(json.dumps({"n": 1, "gold": "7", "chat": [{"role": "user", "content": "How many?"},
+                                                              {"role": "assistant", "content": "\\boxed{7}"}]})
+                    + "\n" + json.dumps({"chat": []}) + "\n")
+    out = str(tmp_path / "toy.html")
+    assert main(["view", str(rows), "--out", out]) == 0  # without the module: not schema-v1, every row skipped
+    assert "0 of 0 trajectories" in capsys.readouterr().out
+    assert main(["view", str(rows), "--out", out, "--row-format-module", "toy_rows_for_view"]) == 0
+    captured = capsys.readouterr()
+    assert "1 of 1 trajectories" in captured.out and "row 1: not a toy row (KeyError: 'n')" in captured.err
+    page = open(out, encoding="utf-8").read()
+    assert page.count("<article") == 1 and "toy 1" in page and "✓" in page  # answered 7, truth 7
+    assert main(["view", str(rows), "--out", out, "--row-format-module", "no_such_module_here"]) == 2
+    assert "--row-format-module no_such_module_here: cannot import it" in capsys.readouterr().err
+
+
 def test_demo_writes_valid_trajectories_and_a_view(capsys, tmp_path):
     out = str(tmp_path / "demo")
     assert main(["demo", "--out", out]) == 0

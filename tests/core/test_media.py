@@ -13,8 +13,7 @@ from pixel_reasoner import media
 from pixel_reasoner.config import PixelBudget
 from pixel_reasoner.episode import Episode
 from pixel_reasoner.errors import ConfigError, DataError
-from pixel_reasoner.media import (DecodedImageCache, ImageBytes, ImageFile, InMemoryImage, VideoSource,
-                                  configure_default_cache, default_cache)
+from pixel_reasoner.media import DecodedImageCache, ImageBytes, ImageFile, InMemoryImage, VideoSource
 from pixel_reasoner.testing.media import frame_color, save_scene, write_video
 
 
@@ -76,23 +75,6 @@ def test_an_entry_larger_than_the_budget_is_served_but_not_kept():
     assert big.size == (10, 10) and cache.stats()["entries"] == 0 and cache.nbytes == 0
     with pytest.raises(ConfigError, match="max_bytes must be positive"):
         DecodedImageCache(0)
-
-
-def test_configure_default_cache_replaces_the_process_wide_cache(tmp_path):
-    previous = default_cache()
-    before = previous.stats()
-    try:
-        cache = configure_default_cache(8 << 20)
-        assert default_cache() is cache and cache.max_bytes == 8 << 20
-        path = save_scene(str(tmp_path / "a.png"), 64, 48)
-        ImageFile(path).load()
-        ep = Episode("released", images=[path])
-        assert ep.cache is cache
-        ep.input_images()
-        assert cache.stats()["misses"] == 2 and cache.stats()["hits"] == 1  # decoded once, resized once
-        assert previous.stats() == before  # the old cache saw none of it
-    finally:
-        media._default_cache = previous
 
 
 def test_a_file_rewritten_in_place_is_not_served_stale(tmp_path):

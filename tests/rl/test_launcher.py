@@ -149,3 +149,27 @@ def test_stale_replays_without_dual_clip_warn(valid_argv, capsys):
     assert rc == 0 and "generation-time log-probs" not in out
     rc, out = run_main(valid_argv + ["--pr.ssr.stale_logprobs", "recompute", "--dry-run"], capsys)
     assert rc == 0 and "generation-time log-probs" not in out
+
+
+def test_budgets_that_differ_from_the_checkpoints_sft_run_are_a_warning_with_the_numbers(valid_argv, capsys, tmp_path,
+                                                                                          tiny_rl_inputs):
+    """The warm-start checkpoint records the budgets SFT trained with (sft_run_config.json); RL compares."""
+    from pixel_reasoner.budget_check import SFT_RUN_CONFIG
+    from pixel_reasoner.config import PixelBudget, PixelBudgets, to_dict
+
+    checkpoint = tmp_path / "warm_start"
+    checkpoint.mkdir()
+    for name in os.listdir(tiny_rl_inputs["model"]):
+        (checkpoint / name).symlink_to(os.path.join(tiny_rl_inputs["model"], name))
+    rollout = train.parse(valid_argv).rollout.budgets
+    argv = valid_argv + ["--actor.model_name_or_path", str(checkpoint), "--dry-run"]
+    (checkpoint / SFT_RUN_CONFIG).write_text(json.dumps({"pixel_budgets": to_dict(rollout)}))
+    rc, out = run_main(argv, capsys)
+    assert rc == 0 and "other sizes" not in out, out
+    trained = PixelBudgets(rollout.original, PixelBudget.tokens(4, 16), rollout.frame)
+    (checkpoint / SFT_RUN_CONFIG).write_text(json.dumps({"pixel_budgets": to_dict(trained)}))
+    rc, out = run_main(argv, capsys)
+    assert rc == 0, out
+    assert f"WARNING: RL shows images at other sizes than the SFT run that trained {checkpoint}" in out
+    assert "crop: SFT 4–16 tokens (3136–12544 px), RL 4–32 tokens (3136–25088 px)" in out
+    assert "original: SFT" not in out and "frame: SFT" not in out  # only the kind that differs
