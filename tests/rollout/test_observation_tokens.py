@@ -11,7 +11,7 @@ from pixel_reasoner.episode import Episode
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.testing.media import scene_image
 
-SMALL = {"budgets": {"original": {"max_pixels": 64 * 784}, "crop": {"max_pixels": 48 * 784},
+SMALL = {"budgets": {"preset": "paper_rl", "original": {"max_pixels": 64 * 784}, "crop": {"max_pixels": 48 * 784},
                      "frame": {"max_pixels": 16 * 784}}}
 
 
