@@ -31,7 +31,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import List
 
-from openrlhf_ext import cpu_mode, rl_config
+from openrlhf_ext import controller_memory, cpu_mode, rl_config
 from openrlhf_ext.rl_config import RLConfig
 from openrlhf_ext.rollout_config import CONFIG_ENV as ROLLOUT_CONFIG_ENV
 from openrlhf_ext.rollout_config import RolloutConfig, load_rollout_config
@@ -44,6 +44,14 @@ from pixel_reasoner.ssr import target_size
 logger = logging.getLogger("openrlhf_ext.train")
 
 GROUP_ESTIMATORS = ("group_norm", "dr_grpo", "rloo", "reinforce_baseline")
+# reinforce_baseline whitens advantages over the whole batch afterwards: reward-uniform groups get −mean/std ≠ 0
+SSR_ESTIMATORS = ("dr_grpo", "group_norm", "rloo")
+ESTIMATOR_FORMS = {
+    "dr_grpo": "A = r − mean(group): the official code's GRPO; α and β keep their scale",
+    "group_norm": "A = (r − mean(group)) / std(group): α and β are scale-free in correctness-uniform groups",
+    "rloo": "A = r − mean(other samples of the group)",
+    "reinforce_baseline": "A = r − mean(group), then whitened over the whole batch",
+}
 ROLLOUT_PREFIX = "pr.rollout"
 WORKER_SETUP_HOOK = "openrlhf_ext.compat.install_flash_attn_stub"
 
@@ -311,15 +319,27 @@ def validate(launch: Launch, environ=os.environ) -> Problems:
         p.error("curiosity needs several samples per query (RaPR is a rate over the group): set "
                 "--rollout.n_samples_per_prompt > 1 (paper: 8) or --pr.curiosity.enabled false")
     if cfg.ssr.enabled:
-        if estimator not in GROUP_ESTIMATORS or n < 2:
+        if estimator == "reinforce_baseline":
+            p.error("SSR with --algo.advantage.estimator reinforce_baseline: upstream whitens the advantages over "
+                    "the whole batch, so reward-uniform groups get a non-zero advantage and every sample passes "
+                    "SSR's informativeness test; use dr_grpo (the official GRPO) or --pr.ssr.enabled false")
+        elif estimator not in SSR_ESTIMATORS or n < 2:
             p.error(f"SSR selects samples by their group-relative advantage: use --algo.advantage.estimator "
-                    f"group_norm (GRPO, paper) with n_samples_per_prompt > 1, or --pr.ssr.enabled false "
-                    f"(got {estimator}, n={n})")
+                    f"dr_grpo (GRPO as the official code computes it) with n_samples_per_prompt > 1, or "
+                    f"--pr.ssr.enabled false (got {estimator}, n={n})")
+        if cfg.ssr.stale_logprobs == "keep" and a.actor.dual_clip is None:
+            p.warn("SSR replays samples with their generation-time log-probs (--pr.ssr.stale_logprobs keep); with "
+                   "a negative advantage PPO's loss −ratio·A is unbounded in the ratio of a stale sample: set "
+                   "--actor.dual_clip 3 (the 7B recipe does) or --pr.ssr.stale_logprobs recompute")
         if a.algo.dynamic_filtering_enable:
             p.warn("--algo.dynamic_filtering_enable drops reward-uniform groups before SSR sees them; SSR then "
                    "rarely needs to replay (the paper used SSR alone)")
     elif estimator not in GROUP_ESTIMATORS:
-        p.warn(f"--algo.advantage.estimator {estimator}: the paper uses group_norm (GRPO)")
+        p.warn(f"--algo.advantage.estimator {estimator}: the paper uses GRPO (dr_grpo = the official code's form)")
+    if estimator == "group_norm" and cfg.curiosity.enabled:
+        p.warn("--algo.advantage.estimator group_norm: α and β are scale-free: dividing by the group std gives a "
+               "wrong answer that used a tool in an all-wrong group the advantage of a lone correct answer (+2.47 "
+               "at n=8, whatever α is); the official code uses r − mean(group): --algo.advantage.estimator dr_grpo")
     if a.algo.kl.init_coef > 0:
         p.warn(f"--algo.kl.init_coef {a.algo.kl.init_coef} creates a reference model; the paper uses none (0)")
 
@@ -357,6 +377,18 @@ def resolved_document(launch: Launch) -> dict:
                                            if launch.config.ssr.enabled else None)}
 
 
+def controller_memory_estimate(launch: Launch) -> controller_memory.ControllerMemoryEstimate:
+    """Host memory of the controller for this run, assuming one prompt image at the original budget and one
+    crop per sample at the crop budget (see `openrlhf_ext.controller_memory`)."""
+    a, ssr = launch.upstream.args, launch.config.ssr
+    budgets = launch.rollout.budgets
+    return controller_memory.run_estimate(
+        queries=a.rollout.batch_size, samples_per_query=a.rollout.n_samples_per_prompt,
+        original_max_pixels=budgets.for_kind("original").max_pixels,
+        produced_max_pixels=budgets.for_kind("crop").max_pixels, max_len=a.data.max_len,
+        ssr_capacity=(ssr.capacity or 0) if ssr.enabled else 0, ssr_max_bytes=ssr.max_bytes)
+
+
 def report(launch: Launch, problems: Problems) -> None:
     document = resolved_document(launch)
     print("==> Pixel Reasoner RL configuration (--pr.*)")
@@ -367,6 +399,10 @@ def report(launch: Launch, problems: Problems) -> None:
     print("==> OpenRLHF configuration (the namespace upstream's train() receives)")
     for section, values in sorted(document["openrlhf"].items()):
         print(f"  {section}: {json.dumps(values, sort_keys=True, default=str)}")
+    estimator = launch.upstream.args.algo.advantage.estimator
+    print(f"==> advantage estimator: {estimator}: {ESTIMATOR_FORMS.get(estimator, 'not group-relative')}")
+    print(f"==> controller memory estimate (upper bound, openrlhf_ext.controller_memory): "
+          f"{controller_memory_estimate(launch).summary()}")
     print(f"==> upstream command: {upstream_command(launch.upstream_argv)}")
     if launch.upstream.messages.strip():
         print("==> upstream post-processing said:\n" + launch.upstream.messages.rstrip())

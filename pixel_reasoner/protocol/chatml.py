@@ -18,6 +18,24 @@ VIDEO_PLACEHOLDER = "<|vision_start|><|video_pad|><|vision_end|>"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
 DEFAULT_SYSTEM = "You are a helpful assistant."
+# Qwen2.5-VL's special tokens (`special=True` in its tokenizer). Text that quotes one of them would tokenize into
+# the token itself: an image placeholder without an image, or a turn boundary.
+QWEN2_5_VL_SPECIAL_TOKENS = ("<|endoftext|>", IM_START, IM_END, "<|object_ref_start|>", "<|object_ref_end|>",
+                             "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+                             "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+
+
+def neutralize(text: str, reserved: Sequence[str]) -> str:
+    """`text` with every occurrence of a reserved token broken by a backslash after its first character
+    (`<|image_pad|>` -> `<\\|image_pad|>`), so it tokenizes as plain text and still reads as what was written."""
+    changed = True
+    while changed:
+        changed = False
+        for token in reserved:
+            if token in text:
+                text = text.replace(token, token[0] + "\\" + token[1:])
+                changed = True
+    return text
 
 
 def tools_block(schemas: Sequence[dict]) -> str:

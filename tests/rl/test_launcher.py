@@ -78,6 +78,7 @@ def test_dry_run_valid_prints_everything_and_starts_nothing(valid_argv, capsys, 
     (["--data.prompt_dataset", "/nonexistent/prompts.jsonl"], "no such file or directory"),
     (["--algo.advantage.estimator", "reinforce"], "SSR selects samples by their group-relative advantage"),
     (["--pr.rollout.budgets.preset", "paper_eval"], "the processor would resize the images again"),
+    (["--algo.advantage.estimator", "reinforce_baseline"], "whitens the advantages over the whole batch"),
 ])
 def test_dry_run_refuses_what_upstream_lets_through(valid_argv, capsys, extra, message):
     rc, out = run_main(valid_argv + extra + ["--dry-run"], capsys)
@@ -122,6 +123,32 @@ def test_help_lists_ours_then_upstream(capsys):
     assert done.value.code == 0
     assert "--pr.ssr.stale_logprobs" in out and "--pr.rollout.limits.max_operations" in out
     assert "--algo.advantage.estimator" in out
+
+
+def test_dry_run_prints_the_advantage_estimator_and_the_controller_memory(valid_argv, capsys):
+    rc, out = run_main(valid_argv + ["--algo.advantage.estimator", "dr_grpo", "--dry-run"], capsys)
+    assert rc == 0, out
+    assert "==> advantage estimator: dr_grpo: A = r − mean(group)" in out
+    assert "==> controller memory estimate" in out and "GiB" in out
+    assert "α and β are scale-free" not in out
+
+
+def test_group_norm_warns_that_alpha_and_beta_are_scale_free(valid_argv, capsys):
+    rc, out = run_main(valid_argv + ["--dry-run"], capsys)  # valid_argv runs group_norm
+    assert rc == 0, out
+    assert "==> advantage estimator: group_norm: A = (r − mean(group)) / std(group)" in out
+    assert "WARNING: --algo.advantage.estimator group_norm: α and β are scale-free" in out
+    rc, out = run_main(valid_argv + ["--pr.curiosity.enabled", "false", "--dry-run"], capsys)
+    assert rc == 0 and "WARNING: --algo.advantage.estimator group_norm" not in out
+
+
+def test_stale_replays_without_dual_clip_warn(valid_argv, capsys):
+    rc, out = run_main(valid_argv + ["--dry-run"], capsys)
+    assert rc == 0 and "WARNING: SSR replays samples with their generation-time log-probs" in out
+    rc, out = run_main(valid_argv + ["--actor.dual_clip", "3", "--dry-run"], capsys)
+    assert rc == 0 and "generation-time log-probs" not in out
+    rc, out = run_main(valid_argv + ["--pr.ssr.stale_logprobs", "recompute", "--dry-run"], capsys)
+    assert rc == 0 and "generation-time log-probs" not in out
 
 
 def test_budgets_that_differ_from_the_checkpoints_sft_run_are_a_warning_with_the_numbers(valid_argv, capsys, tmp_path,
