@@ -273,7 +273,7 @@ class SynthesisConfig:
     })
     sources: list[SourceConfig] = field(default_factory=list)
     profile: str = "released"  # protocol of the written trajectories (tool names, coordinates, observations)
-    budgets: str = "paper_sft"  # pixel-budget preset of the episodes (what the trained model will see)
+    budgets: str = "consistent"  # pixel-budget preset of the episodes = what SFT must train with (checked there)
     limits: EpisodeLimits = field(default_factory=EpisodeLimits)
     seed: int = 0  # all random choices derive from (seed, item id): reruns and resumes draw the same
     item_concurrency: int = 32  # items processed at once (requests are bounded per endpoint)

@@ -37,6 +37,7 @@ from data_synthesis.self_correction import TEXT_ONLY, Plan, choose_route, plan_i
 from data_synthesis.template_trajectories import template_analysis, template_text_only
 from data_synthesis.store import JsonlStore, ResponseCache, read_jsonl
 from data_synthesis.writer import TrajectoryWriter
+from pixel_reasoner.config import to_dict
 from pixel_reasoner.episode import Episode, EpisodeConfig
 from pixel_reasoner.errors import PixelReasonerError
 from pixel_reasoner.media import default_cache
@@ -161,7 +162,8 @@ class SynthesisRun:
         if self.dry_run:
             return None
         meta = {"item_id": item.id, "seed_location": item.location, "route": route, "template": item.template,
-                "answer_kind": item.answer_kind, "budgets": cfg.budgets, "synthesis_seed": cfg.seed, **extra,
+                "answer_kind": item.answer_kind, "budgets": to_dict(cfg.pixel_budgets()), "budget_preset": cfg.budgets,
+                "synthesis_seed": cfg.seed, **extra,
                 **item.meta}
         if generated is not None:
             meta["generated_question"] = generated

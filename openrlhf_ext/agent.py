@@ -52,6 +52,7 @@ from openrlhf_ext.rollout_sample import RolloutSample
 from pixel_reasoner.episode import Episode
 from pixel_reasoner.errors import ConfigError, DataError
 from pixel_reasoner.media import DecodedImageCache, InMemoryImage, VideoSource
+from pixel_reasoner.protocol import ProtocolProfile
 from pixel_reasoner.protocol.chatml import IM_END
 
 logger = init_logger(__name__)  # upstream's logger set-up, so our lines show in the vLLM actors' logs
@@ -259,14 +260,23 @@ class AgentExecutor(AgentExecutorBase):
         return AgentRuntime(config, processor, context)
 
 
-def check_compatibility(config: RolloutConfig, processor: Any, engine_kwargs: dict | None = None) -> None:
+def check_compatibility(config: RolloutConfig, processor: Any, engine_kwargs: dict | None = None,
+                        profile: ProtocolProfile | None = None) -> None:
     """Fail early when the model's processor or the vLLM engine would not show what the episode thinks it shows.
 
+    - Every special token of the tokenizer must be among the profile's `reserved_tokens` (default: the
+      rollout config's profile), or model text quoted in an observation could turn into one.
     - The processor must leave our resized images (and a video's frames) unchanged: its [min_pixels, max_pixels]
       must contain every budget, or it would resize them again and the model would see other pixels (and other
       coordinates).
     - vLLM's per-prompt image limit (`--data.max_images_per_prompt`) must cover `limits.max_images`.
     """
+    profile = profile or config.protocol()
+    uncovered = profile.uncovered_tokens(getattr(getattr(processor, "tokenizer", processor), "all_special_tokens", ()))
+    if uncovered:
+        raise ConfigError(f"the tokenizer's special tokens {uncovered} are not in profile {profile.name!r}'s "
+                          "reserved_tokens: model text quoted in an observation could become one (e.g. an image "
+                          "placeholder without an image); add them to the profile's reserved_tokens")
     checks = (("image_processor", ("original", "crop", "frame")), ("video_processor", ("frame",)))
     for attribute, kinds in checks:
         bounds = processor_pixel_bounds(getattr(processor, attribute, None))

@@ -26,6 +26,7 @@ class SampleLogKeys:
     """Names of the per-sample `extra_logs` the agent reports (OpenRLHF copies them into `Experience.info`)."""
 
     num_operations: str = "num_operations"  # n_vo(y): requested operations, failed ones included
+    num_images: str = "num_images"  # images operations produced: > 0 iff an operation executed
     is_video: str = "is_video"  # optional; only the reference-code curiosity variant uses it
 
 

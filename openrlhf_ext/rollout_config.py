@@ -5,7 +5,7 @@ request (`openrlhf_ext.rollout_context`): one explicit object, resolved once by 
 (`--pr.rollout_config FILE`) and the `--pr.rollout.*` flags on top, printed at start and saved in the run's
 `config.json`. JSON keys are the field names; nested values may be partial (missing fields keep their defaults):
 
-    {"profile": "released", "budgets": "paper_rl",               # or {"crop": {"min_pixels": .., "max_pixels": ..}}
+    {"profile": "released", "budgets": "consistent",             # or {"crop": {"min_pixels": .., "max_pixels": ..}}
      "limits": {"max_operations": 4, "max_images": 16, "max_turns": 6},
      "video_frames": 16, "video_fps": 2.0, "reward_kind": "auto", "stop": ["</tool_call>"], "max_turn_tokens": 2048,
      "min_turn_tokens": 1, "pixel_dtype": "bfloat16", "image_cache_bytes": 1073741824, "operation_threads": 32,
@@ -40,7 +40,7 @@ class RolloutConfig:
     profile: str = "released"  # protocol profile: tool names/schemas, coordinate system, observation texts
     extra_operations: tuple[str, ...] = ()  # registered operations exposed as extra tools (by operation name)
     operation_modules: tuple[str, ...] = ()  # modules to import so user operations register themselves
-    budgets: PixelBudgets = field(default_factory=PixelBudgets.paper_rl)  # RL budgets: 2000 / 1000 / 400 tokens
+    budgets: PixelBudgets = field(default_factory=PixelBudgets.consistent)  # as SFT and eval; paper_rl: official
     limits: EpisodeLimits = field(default_factory=EpisodeLimits)  # official: 4 operations, 16 images, 6 turns
     video_frames: int = VIDEO_FRAMES  # frames sampled uniformly from a video *file* (frame lists are used as is)
     video_fps: float = VIDEO_FPS  # the sampled frames' rate as the processor and vLLM are told (temporal M-RoPE)
@@ -137,16 +137,19 @@ def _replace(obj: Any, value: Any, where: str) -> Any:
     for k, v in value.items():
         if isinstance(v, bool) or not isinstance(v, int):
             raise ConfigError(f"{where}.{k} must be an integer, got {v!r}")
-    return dataclasses.replace(obj, **value)
+    try:
+        return dataclasses.replace(obj, **value)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _budgets(value: Any, where: str) -> PixelBudgets:
-    """A preset name ("paper_rl", "paper_eval", "paper_sft") or per-kind overrides of the RL budgets."""
+    """A preset name (`BUDGET_PRESETS`) or per-kind overrides of a preset (default `consistent`)."""
     if isinstance(value, str):
         return PixelBudgets.preset(value)
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: `budgets` must be a preset name or an object, got {value!r}")
-    preset = value.get("preset", "paper_rl")
+    preset = value.get("preset", "consistent")
     if not isinstance(preset, str):
         raise ConfigError(f"{where}: budgets.preset must be a preset name, got {preset!r}")
     base = PixelBudgets.preset(preset)
@@ -154,7 +157,14 @@ def _budgets(value: Any, where: str) -> PixelBudgets:
     unknown = sorted(set(kinds) - {"original", "crop", "frame"})
     if unknown:
         raise ConfigError(f"{where}: unknown budget kind(s) {unknown}; valid: original, crop, frame, preset")
-    replaced = {k: _replace(getattr(base, k), v, f"{where}: budgets.{k}") for k, v in kinds.items()}
+    replaced = {}
+    for kind, bounds in kinds.items():
+        budget = getattr(base, kind)
+        try:
+            replaced[kind] = _replace(budget, bounds, f"{where}: budgets.{kind}")
+        except ConfigError as e:
+            raise ConfigError(f"{e} (preset {preset!r} gives [{budget.min_pixels}, {budget.max_pixels}]: set both "
+                              "min_pixels and max_pixels, or start from another `preset`)") from None
     return dataclasses.replace(base, **replaced)
 
 

@@ -33,12 +33,14 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import List
 
-from openrlhf_ext import cpu_mode, rl_config
+from openrlhf_ext import controller_memory, cpu_mode, rl_config
 from openrlhf_ext.cpu_mode import CpuModeConfig
 from openrlhf_ext.labels import TaskLabel
 from openrlhf_ext.rl_config import RLConfig
 from openrlhf_ext.rollout_config import RolloutConfig, from_file
 from openrlhf_ext.run_config import RunConfig
+from pixel_reasoner.budget_check import compare_with_checkpoint
+from pixel_reasoner.config import BUDGET_PRESETS
 from pixel_reasoner.errors import ConfigError, DataError
 from pixel_reasoner.ssr import target_size
 
@@ -46,6 +48,14 @@ logger = logging.getLogger("openrlhf_ext.train")
 
 UPSTREAM_MODULE = "openrlhf.cli.train_ppo_ray"
 GROUP_ESTIMATORS = ("group_norm", "dr_grpo", "rloo", "reinforce_baseline")
+# reinforce_baseline whitens advantages over the whole batch afterwards: reward-uniform groups get −mean/std ≠ 0
+SSR_ESTIMATORS = ("dr_grpo", "group_norm", "rloo")
+ESTIMATOR_FORMS = {
+    "dr_grpo": "A = r − mean(group): the official code's GRPO; α and β keep their scale",
+    "group_norm": "A = (r − mean(group)) / std(group): α and β are scale-free in correctness-uniform groups",
+    "rloo": "A = r − mean(other samples of the group)",
+    "reinforce_baseline": "A = r − mean(group), then whitened over the whole batch",
+}
 ROLLOUT_PREFIX = "pr.rollout"
 CPU_PREFIX = "pr.cpu"
 WORKER_SETUP_HOOK = "openrlhf_ext.compat.install_flash_attn_stub"
@@ -70,9 +80,9 @@ def add_pr_arguments(parser: argparse.ArgumentParser) -> None:
     rl_config.add_arguments(parser, RLConfig)
     rl_config.add_arguments(parser, RolloutConfig, prefix=ROLLOUT_PREFIX, skip=("forced_turns",))
     parser.add_argument(f"--{ROLLOUT_PREFIX}.budgets.preset", dest=f"{ROLLOUT_PREFIX}.budgets.preset", default=None,
-                        choices=["paper_rl", "paper_eval", "paper_sft"],
+                        choices=list(BUDGET_PRESETS),
                         help="pixel-budget preset the per-kind --pr.rollout.budgets.* flags start from "
-                             "(default: the rollout config's budgets, paper_rl)")
+                             "(default: the rollout config's budgets, consistent)")
     parser.add_argument("--pr.rollout_config", dest="pr.rollout_config", default=None, metavar="FILE",
                         help="the rollout agent's configuration as a JSON file (openrlhf_ext.rollout_config); the "
                              "--pr.rollout.* flags apply on top of it")
@@ -229,6 +239,12 @@ def validate(launch: Launch) -> Problems:
             p.error(f"--actor.model_name_or_path {model}: no such directory")
         else:
             vlm = _model_is_vlm(model)
+            try:
+                mismatch = compare_with_checkpoint(model, launch.rollout.budgets, "RL")
+            except ConfigError as err:
+                mismatch = str(err)
+            if mismatch:
+                p.warn(mismatch)
     else:
         p.warn(f"--actor.model_name_or_path {model} is not a local path; every node will resolve it from the hub")
     if vlm is None:
@@ -321,15 +337,27 @@ def validate(launch: Launch) -> Problems:
         p.error("curiosity needs several samples per query (RaPR is a rate over the group): set "
                 "--rollout.n_samples_per_prompt > 1 (paper: 8) or --pr.curiosity.enabled false")
     if cfg.ssr.enabled:
-        if estimator not in GROUP_ESTIMATORS or n < 2:
+        if estimator == "reinforce_baseline":
+            p.error("SSR with --algo.advantage.estimator reinforce_baseline: upstream whitens the advantages over "
+                    "the whole batch, so reward-uniform groups get a non-zero advantage and every sample passes "
+                    "SSR's informativeness test; use dr_grpo (the official GRPO) or --pr.ssr.enabled false")
+        elif estimator not in SSR_ESTIMATORS or n < 2:
             p.error(f"SSR selects samples by their group-relative advantage: use --algo.advantage.estimator "
-                    f"group_norm (GRPO, paper) with n_samples_per_prompt > 1, or --pr.ssr.enabled false "
-                    f"(got {estimator}, n={n})")
+                    f"dr_grpo (GRPO as the official code computes it) with n_samples_per_prompt > 1, or "
+                    f"--pr.ssr.enabled false (got {estimator}, n={n})")
+        if cfg.ssr.stale_logprobs == "keep" and a.actor.dual_clip is None:
+            p.warn("SSR replays samples with their generation-time log-probs (--pr.ssr.stale_logprobs keep); with "
+                   "a negative advantage PPO's loss −ratio·A is unbounded in the ratio of a stale sample: set "
+                   "--actor.dual_clip 3 (the 7B recipe does) or --pr.ssr.stale_logprobs recompute")
         if a.algo.dynamic_filtering_enable:
             p.warn("--algo.dynamic_filtering_enable drops reward-uniform groups before SSR sees them; SSR then "
                    "rarely needs to replay (the paper used SSR alone)")
     elif estimator not in GROUP_ESTIMATORS:
-        p.warn(f"--algo.advantage.estimator {estimator}: the paper uses group_norm (GRPO)")
+        p.warn(f"--algo.advantage.estimator {estimator}: the paper uses GRPO (dr_grpo = the official code's form)")
+    if estimator == "group_norm" and cfg.curiosity.enabled:
+        p.warn("--algo.advantage.estimator group_norm: α and β are scale-free: dividing by the group std gives a "
+               "wrong answer that used a tool in an all-wrong group the advantage of a lone correct answer (+2.47 "
+               "at n=8, whatever α is); the official code uses r − mean(group): --algo.advantage.estimator dr_grpo")
     if a.algo.kl.init_coef > 0:
         p.warn(f"--algo.kl.init_coef {a.algo.kl.init_coef} creates a reference model; the paper uses none (0)")
 
@@ -385,6 +413,20 @@ def resolved_document(launch: Launch) -> dict:
                                            if launch.config.ssr.enabled else None)}
 
 
+def controller_memory_estimate(launch: Launch) -> controller_memory.ControllerMemoryEstimate:
+    """Host memory of the controller for this run, assuming one prompt image at the original budget and one
+    crop per sample at the crop budget (see `openrlhf_ext.controller_memory`); pixels in the agent's
+    `pixel_dtype`, and every such sample carries its own copy of the prompt's pixels (it produced an image)."""
+    a, ssr = launch.upstream.args, launch.config.ssr
+    budgets = launch.rollout.budgets
+    return controller_memory.run_estimate(
+        queries=a.rollout.batch_size, samples_per_query=a.rollout.n_samples_per_prompt,
+        original_max_pixels=budgets.for_kind("original").max_pixels,
+        produced_max_pixels=budgets.for_kind("crop").max_pixels, max_len=a.data.max_len,
+        ssr_capacity=(ssr.capacity or 0) if ssr.enabled else 0, ssr_max_bytes=ssr.max_bytes,
+        pixel_value_bytes=controller_memory.PIXEL_DTYPE_BYTES[launch.rollout.pixel_dtype])
+
+
 def report(launch: Launch, problems: Problems) -> None:
     document = resolved_document(launch)
     print("==> Pixel Reasoner RL configuration (--pr.*)")
@@ -396,6 +438,10 @@ def report(launch: Launch, problems: Problems) -> None:
     print("==> OpenRLHF configuration (the namespace upstream's train() receives)")
     for section, values in sorted(document["openrlhf"].items()):
         print(f"  {section}: {json.dumps(values, sort_keys=True, default=str)}")
+    estimator = launch.upstream.args.algo.advantage.estimator
+    print(f"==> advantage estimator: {estimator}: {ESTIMATOR_FORMS.get(estimator, 'not group-relative')}")
+    print(f"==> controller memory estimate (upper bound, openrlhf_ext.controller_memory): "
+          f"{controller_memory_estimate(launch).summary()}")
     print(f"==> command: {document['command']}")
     print(f"==> resolved (JSON): {json.dumps(document, sort_keys=True, default=str)}")
     for w in problems.warnings:

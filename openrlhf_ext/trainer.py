@@ -28,6 +28,7 @@ import math
 import os
 import pickle
 import time
+from collections import Counter
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -105,6 +106,33 @@ def split_samples(experiences: Sequence[Experience]) -> List[Experience]:
     return items
 
 
+def _tensors(item: Experience):
+    """Every tensor a single-sample experience keeps alive: fields, multimodal inputs and info."""
+    for f in dataclasses.fields(Experience):
+        value = getattr(item, f.name)
+        if isinstance(value, torch.Tensor):
+            yield value
+    for inputs in item.mm_train_inputs or []:
+        if isinstance(inputs, dict):
+            yield from (v for v in inputs.values() if isinstance(v, torch.Tensor))
+    yield from (v for v in item.info.values() if isinstance(v, torch.Tensor))
+
+
+def sample_bytes(items: Sequence[Experience]) -> List[float]:
+    """Host bytes each experience keeps alive, for the SSR buffer's byte cap. A storage shared by k of `items`
+    (e.g. one prompt pixel tensor per query) counts 1/k for each of them."""
+    per_item = []
+    users: Counter = Counter()
+    for item in items:
+        storages = {}
+        for t in _tensors(item):
+            storage = t.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        per_item.append(storages)
+        users.update(storages.keys())
+    return [sum(nbytes / users[ptr] for ptr, nbytes in storages.items()) for storages in per_item]
+
+
 def _with_info(item: Experience, keys: Sequence[str], **flags: float) -> Experience:
     """A copy whose `info` has exactly `keys` (missing ones 0.0) plus the given flags.
 
@@ -123,7 +151,8 @@ def select_training_experiences(experiences: Sequence[Experience], replay: Selec
     behaviour log-probs and advantages; `info["ssr_replayed"]` marks samples drawn from the buffer.
     """
     items = split_samples(experiences)
-    selection = replay.select(items, [scalar_advantage(it.advantages, it.action_mask) for it in items])
+    selection = replay.select(items, [scalar_advantage(it.advantages, it.action_mask) for it in items],
+                              sample_bytes(items))
     if selection.skipped:
         return [], selection
     keys = sorted(set().union(*(it.info.keys() for it in items)) - {"ssr_replayed", "ssr_from_earlier_step"})
@@ -179,9 +208,9 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
                 return None
             present = sorted(experiences[0].info.keys())
             raise MissingSampleLog(
-                f"curiosity needs the per-sample extra_logs[{key!r}] from the agent (n_vo), but the samples carry "
-                f"{present}; make the agent report it, point --pr.sample_keys.num_operations at the right key, or "
-                "disable curiosity with --pr.curiosity.enabled false")
+                f"curiosity needs the per-sample extra_logs[{key!r}] from the agent, but the samples carry "
+                f"{present}; make the agent report it, point the matching --pr.sample_keys.* flag at the right key, "
+                "or disable curiosity with --pr.curiosity.enabled false")
         values = torch.cat([e.info[key].reshape(-1).float() for e in experiences]).numpy()
         order = np.concatenate([np.asarray(e.index) for e in experiences])
         out = np.empty_like(values)
@@ -199,7 +228,10 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
                 np.mean(np.ptp(groups, axis=1) <= cfg.curiosity.uniform_tolerance))
             return None
         is_video = self._per_sample(experiences, cfg.sample_keys.is_video, required=False)
-        shaped = shape_rewards(rewards, n_vo, n, cfg.curiosity, is_video=None if is_video is None else is_video > 0)
+        images = self._per_sample(experiences, cfg.sample_keys.num_images,
+                                  required=cfg.curiosity.pixel_reasoning == "executed")
+        shaped = shape_rewards(rewards, n_vo, n, cfg.curiosity, is_video=None if is_video is None else is_video > 0,
+                               executed=None if images is None else (images > 0) & (n_vo > 0))
         for e in experiences:
             idx = np.asarray(e.index)
             dtype = e.rewards.dtype if e.rewards.is_floating_point() else torch.float32
@@ -244,6 +276,7 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
                 record = {"step": self.current_step, "group": g, "label": labels[g * n],
                           "correctness": shaped.correctness[s].tolist(), "num_operations": n_vo[s].astype(int).tolist(),
                           "is_video": None if is_video is None else (is_video[s] > 0).tolist(),
+                          "pixel_reasoning": shaped.pixel_reasoning[s].astype(int).tolist(),
                           "rapr": float(shaped.rapr[g]), "bonus": shaped.bonus[s].tolist(),
                           "penalty": shaped.penalty[s].tolist(), "reward": shaped.rewards[s].tolist(),
                           "advantage": adv[s].tolist()}
@@ -252,12 +285,21 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
     # -- stale log-probs
 
     def _recompute_log_probs(self, replayed: List[Experience]) -> None:
-        """Behaviour log-probs of replayed samples := the current policy's (before this step's update)."""
+        """Behaviour log-probs of replayed samples := the current policy's (before this step's update).
+
+        One forward per sample on the actor ranks. Upstream hands rank k the k-th chunk of ceil(total / ranks)
+        samples (`RayActorGroup.async_run_method_batch`), and under ZeRO-3 every forward all-gathers the
+        parameters, a collective: ranks that run different numbers of forwards hang. So the list is padded
+        with repeats to a multiple of the data-parallel ranks. With importance-sampling correction
+        (`--algo.advantage.is_correction_level`), a replay's rollout log-probs become the recomputed ones too:
+        "recompute" treats the current policy as the replay's behaviour policy, and the stale vLLM log-probs
+        would otherwise make upstream mask or clip every replay away.
+        """
         if not replayed:
             return
         group = self.actor_model_group
-        effective = len(group._actor_handlers) // group.duplicate_actors
-        padded = replayed + [replayed[i % len(replayed)] for i in range(max(0, effective - len(replayed)))]
+        ranks = len(group._actor_handlers) // group.duplicate_actors
+        padded = [replayed[i % len(replayed)] for i in range(padded_forward_count(len(replayed), ranks))]
         kwargs = dict(sequences=[e.sequences for e in padded], action_mask=[e.action_mask for e in padded],
                       attention_mask=[e.attention_mask for e in padded])
         if any(e.mm_train_inputs for e in padded):
@@ -266,6 +308,13 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
         log_probs = self._flatten_results(refs, group.duplicate_actors)
         for e, lp in zip(replayed, log_probs):
             e.action_log_probs = lp
+            if e.rollout_log_probs is not None:
+                e.rollout_log_probs = lp.clone()
+
+
+def padded_forward_count(count: int, ranks: int) -> int:
+    """The smallest multiple of `ranks` that is >= `count`: one forward each gives every rank the same number."""
+    return math.ceil(count / ranks) * ranks
 
 
 # ---------------------------------------------------------------- the controller (trainer) side

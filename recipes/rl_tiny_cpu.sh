@@ -46,7 +46,7 @@ exec "$PYTHON" -m openrlhf_ext.train "${DRY[@]}" \
   --actor.model_name_or_path "$MODEL" --actor.num_nodes 1 --actor.num_gpus_per_node 1 \
   --vllm.num_engines 1 --vllm.tensor_parallel_size 1 --vllm.sync_backend gloo --vllm.enforce_eager \
   --train.full_determinism_enable --train.seed 0 \
-  --algo.advantage.estimator group_norm --algo.kl.init_coef 0 \
+  --algo.advantage.estimator dr_grpo --algo.kl.init_coef 0 --actor.dual_clip 3 \
   --rollout.n_samples_per_prompt "$N_SAMPLES" --rollout.batch_size 1 --rollout.micro_batch_size 1 \
   --train.batch_size "$TRAIN_BATCH" --train.micro_batch_size 1 --train.num_episodes 1 --train.max_epochs 1 \
   --data.prompt_dataset "$WORK/inputs/prompts.jsonl" --data.input_key input --data.label_key label \

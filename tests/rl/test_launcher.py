@@ -124,6 +124,7 @@ def launch(document, **changes) -> train.Launch:
     ({"rollout": RolloutConfig(budgets=PixelBudgets.paper_eval())}, "the processor would resize the images again"),
     ({"rollout__n_samples_per_prompt": 1, "algo__advantage__estimator": "reinforce",
       "rl": train.RLConfig(ssr=SSRConfig(enabled=False))}, "curiosity needs several samples per query"),
+    ({"algo__advantage__estimator": "reinforce_baseline"}, "whitens the advantages over the whole batch"),
 ])
 def test_validation_refuses_what_upstream_lets_through(resolved, changes, message):
     problems = train.validate(launch(resolved[1], **changes))
@@ -153,3 +154,58 @@ def test_dataset_rows_are_checked(resolved, tmp_path, tiny_rl_inputs):
     problems = train.validate(launch(resolved[1], data__prompt_dataset=str(bad)))
     assert any("row 2: /nonexistent/missing.png" in e for e in problems.errors)
 
+
+def rl_with(document, section: str, **fields) -> train.RLConfig:
+    """The dry run's RL config with fields of one section changed."""
+    plain = copy.deepcopy(document["pixel_reasoner"])
+    plain[section].update(fields)
+    return train.rl_config.from_dict(train.RLConfig, plain)
+
+
+def test_report_prints_the_advantage_estimator_and_the_controller_memory(resolved, capsys):
+    chosen = launch(resolved[1], algo__advantage__estimator="dr_grpo")
+    problems = train.validate(chosen)
+    train.report(chosen, problems)
+    out = capsys.readouterr().out
+    assert "==> advantage estimator: dr_grpo: A = r − mean(group)" in out
+    assert "==> controller memory estimate" in out and "GiB" in out and "2 B per value" in out  # bf16 pixels
+    assert not any("α and β are scale-free" in w for w in problems.warnings)
+
+
+def test_group_norm_warns_that_alpha_and_beta_are_scale_free(resolved):
+    warnings = train.validate(launch(resolved[1])).warnings  # the dry run resolved group_norm
+    assert any(w.startswith("--algo.advantage.estimator group_norm: α and β are scale-free") for w in warnings)
+    off = launch(resolved[1], rl=rl_with(resolved[1], "curiosity", enabled=False))
+    assert not any("α and β are scale-free" in w for w in train.validate(off).warnings)
+
+
+def test_stale_replays_without_dual_clip_warn(resolved):
+    def stale_warning(chosen) -> bool:
+        return any("SSR replays samples with their generation-time log-probs" in w
+                   for w in train.validate(chosen).warnings)
+
+    assert stale_warning(launch(resolved[1]))
+    assert not stale_warning(launch(resolved[1], actor__dual_clip=3))
+    assert not stale_warning(launch(resolved[1], rl=rl_with(resolved[1], "ssr", stale_logprobs="recompute")))
+
+
+def test_budgets_that_differ_from_the_checkpoints_sft_run_are_a_warning_with_the_numbers(resolved, tmp_path,
+                                                                                          tiny_rl_inputs):
+    """The warm-start checkpoint records the budgets SFT trained with (sft_run_config.json); RL compares."""
+    from pixel_reasoner.budget_check import SFT_RUN_CONFIG
+    from pixel_reasoner.config import PixelBudget, to_dict
+
+    checkpoint = tmp_path / "warm_start"
+    checkpoint.mkdir()
+    for name in os.listdir(tiny_rl_inputs["model"]):
+        (checkpoint / name).symlink_to(os.path.join(tiny_rl_inputs["model"], name))
+    chosen = launch(resolved[1], actor__model_name_or_path=str(checkpoint))
+    rollout = chosen.rollout.budgets
+    (checkpoint / SFT_RUN_CONFIG).write_text(json.dumps({"pixel_budgets": to_dict(rollout)}))
+    assert not any("other sizes" in w for w in train.validate(chosen).warnings)
+    trained = PixelBudgets(rollout.original, PixelBudget.tokens(4, 16), rollout.frame)
+    (checkpoint / SFT_RUN_CONFIG).write_text(json.dumps({"pixel_budgets": to_dict(trained)}))
+    warning = "\n".join(w for w in train.validate(chosen).warnings if "other sizes" in w)
+    assert f"RL shows images at other sizes than the SFT run that trained {checkpoint}" in warning
+    assert "crop: SFT 4–16 tokens (3136–12544 px), RL 4–" in warning and "(3136–20000 px)" in warning
+    assert "original: SFT" not in warning and "frame: SFT" not in warning  # only the kind that differs

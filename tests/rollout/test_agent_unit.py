@@ -23,7 +23,7 @@ from pixel_reasoner.protocol.chatml import render_messages
 from pixel_reasoner.testing.media import save_scene, write_video
 from pixel_reasoner.testing.scripted_engine import ScriptedEngine
 
-SMALL = {"budgets": {"original": {"max_pixels": 64 * 784}, "crop": {"max_pixels": 48 * 784},
+SMALL = {"budgets": {"preset": "paper_rl", "original": {"max_pixels": 64 * 784}, "crop": {"max_pixels": 48 * 784},
                      "frame": {"max_pixels": 16 * 784}}}
 
 
@@ -35,8 +35,8 @@ def prompt_for(config: RolloutConfig, images=(), video=None) -> str:
 
 
 def test_processor_and_engine_limits_are_checked(tiny_processor):
-    with pytest.raises(ConfigError, match=r"budgets.original = \[3136, 1568000\] pixels is outside the processor's"):
-        check_compatibility(RolloutConfig(), tiny_processor)  # paper budgets exceed the tiny processor's 256 tokens
+    with pytest.raises(ConfigError, match=r"budgets.original = \[200704, 1568000\] pixels is outside the processor's"):
+        check_compatibility(RolloutConfig(), tiny_processor)  # 7B budgets exceed the tiny processor's 256 tokens
     small = RolloutConfig.from_dict(SMALL)
     check_compatibility(small, tiny_processor, {"limit_mm_per_prompt": {"image": 16}})
     with pytest.raises(ConfigError, match="set --data.max_images_per_prompt 16"):

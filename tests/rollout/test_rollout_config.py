@@ -10,10 +10,10 @@ from pixel_reasoner.config import PixelBudget, PixelBudgets
 from pixel_reasoner.errors import ConfigError
 
 
-def test_defaults_are_the_papers_rl_settings():
+def test_defaults_are_the_papers_rl_settings_with_the_budgets_every_stage_uses():
     config = RolloutConfig()
     assert config.profile == "released"
-    assert config.budgets == PixelBudgets.paper_rl()
+    assert config.budgets == PixelBudgets.consistent()  # the official RL's maxima, as SFT and eval
     assert config.budgets.original.max_pixels == 2000 * 28 * 28 and config.budgets.crop.max_pixels == 1000 * 28 * 28
     assert (config.limits.max_operations, config.limits.max_turns) == (4, 6)
     assert config.limits.max_images == 16 and config.video_frames == 16  # the official limits; a video is a video
@@ -23,10 +23,11 @@ def test_defaults_are_the_papers_rl_settings():
 
 def test_read_from_a_json_file_with_partial_overrides(tmp_path):
     path = tmp_path / "rollout.json"
-    path.write_text(json.dumps({"limits": {"max_operations": 2}, "budgets": {"crop": {"max_pixels": 50176}}}))
+    path.write_text(json.dumps({"limits": {"max_operations": 2}, "budgets": {"crop": {"max_pixels": 501760}}}))
     config = from_file(str(path))
     assert config.limits.max_operations == 2 and config.limits.max_images == 16  # partial override
-    assert config.budgets.crop == PixelBudget(4 * 784, 50176) and config.budgets.original == PixelBudgets().original
+    assert config.budgets.crop == PixelBudget(256 * 784, 501760)  # the other bound is the preset's
+    assert config.budgets.original == PixelBudgets.consistent().original
     path.write_text(json.dumps({"budgets": "paper_eval", "reward_kind": "anls", "profile": "qwen"}))
     config = from_file(str(path))
     assert config.budgets == PixelBudgets.paper_eval() and config.reward_kind == "anls"
@@ -38,6 +39,8 @@ def test_read_from_a_json_file_with_partial_overrides(tmp_path):
     ({"limits": {"max_ops": 3}}, "limits: unknown key(s) ['max_ops']"),
     ({"limits": {"max_operations": "4"}}, "limits.max_operations must be an integer"),
     ({"budgets": {"crops": {}}}, "unknown budget kind(s) ['crops']"),
+    ({"budgets": {"crop": {"max_pixels": 50176}}}, "budgets.crop: max_pixels=50176 < min_pixels=200704; swap or fix "
+     "them (preset 'consistent' gives [200704, 784000]: set both min_pixels and max_pixels"),
     ({"budgets": "paper"}, "unknown pixel-budget preset 'paper'"),
     ({"reward_kind": "accuracy"}, "reward_kind='accuracy'"),
     ({"profile": "official"}, "unknown protocol profile 'official'"),
