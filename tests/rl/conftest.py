@@ -126,7 +126,7 @@ def ray_head(rl_env):
 
 
 @pytest.fixture(scope="session")
-def rl_7b_recipe_argv(tmp_path_factory) -> list[str]:
+def rl_7b_recipe_argv(tmp_path_factory, rl_env) -> list[str]:
     """The launcher arguments `recipes/rl_7b.sh` passes with its defaults: the script runs with a stand-in for
     `$PYTHON` that only writes its arguments down (nothing is imported or started)."""
     work = tmp_path_factory.mktemp("rl_7b_argv")
@@ -134,7 +134,7 @@ def rl_7b_recipe_argv(tmp_path_factory) -> list[str]:
     shim.write_text('#!/bin/sh\nfor a in "$@"; do printf \'%s\\0\' "$a"; done > "$ARGV_OUT"\n')
     shim.chmod(0o755)
     subprocess.run(["bash", str(REPO / "recipes" / "rl_7b.sh")], check=True, timeout=60,
-                   env=base_env(PYTHON=str(shim), ARGV_OUT=str(out), OUT=str(work / "out")))
+                   env=rl_env(PYTHON=str(shim), ARGV_OUT=str(out), OUT=str(work / "out")))
     argv = out.read_text().split("\0")[:-1]
     assert argv[:2] == ["-m", "openrlhf_ext.train"], argv[:2]
     return argv[2:]
