@@ -13,7 +13,8 @@ pixel tensors. Each group of 8: six samples answer at once, one crops once, one 
 time (the warning observation) and answers on turn 6 (RaPR 0.25, the paper's steady state; crop boxes 10-25% of
 the source's sides, seeded).
 
-Each level (number of samples in flight) runs in a fresh process, so its peak RSS is its own:
+Each level (number of samples in flight) runs in a fresh process, so its peak RSS is its own (every `_mb` figure
+is in units of 2**20 bytes):
 - `event_loop_ms_*`: CPU time of the event-loop thread spent in each sample's coroutine for one turn (handling
   the engine's output, waiting on worker threads, issuing the next request; the stand-in's own few microseconds
   included), per (sample, turn): p50 / p95 and the mean by turn number (1..6). Thread CPU time, so the loop's

@@ -83,7 +83,7 @@ def sft(frames, tmp_path_factory, tiny_model_dir):
     messages = messages_to_records(prompt + ep.messages, f"{root}/media", root, "clip")
     traj = Trajectory(id="clip", messages=messages, profile="released", media=[messages[1]["content"][0]],
                       question=QUESTION, choices=CHOICES, answer="A")
-    spec, problems = build_spec(Row(traj, "test", 0, root), None)
+    spec, problems, _notes = build_spec(Row(traj, "test", 0, root), None)
     assert not problems, problems
     processor = load_processor(tiny_model_dir, BUDGETS)
     tokens_per_second = AutoConfig.from_pretrained(tiny_model_dir).vision_config.tokens_per_second
