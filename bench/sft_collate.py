@@ -6,7 +6,8 @@ Samples are engine-made trajectories (open_r1_ext.demo_data) with 1 image (`text
 4 images (`recrop_twice`: the input + 3 crops), collated by the training collator (decode, resize to the
 pixel budget, render with tools, tokenize, image processor, labels). Two media settings:
   - `demo`:  the tiny recipe's budgets (<= 64 tokens per image, 320x240 sources): what the CPU smoke run does;
-  - `paper`: paper_sft budgets with 1600x1200 sources: the per-sample collation work of the 7B recipe.
+  - `paper`: paper_sft budgets (the official SFT; the 7B recipe now defaults to `consistent`, whose images are
+    smaller) with 1600x1200 sources: an upper bound on the per-sample collation work at 7B.
 The training step (TRL SFTTrainer.training_step + optimizer step, batch 2) is measured on the tiny model with
 the `demo` media only; its share = collate time / (collate time + step time) for the same batch.
 All numbers come from this one run on this machine; the JSON records the machine's CPU count and load.

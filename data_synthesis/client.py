@@ -33,7 +33,7 @@ from data_synthesis.config import EndpointConfig, SamplingConfig
 from data_synthesis.store import JsonlStore, ResponseCache, request_key
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.media import RESAMPLE
-from pixel_reasoner.protocol.chatml import render_tool_calls
+from pixel_reasoner.protocol.chatml import assistant_text
 from pixel_reasoner.trajectory import to_openai_messages
 
 logger = logging.getLogger(__name__)
@@ -290,10 +290,8 @@ def _result(response: Any) -> ChatResult:
     texts, reasons = [], []
     for choice in response.choices:
         message = choice.message
-        text = message.content or ""
-        if getattr(message, "tool_calls", None):
-            text += render_tool_calls([tc.model_dump() for tc in message.tool_calls])
-        texts.append(text)
+        calls = [tc.model_dump() for tc in getattr(message, "tool_calls", None) or []]
+        texts.append(assistant_text(message.content, calls))
         reasons.append(choice.finish_reason or "")
     usage = response.usage
     return ChatResult(texts, reasons, getattr(usage, "prompt_tokens", 0) or 0,

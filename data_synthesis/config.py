@@ -280,7 +280,7 @@ class SynthesisConfig:
     })
     sources: list[SourceConfig] = field(default_factory=list)
     profile: str = "released"  # protocol of the written trajectories (tool names, coordinates, observations)
-    budgets: str = "paper_sft"  # pixel-budget preset of the episodes (what the trained model will see)
+    budgets: str = "consistent"  # pixel-budget preset of the episodes = what SFT must train with (checked there)
     original_tokens: list[int] | None = None  # [min, max] visual tokens of input images: overrides the preset
     crop_tokens: list[int] | None = None  # ... of crops (as `eval run --crop-tokens`, the SFT `crop_*_pixels`)
     frame_tokens: list[int] | None = None  # ... of video frames

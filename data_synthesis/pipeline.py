@@ -164,8 +164,8 @@ class SynthesisRun:
         if self.dry_run:
             return None
         meta = {"item_id": item.id, "seed_location": item.location, "route": route, "template": item.template,
-                "answer_kind": item.answer_kind, "budgets": cfg.budgets,
-                "pixel_budgets": to_dict(cfg.pixel_budgets()), "synthesis_seed": cfg.seed, **extra,
+                "answer_kind": item.answer_kind, "budgets": to_dict(cfg.pixel_budgets()), "budget_preset": cfg.budgets,
+                "synthesis_seed": cfg.seed, **extra,
                 **item.meta}
         if generated is not None:
             meta["generated_question"] = generated

@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Sequence
 
+from pixel_reasoner.budget_check import compare_with_checkpoint
 from pixel_reasoner.episode import EpisodeConfig
 from pixel_reasoner.errors import ConfigError, DataError, PixelReasonerError
 
@@ -97,6 +98,10 @@ def run(config: RunConfig, make_generator=vllm_generator) -> dict:
                        "and scored", len(done - wanted), predictions)
     session = {"started": now(), "versions": package_versions(), "limit": config.limit, "rows_before": len(existing),
                "scoring_protocol": config.scoring_protocol}
+    mismatch = compare_with_checkpoint(config.model, config.budgets(), "eval")
+    if mismatch:
+        logger.warning("%s", mismatch)
+        session["budget_mismatch"] = mismatch
     manifest = manifest or {"created": session["started"], "settings": config.settings(), "sessions": []}
     manifest["sessions"].append(session)
     write_json_atomic(manifest_path, manifest)

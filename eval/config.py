@@ -1,11 +1,13 @@
 """The run configuration: one typed dataclass whose fields are the CLI flags and the manifest's settings.
 
-Defaults are the paper's evaluation protocol: the `released` profile, the official eval pixel budgets
-(`PixelBudgets.paper_eval()`: originals 256–8000 visual tokens, crops 256–5120, frames ≤512), at most 4
-operations / 16 images per trajectory, greedy decoding, 2048 new tokens per turn and 8192 per response, options
-in the data's order, the paper's scoring rules (`--protocol paper`). Every field is recorded in
-`run_manifest.json`; a resumed run must agree on every field that can change its predictions (`identity`); the
-scoring protocol only changes the metrics, which are recomputed from all rows each time.
+Defaults are the paper's evaluation protocol except the pixel budgets: the `released` profile, the `consistent`
+budgets every stage's recipe uses (`PixelBudgets.consistent()`: originals 256–2000 visual tokens, crops 256–1000,
+frames ≤400; `--budget-preset paper_eval` gives the official eval code's 256–8000 / 256–5120 / ≤512, which the
+paper's numbers were measured with), at most 4 operations / 16 images per trajectory, greedy decoding, 2048 new
+tokens per turn and 8192 per response, options in the data's order, the paper's scoring rules
+(`--protocol paper`). Every field is recorded in `run_manifest.json`; a resumed run must agree on every field that
+can change its predictions (`identity`); the scoring protocol only changes the metrics, which are recomputed from
+all rows each time.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import subprocess
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pixel_reasoner.config import EpisodeLimits, PixelBudget, PixelBudgets, to_dict
+from pixel_reasoner.config import BUDGET_PRESETS, EpisodeLimits, PixelBudget, PixelBudgets, to_dict
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.protocol import ProtocolProfile, get_profile, profile_names
 
@@ -64,7 +66,9 @@ class RunConfig:
                                                    "to Table 1) or lenient (accepts more answer formats)",
                                  flag="--protocol", choices=PROTOCOLS)
     seed: int = _opt(0, "seed of sampling")
-    budget_preset: str = _opt("paper_eval", "pixel budgets preset", choices=("paper_eval", "paper_rl", "paper_sft"))
+    budget_preset: str = _opt("consistent", "pixel budgets preset: consistent (as SFT and RL) or the official "
+                                            "per-stage paper_eval (the paper's reported numbers), paper_rl, paper_sft",
+                              choices=BUDGET_PRESETS)
     original_tokens: tuple[int, int] | None = _opt(None, "override: min and max visual tokens of input images",
                                                    nargs=2, metavar=("MIN", "MAX"))
     crop_tokens: tuple[int, int] | None = _opt(None, "override: min and max visual tokens of crops", nargs=2,

@@ -1,9 +1,10 @@
 """Markdown report in the paper's Table 1 layout (+ the RaPR table of appendix D.1) from metrics files.
 
 Runs are grouped into rows by what identifies a model configuration (model, profile, tools, samples) and by the
-protocol the numbers were produced with (scoring rules, option order); each metrics file fills one benchmark
-cell. Only rows scored by the paper's rules on the data's option order go in the Table-1 block, next to the
-paper's rows; every other row goes in a block that says why it is not comparable. When one configuration was
+protocol the numbers were produced with (scoring rules, option order, pixel budgets); each metrics file fills one
+benchmark cell. Only rows scored by the paper's rules on the data's option order at the official eval's pixel
+budgets (`paper_eval`) go in the Table-1 block, next to the paper's rows; every other row goes in a block that
+says why it is not comparable. When one configuration was
 run with the data's order and shuffled, the difference is shown as the option-order bias. Every row names its
 protocol, option order and (MVBench) frame sampling.
 """
@@ -14,12 +15,14 @@ import os
 from collections import OrderedDict
 from typing import NamedTuple, Sequence
 
-from pixel_reasoner.errors import DataError
+from pixel_reasoner.config import BUDGET_PRESETS, PixelBudgets
+from pixel_reasoner.errors import ConfigError, DataError
 
 from eval.paper import ABLATION_ROWS, BASELINE_ROWS, COLUMNS, PAPER_RAPR, PIXEL_REASONER
 
 
 SHORT_NAMES = {"vstar": "V*", "tallyqa": "TallyQA-complex", "mvbench": "MVBench", "infovqa": "InfoVQA"}
+PAPER_BUDGETS = "paper_eval"  # the pixel budgets the paper's numbers were measured with
 CHOICE_BENCHMARKS = ("vstar", "mvbench")
 
 
@@ -55,22 +58,24 @@ class Protocol(NamedTuple):
     scoring: str  # paper | lenient | unknown (metrics written before protocols were recorded)
     shuffled: bool
     seed: int | None
+    budgets: str = PAPER_BUDGETS  # the preset the run's pixel budgets equal, "custom", or "unknown" (not recorded)
 
     @classmethod
     def of(cls, metrics: dict) -> "Protocol":
         record = metrics.get("protocol") or {}
+        run = metrics.get("run") or {}
         shuffled = record.get("option_order") == "shuffled"
-        seed = (metrics.get("run") or {}).get("shuffle_options") if shuffled else None
-        return cls(record.get("scoring", "unknown"), shuffled, seed)
+        seed = run.get("shuffle_options") if shuffled else None
+        return cls(record.get("scoring", "unknown"), shuffled, seed, budget_label(run.get("budgets")))
 
     @property
     def comparable(self) -> bool:
-        return self.scoring == "paper" and not self.shuffled
+        return self.scoring == "paper" and not self.shuffled and self.budgets == PAPER_BUDGETS
 
     def describe(self) -> str:
         order = "options shuffled" + (f" (seed {self.seed})" if self.seed is not None else "") if self.shuffled \
             else "data's option order"
-        return f"{self.scoring} scoring, {order}"
+        return f"{self.scoring} scoring, {order}, {self.budgets} budgets"
 
     def why_not_comparable(self) -> str:
         reasons = []
@@ -80,7 +85,23 @@ class Protocol(NamedTuple):
             reasons.append(f"{self.scoring} scoring, not the paper's rules")
         if self.shuffled:
             reasons.append("options shuffled, the paper shows the data's order")
+        if self.budgets == "unknown":
+            reasons.append("pixel budgets not recorded (no run_manifest.json next to the predictions)")
+        elif self.budgets != PAPER_BUDGETS:
+            reasons.append(f"{self.budgets} pixel budgets, the paper's numbers were measured at {PAPER_BUDGETS} "
+                           f"(`--budget-preset {PAPER_BUDGETS}`)")
         return "; ".join(reasons)
+
+
+def budget_label(recorded: dict | None) -> str:
+    """Which preset a run's recorded per-kind budgets equal ("custom" if none, "unknown" if not recorded)."""
+    if recorded is None:
+        return "unknown"
+    try:
+        budgets = PixelBudgets.from_dict(recorded)
+    except ConfigError:
+        return "unknown"
+    return next((name for name in BUDGET_PRESETS if PixelBudgets.preset(name) == budgets), "custom")
 
 
 def _row_label(config: str, protocol: Protocol, by_bench: dict[str, dict]) -> str:
@@ -150,7 +171,7 @@ def _bias_section(runs: "OrderedDict[tuple[str, Protocol], dict[str, dict]]") ->
     for (config, protocol), shuffled in runs.items():
         if not protocol.shuffled:
             continue
-        original = runs.get((config, Protocol(protocol.scoring, False, None)), {})
+        original = runs.get((config, Protocol(protocol.scoring, False, None, protocol.budgets)), {})
         for b in CHOICE_BENCHMARKS:
             if b in original and b in shuffled and original[b].get("score") is not None \
                     and shuffled[b].get("score") is not None:

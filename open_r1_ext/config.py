@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pixel_reasoner.config import PixelBudget, PixelBudgets
+from pixel_reasoner.config import BUDGET_PRESETS, PixelBudget, PixelBudgets
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.protocol import get_profile
 
 INVALID_SAMPLE_POLICIES = ("error", "skip")
+LOSS_AVERAGING = ("token", "sample")
 KINDS = ("original", "crop", "frame")
 
 
@@ -34,8 +35,11 @@ class SFTScriptArguments:
         "help": "Protocol profile whose tool schemas are rendered into the system prompt (`released` or `qwen`). "
                 "Default: each trajectory's own `profile` field (released data: `released`). When set, a "
                 "trajectory recorded with another profile is an invalid sample."})
-    pixel_budgets: str = field(default="paper_sft", metadata={
-        "help": "Pixel-budget preset (paper_sft, paper_rl, paper_eval); the per-kind fields below override it."})
+    pixel_budgets: str = field(default="consistent", metadata={
+        "help": "Pixel-budget preset: `consistent` (the same in SFT, RL and eval; every recipe's default) or the "
+                "official per-stage `paper_sft`, `paper_rl`, `paper_eval`; the per-kind fields below override it. "
+                "Trajectories that record other budgets in `meta.budgets` are refused (pixel-coordinate profiles) "
+                "or counted in the validation report.", "choices": list(BUDGET_PRESETS)})
     original_min_pixels: int | None = field(default=None, metadata={"help": "Input images: min pixels."})
     original_max_pixels: int | None = field(default=None, metadata={"help": "Input images: max pixels."})
     crop_min_pixels: int | None = field(default=None, metadata={"help": "Observation images: min pixels."})
@@ -47,6 +51,14 @@ class SFTScriptArguments:
     video_fps: float = field(default=2.0, metadata={
         "help": "Sampling rate assumed for a video given as frames; sets Qwen2.5-VL's temporal M-RoPE spacing "
                 "(qwen-vl-utils' default for frame lists, as in the official SFT)."})
+    add_tools_to_released: bool = field(default=False, metadata={
+        "help": "Released PixelReasoner-SFT-Data rows whose system prompt has no `<tools>` block are trained on "
+                "their prompt verbatim, as the official trainer did (the validation report counts them); true "
+                "appends the profile's tools block to their system prompt instead."})
+    loss_averaging: str = field(default="token", metadata={
+        "help": "`token`: TRL's mean over every trained token of the batch (long trajectories weigh more); "
+                "`sample`: the mean of each sample's own token mean, as the official trainer averaged (docs/sft.md).",
+        "choices": list(LOSS_AVERAGING)})
     freeze_vision_tower: bool = field(default=True, metadata={
         "help": "Freeze the vision encoder and its merger (the paper and official code do)."})
     invalid_samples: str = field(default="error", metadata={
@@ -65,6 +77,8 @@ class SFTScriptArguments:
                               "data_files; give one weight per file (same order) or none")
         if any(w < 0 for w in self.data_weights or []):
             raise ConfigError(f"data_weights must be >= 0, got {self.data_weights}")
+        if self.loss_averaging not in LOSS_AVERAGING:
+            raise ConfigError(f"loss_averaging={self.loss_averaging!r}; choose one of {LOSS_AVERAGING}")
         if self.video_fps <= 0:
             raise ConfigError(f"video_fps must be positive, got {self.video_fps}")
         if self.profile is not None:

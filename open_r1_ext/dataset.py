@@ -4,7 +4,8 @@ policy, mix, and hand the trainer one JSON string per sample.
 Validation runs over every row before any training step, so a bad row costs seconds, not a crashed run hours
 in. Each problem names its file, row and the offending field or path; with `invalid_samples: error` the run
 stops listing them, with `skip` they are left out and counted. Either way the full list goes to the
-validation report (JSON) next to the run's outputs.
+validation report (JSON) next to the run's outputs, with the run's pixel budgets and the `notes`: counts of
+valid rows that were changed or could not be checked (`open_r1_ext.samples.NOTES`), each also logged once.
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
+from pixel_reasoner.config import to_dict
 from pixel_reasoner.errors import ConfigError, DataError
 
 from open_r1_ext.config import SFTScriptArguments
 from open_r1_ext.data import Problem, mix, read_data_file
-from open_r1_ext.samples import SampleSpec, SampleValidator
+from open_r1_ext.samples import IGNORED_MEDIA_KEY_NOTE, NOTES, SampleSpec, SampleValidator
 
 logger = logging.getLogger(__name__)
 PROBLEMS_SHOWN = 20  # in the exception text; the report holds all of them
@@ -33,6 +35,8 @@ class PreparedData:
     mixture: list[dict] = field(default_factory=list)
     policy: str = "error"
     max_length: int | None = None
+    budgets: dict = field(default_factory=dict)  # the run's per-kind pixel budgets
+    notes: dict[str, int] = field(default_factory=dict)  # NOTES key -> valid rows it applies to
 
     def report(self) -> dict:
         rows = sum(f["rows"] for f in self.files)
@@ -40,7 +44,16 @@ class PreparedData:
         return {"policy": self.policy, "max_length": self.max_length, "rows": rows, "valid_rows": rows - invalid,
                 "invalid_rows": invalid, "skipped_rows": invalid if self.policy == "skip" else 0,
                 "training_samples": len(self.samples), "tokens": token_stats(self.samples), "files": self.files,
-                "mixture": self.mixture, "problems": [p.to_dict() for p in self.problems]}
+                "mixture": self.mixture, "pixel_budgets": self.budgets, "notes": self.notes,
+                "problems": [p.to_dict() for p in self.problems]}
+
+
+def note_text(key: str) -> str:
+    if key.startswith(IGNORED_MEDIA_KEY_NOTE):
+        name = key[len(IGNORED_MEDIA_KEY_NOTE):]
+        return (f"released rows whose media parts carry `{name}`, which is not honoured: images are shown at the "
+                "run's pixel budgets, as in RL and eval")
+    return NOTES[key]
 
 
 def token_stats(samples: list[SampleSpec]) -> dict:
@@ -58,9 +71,9 @@ def prepare_samples(args: SFTScriptArguments, processor, max_length: int | None,
     raised: `enforce_policy` decides (stop or skip) once they are all known."""
     if not args.data_files:
         raise ConfigError("no training data: set `data_files` in the recipe (or --data_files FILE ...)")
-    validator = SampleValidator(processor, args.budgets(), max_length, args.profile)
+    validator = SampleValidator(processor, args.budgets(), max_length, args.profile, args.add_tools_to_released)
     valid_per_file: list[tuple[str, list[SampleSpec]]] = []
-    prepared = PreparedData([], policy=args.invalid_samples, max_length=max_length)
+    prepared = PreparedData([], policy=args.invalid_samples, max_length=max_length, budgets=to_dict(args.budgets()))
     for path in args.data_files:
         rows, problems = read_data_file(path, args.image_root)
         total = len(rows) + len(problems)  # rows that could not even be parsed are problems already
@@ -77,6 +90,9 @@ def prepare_samples(args: SFTScriptArguments, processor, max_length: int | None,
         valid_per_file.append((path, specs))
     for problem in prepared.problems:
         logger.warning("invalid sample: %s", problem)
+    prepared.notes = dict(sorted(validator.notes.items()))
+    for key, count in prepared.notes.items():
+        logger.warning("%d %s", count, note_text(key))
     prepared.samples, prepared.mixture = mix(valid_per_file, args.weights(), args.mixture_seed)
     return prepared
 

@@ -5,6 +5,8 @@
 
 Samples go through the same validation and collator as training (same template, tools, pixel budgets), then the
 labels are cut into contiguous spans: `trained` (labels kept) and `masked` (labels -100), in sequence order.
+With `--data` the pixel budgets are those the data records (the first row with `meta.budgets`), else the
+`consistent` preset; with `--config`, the recipe's.
 A run of image or video placeholder tokens is shown as one marker with its count, e.g. `<|image_pad|>*64`
 (they are always masked). With `--json`, one object per line:
     {"index": 0, "id": ..., "source": ..., "row": ..., "trained": ["...<|im_end|>"],
@@ -20,8 +22,11 @@ import sys
 
 import yaml
 
+from pixel_reasoner.budget_check import recorded_budgets
+
 from open_r1_ext.collator import IGNORE_INDEX, TrajectoryCollator
-from open_r1_ext.config import SFTScriptArguments
+from open_r1_ext.config import KINDS, SFTScriptArguments
+from open_r1_ext.data import read_data_file
 from open_r1_ext.dataset import prepare_samples
 from open_r1_ext.modeling import load_processor
 
@@ -63,6 +68,18 @@ def script_arguments_from_recipe(path: str) -> tuple[SFTScriptArguments, dict]:
     return SFTScriptArguments(**{k: v for k, v in recipe.items() if k in ours}), recipe
 
 
+def recorded_budget_fields(paths: list[str], image_root: str | None) -> dict[str, int]:
+    """The per-kind SFT fields of the first row that records its pixel budgets ({} when none does)."""
+    for path in paths:
+        rows, _ = read_data_file(path, image_root)
+        for row in rows:
+            budgets = recorded_budgets(row.trajectory.meta)
+            if budgets is not None:
+                return {f"{kind}_{bound}": getattr(budgets.for_kind(kind), bound)
+                        for kind in KINDS for bound in ("min_pixels", "max_pixels")}
+    return {}
+
+
 def default_max_length() -> int | None:
     """TRL's default, which a recipe without `max_length` trains with."""
     from trl import SFTConfig
@@ -88,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if not a.model:
             ap.error("--data needs --model (the processor to tokenize with)")
-        args = SFTScriptArguments(data_files=a.data, image_root=a.image_root, profile=a.profile)
+        args = SFTScriptArguments(data_files=a.data, image_root=a.image_root, profile=a.profile,
+                                  **recorded_budget_fields(a.data, a.image_root))
         model, max_length, revision = a.model, None, "main"
     processor = load_processor(model, args.budgets(), revision)
     prepared = prepare_samples(args, processor, max_length, progress=False)

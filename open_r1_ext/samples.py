@@ -9,20 +9,25 @@ Image kinds: images of the prompt are `original`; images of observation turns (u
 frame of a prompt video is a `frame`.
 
 `SampleValidator` finds every reason a row cannot be trained on (missing file, unknown content type, unreadable
-image, profile mismatch, nothing to train, longer than `max_length` tokens) without decoding pixels: the token
-count comes from the real tokenizer over the real chat template plus the processor's own resize arithmetic
-for each image (tests check it equals the collated length).
+image, profile mismatch, pixel-coordinate data made under other pixel budgets, nothing to train, longer than
+`max_length` tokens) without decoding pixels: the token count comes from the real tokenizer over the real chat
+template plus the processor's own resize arithmetic for each image (tests check it equals the collated length).
+What it accepts but changes or cannot check is counted per row in `notes` (`NOTES` says what each count means),
+for the validation report.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator
 
 from PIL import Image, UnidentifiedImageError
 
+from pixel_reasoner.budget_check import budget_differences, recorded_budgets
 from pixel_reasoner.config import PixelBudget, PixelBudgets
 from pixel_reasoner.errors import ConfigError, OperationError
 from pixel_reasoner.media import VideoSource, smart_resize
@@ -33,6 +38,23 @@ from open_r1_ext.data import Problem, Row
 
 MESSAGES_SHOWN_PER_ROW = 3
 TOOLS_MARKER = "<tools>"  # present in a system prompt that already lists the tools (released SFT data)
+RELEASED_SOURCE = "released_sft"  # `Trajectory.source` of rows converted from the released PixelReasoner-SFT-Data
+# Leading whitespace up to a newline: after the header's "\n" the tokenizer would merge it into one token
+# ("\n\n") that straddles the masked header and the trained text, a token the model never writes there.
+HEADER_MERGING = re.compile(r"\s*[\r\n]")
+NOTES = {
+    "released_rows_without_tools": "released rows whose system prompt has no `<tools>` block: trained on their prompt "
+                                   "verbatim, as the official trainer did (`add_tools_to_released: true` adds it)",
+    "released_rows_tools_added": "released rows without `<tools>` given the profile's tools block "
+                                 "(`add_tools_to_released: true`)",
+    "rows_assistant_leading_newline": "rows with an assistant turn that began with a newline: stripped, so no trained "
+                                      "token straddles the `<|im_start|>assistant\\n` header",
+    "rows_other_budgets": "rows made under other pixel budgets than this run's, with normalized boxes: the boxes stay "
+                          "valid, but images are shown at this run's sizes, not the sizes their observations state",
+    "pixel_rows_without_budgets": "pixel-coordinate rows that record no pixel budgets (`meta.budgets`): their boxes "
+                                  "cannot be checked against this run's budgets",
+}
+IGNORED_MEDIA_KEY_NOTE = "released_media_key:"  # + key: rows whose released media parts carry a key not honoured
 
 
 @dataclass
@@ -68,12 +90,15 @@ class SampleSpec:
         return sum(1 for m in self.messages if m["role"] == "assistant" and m.get("loss") is not False)
 
 
-def build_spec(row: Row, profile: str | None) -> tuple[SampleSpec | None, list[str]]:
-    """The sample of one row, or the problems that prevent it (structure, files, profile, loss flags)."""
+def build_spec(row: Row, profile: str | None, add_tools_to_released: bool = False
+               ) -> tuple[SampleSpec | None, list[str], list[str]]:
+    """The sample of one row, or the problems that prevent it (structure, files, profile, loss flags), and the
+    `NOTES` keys of what was accepted but changed or could not be checked."""
     traj = row.trajectory
     problems = [p.removeprefix("trajectory: ") for p in traj.validate(root=row.root)]
     if problems:
-        return None, problems
+        return None, problems, []
+    notes = [IGNORED_MEDIA_KEY_NOTE + key for key in traj.meta.get("ignored_media_keys") or []]
     name = profile or traj.profile
     if profile is not None and traj.profile != profile:
         problems.append(f"recorded with profile {traj.profile!r} but the recipe sets profile={profile!r}: its tool "
@@ -87,8 +112,12 @@ def build_spec(row: Row, profile: str | None) -> tuple[SampleSpec | None, list[s
     for m in traj.messages:
         observation = m["role"] == "tool" or bool(m.get("observation"))
         msg: dict[str, Any] = {"role": m["role"], "content": m["content"]}
-        if m["role"] == "assistant" and m.get("loss") is False:
-            msg["loss"] = False
+        if m["role"] == "assistant":
+            if m.get("loss") is False:
+                msg["loss"] = False
+            if HEADER_MERGING.match(m["content"]):
+                msg["content"] = m["content"].lstrip()
+                notes.append("rows_assistant_leading_newline")
         if isinstance(m["content"], list):
             msg["content"] = [_media_part(p, row.root, observation) for p in m["content"]]
         messages.append(msg)
@@ -96,9 +125,12 @@ def build_spec(row: Row, profile: str | None) -> tuple[SampleSpec | None, list[s
         problems.append("every assistant turn is flagged `loss: false`: nothing to train on")
     system = messages[0] if messages[0]["role"] == "system" else None
     tools = None if system is not None and TOOLS_MARKER in _text(system["content"]) else schemas
+    if traj.source == RELEASED_SOURCE and tools is not None:
+        notes.append("released_rows_tools_added" if add_tools_to_released else "released_rows_without_tools")
+        tools = tools if add_tools_to_released else None
     if problems:
-        return None, problems
-    return SampleSpec(traj.id, row.source, row.index, messages, tools, name), []
+        return None, problems, []
+    return SampleSpec(traj.id, row.source, row.index, messages, tools, name), [], sorted(set(notes))
 
 
 def _media_part(part: dict, root: str, observation: bool) -> dict:
@@ -121,13 +153,17 @@ def _text(content: Any) -> str:
 
 
 class SampleValidator:
-    """Checks rows against the processor the run trains with; one instance per run."""
+    """Checks rows against the processor and pixel budgets the run trains with; one instance per run. `notes`
+    counts the valid rows under each `NOTES` key."""
 
-    def __init__(self, processor, budgets: PixelBudgets, max_length: int | None, profile: str | None = None):
+    def __init__(self, processor, budgets: PixelBudgets, max_length: int | None, profile: str | None = None,
+                 add_tools_to_released: bool = False):
         self.processor = processor
         self.budgets = budgets
         self.max_length = max_length
         self.profile = profile
+        self.add_tools_to_released = add_tools_to_released
+        self.notes: Counter[str] = Counter()
         image_processor = processor.image_processor
         self.patch = image_processor.patch_size
         self.merge = image_processor.merge_size
@@ -136,10 +172,11 @@ class SampleValidator:
         self.temporal_patch = processor.video_processor.temporal_patch_size
 
     def check(self, row: Row) -> tuple[SampleSpec | None, list[Problem]]:
-        spec, messages = build_spec(row, self.profile)
+        spec, messages, notes = build_spec(row, self.profile, self.add_tools_to_released)
         if spec is None:
             return None, [Problem(row.source, row.index, summarize(messages), row.trajectory.id)]
         try:
+            notes += self.check_budgets(spec, row.trajectory.meta)
             n = self.count_tokens(spec)
         except (OSError, UnidentifiedImageError, OperationError, ConfigError, ValueError) as e:
             return None, [Problem(row.source, row.index, str(e), spec.id)]
@@ -148,7 +185,26 @@ class SampleValidator:
                                   "(raise `max_length`, lower the pixel budgets, or set `invalid_samples: skip`)",
                                   spec.id)]
         spec.tokens = n
+        self.notes.update(notes)
         return spec, []
+
+    def check_budgets(self, spec: SampleSpec, meta: dict) -> list[str]:
+        """The row's recorded budgets against this run's, on the kinds of image it shows. Pixel-coordinate rows
+        made under other budgets raise (their boxes would point elsewhere); the rest is returned as notes."""
+        pixels = get_profile(spec.profile).pixel_coordinates()
+        recorded = recorded_budgets(meta)
+        if recorded is None:
+            return ["pixel_rows_without_budgets"] if pixels and any(spec.media_parts()) else []
+        kinds = sorted({p["kind"] if p["type"] == "image" else "frame" for p in spec.media_parts()})
+        differences = budget_differences(recorded, self.budgets, ("made under", "this run"), kinds)
+        if not differences:
+            return []
+        if pixels:
+            raise ValueError(f"made under other pixel budgets than this run's ({'; '.join(differences)}): profile "
+                             f"{spec.profile!r} gives boxes in pixels of the image as shown, so every box would point "
+                             "elsewhere. Train with the budgets the data was made with (`pixel_budgets` and the "
+                             "per-kind *_pixels fields) or synthesize it again with this run's budgets")
+        return ["rows_other_budgets"]
 
     def count_tokens(self, spec: SampleSpec) -> int:
         """Exact sequence length of the collated sample, from image headers (no pixel decoding)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import transformers
 from transformers.trainer_utils import get_last_checkpoint
-from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
+from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config
 
 from pixel_reasoner.config import to_dict
 from pixel_reasoner.errors import ConfigError
@@ -27,6 +27,7 @@ from pixel_reasoner.protocol import get_profile
 from open_r1_ext.collator import TrajectoryCollator
 from open_r1_ext.config import SFTScriptArguments
 from open_r1_ext.dataset import enforce_policy, prepare_samples, to_train_dataset
+from open_r1_ext.loss import trainer_class
 from open_r1_ext.modeling import freeze_vision_tower, load_model, load_processor, resolve_attn_implementation
 
 logger = logging.getLogger("open_r1_ext.sft")
@@ -84,6 +85,7 @@ class PreparedTraining:
     train_dataset: Any  # validated samples (datasets.Dataset with a `sample` column)
     collator: TrajectoryCollator  # renders, loads media and masks the loss by per-turn flags
     config: dict  # the resolved configuration, also written to <output_dir>/sft_run_config.json
+    trainer_class: type  # SFTTrainer, or SampleMeanSFTTrainer for `loss_averaging: sample`
 
 
 def check_training_args(training_args: SFTConfig) -> None:
@@ -131,16 +133,21 @@ def prepare_training(script_args: SFTScriptArguments, training_args: SFTConfig,
         with open(os.path.join(training_args.output_dir, RUN_CONFIG_FILE), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2, default=str)
 
-    collator = TrajectoryCollator(processor, budgets, script_args.video_fps, training_args.pad_to_multiple_of)
-    return PreparedTraining(processor, model, train_dataset, collator, config)
+    # Qwen2.5-VL: batches with a video get the reference M-RoPE positions (transformers' differ after a video)
+    tokens_per_second = model.config.vision_config.tokens_per_second \
+        if model.config.model_type == "qwen2_5_vl" else None
+    collator = TrajectoryCollator(processor, budgets, script_args.video_fps, training_args.pad_to_multiple_of,
+                                  tokens_per_second)
+    return PreparedTraining(processor, model, train_dataset, collator, config,
+                            trainer_class(script_args.loss_averaging))
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
     setup_logging(training_args)
     prepared = prepare_training(script_args, training_args, model_args)
-    trainer = SFTTrainer(model=prepared.model, args=training_args, train_dataset=prepared.train_dataset,
-                         processing_class=prepared.processor, data_collator=prepared.collator,
-                         peft_config=get_peft_config(model_args))
+    trainer = prepared.trainer_class(model=prepared.model, args=training_args, train_dataset=prepared.train_dataset,
+                                     processing_class=prepared.processor, data_collator=prepared.collator,
+                                     peft_config=get_peft_config(model_args))
 
     last_checkpoint = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
     checkpoint = training_args.resume_from_checkpoint or last_checkpoint

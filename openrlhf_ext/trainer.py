@@ -12,9 +12,13 @@ The result is the list of experiences upstream hands to the actors; its size is 
 `--train.batch_size`. A step with nothing to learn from raises `SkipTrainingStep`, which the trainer turns into a
 logged warning instead of a crash.
 
-The trainer classes are Ray actors subclassing upstream's actor classes (`X.__ray_actor_class__`); `install()`
-makes upstream's `train()` pick them, in sync and async mode. Per-step numbers go to upstream's loggers (wandb /
-tensorboard / the "Global step" log line) and to `metrics.jsonl` in the run directory.
+The actor classes are Ray actors subclassing upstream's (`X.__ray_actor_class__`): the sync trainer, and in async
+mode the training and rollout actors. Upstream's `train()` creates them through the patch's hook
+(`patch_hooks.actor_class` -> `subclass_of`). They read our configuration from the arguments upstream hands them
+(`run_config.of(args)`), and build upstream's `SamplesGenerator` with a `RolloutContext` as its tokenizer, so
+each rollout request carries the model path and the agent's configuration instead of the pickled processor.
+Per-step numbers go to upstream's loggers (wandb / tensorboard / the "Global step" log line) and to
+`metrics.jsonl` in the run directory.
 """
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import time
+from collections import Counter
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -41,11 +47,15 @@ from openrlhf.trainer.ppo_utils.experience import (  # noqa: E402
     split_experience_batch,
 )
 from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker  # noqa: E402
+from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator  # noqa: E402
 from openrlhf.utils.logging_utils import init_logger  # noqa: E402
 
-from openrlhf_ext.rl_config import RLConfig, from_env, to_dict  # noqa: E402
+from openrlhf_ext import run_config  # noqa: E402
+from openrlhf_ext.rl_config import RLConfig, to_dict  # noqa: E402
+from openrlhf_ext.rollout_context import RolloutContext  # noqa: E402
 from pixel_reasoner.curiosity import ShapedRewards, shape_rewards  # noqa: E402
-from pixel_reasoner.ssr import SelectiveSampleReplay, SSRSelection  # noqa: E402
+from pixel_reasoner.errors import ConfigError  # noqa: E402
+from pixel_reasoner.ssr import SelectiveSampleReplay, SSRSelection, target_size  # noqa: E402
 
 logger = init_logger(__name__)  # upstream's logger setup, so our lines show in the Ray actors' logs
 
@@ -96,6 +106,33 @@ def split_samples(experiences: Sequence[Experience]) -> List[Experience]:
     return items
 
 
+def _tensors(item: Experience):
+    """Every tensor a single-sample experience keeps alive: fields, multimodal inputs and info."""
+    for f in dataclasses.fields(Experience):
+        value = getattr(item, f.name)
+        if isinstance(value, torch.Tensor):
+            yield value
+    for inputs in item.mm_train_inputs or []:
+        if isinstance(inputs, dict):
+            yield from (v for v in inputs.values() if isinstance(v, torch.Tensor))
+    yield from (v for v in item.info.values() if isinstance(v, torch.Tensor))
+
+
+def sample_bytes(items: Sequence[Experience]) -> List[float]:
+    """Host bytes each experience keeps alive, for the SSR buffer's byte cap. A storage shared by k of `items`
+    (e.g. one prompt pixel tensor per query) counts 1/k for each of them."""
+    per_item = []
+    users: Counter = Counter()
+    for item in items:
+        storages = {}
+        for t in _tensors(item):
+            storage = t.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        per_item.append(storages)
+        users.update(storages.keys())
+    return [sum(nbytes / users[ptr] for ptr, nbytes in storages.items()) for storages in per_item]
+
+
 def _with_info(item: Experience, keys: Sequence[str], **flags: float) -> Experience:
     """A copy whose `info` has exactly `keys` (missing ones 0.0) plus the given flags.
 
@@ -114,7 +151,8 @@ def select_training_experiences(experiences: Sequence[Experience], replay: Selec
     behaviour log-probs and advantages; `info["ssr_replayed"]` marks samples drawn from the buffer.
     """
     items = split_samples(experiences)
-    selection = replay.select(items, [scalar_advantage(it.advantages, it.action_mask) for it in items])
+    selection = replay.select(items, [scalar_advantage(it.advantages, it.action_mask) for it in items],
+                              sample_bytes(items))
     if selection.skipped:
         return [], selection
     keys = sorted(set().union(*(it.info.keys() for it in items)) - {"ssr_replayed", "ssr_from_earlier_step"})
@@ -170,9 +208,9 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
                 return None
             present = sorted(experiences[0].info.keys())
             raise MissingSampleLog(
-                f"curiosity needs the per-sample extra_logs[{key!r}] from the agent (n_vo), but the samples carry "
-                f"{present}; make the agent report it, point --pr.sample_keys.num_operations at the right key, or "
-                "disable curiosity with --pr.curiosity.enabled false")
+                f"curiosity needs the per-sample extra_logs[{key!r}] from the agent, but the samples carry "
+                f"{present}; make the agent report it, point the matching --pr.sample_keys.* flag at the right key, "
+                "or disable curiosity with --pr.curiosity.enabled false")
         values = torch.cat([e.info[key].reshape(-1).float() for e in experiences]).numpy()
         order = np.concatenate([np.asarray(e.index) for e in experiences])
         out = np.empty_like(values)
@@ -190,7 +228,10 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
                 np.mean(np.ptp(groups, axis=1) <= cfg.curiosity.uniform_tolerance))
             return None
         is_video = self._per_sample(experiences, cfg.sample_keys.is_video, required=False)
-        shaped = shape_rewards(rewards, n_vo, n, cfg.curiosity, is_video=None if is_video is None else is_video > 0)
+        images = self._per_sample(experiences, cfg.sample_keys.num_images,
+                                  required=cfg.curiosity.pixel_reasoning == "executed")
+        shaped = shape_rewards(rewards, n_vo, n, cfg.curiosity, is_video=None if is_video is None else is_video > 0,
+                               executed=None if images is None else (images > 0) & (n_vo > 0))
         for e in experiences:
             idx = np.asarray(e.index)
             dtype = e.rewards.dtype if e.rewards.is_floating_point() else torch.float32
@@ -235,6 +276,7 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
                 record = {"step": self.current_step, "group": g, "label": labels[g * n],
                           "correctness": shaped.correctness[s].tolist(), "num_operations": n_vo[s].astype(int).tolist(),
                           "is_video": None if is_video is None else (is_video[s] > 0).tolist(),
+                          "pixel_reasoning": shaped.pixel_reasoning[s].astype(int).tolist(),
                           "rapr": float(shaped.rapr[g]), "bonus": shaped.bonus[s].tolist(),
                           "penalty": shaped.penalty[s].tolist(), "reward": shaped.rewards[s].tolist(),
                           "advantage": adv[s].tolist()}
@@ -243,12 +285,21 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
     # -- stale log-probs
 
     def _recompute_log_probs(self, replayed: List[Experience]) -> None:
-        """Behaviour log-probs of replayed samples := the current policy's (before this step's update)."""
+        """Behaviour log-probs of replayed samples := the current policy's (before this step's update).
+
+        One forward per sample on the actor ranks. Upstream hands rank k the k-th chunk of ceil(total / ranks)
+        samples (`RayActorGroup.async_run_method_batch`), and under ZeRO-3 every forward all-gathers the
+        parameters, a collective: ranks that run different numbers of forwards hang. So the list is padded
+        with repeats to a multiple of the data-parallel ranks. With importance-sampling correction
+        (`--algo.advantage.is_correction_level`), a replay's rollout log-probs become the recomputed ones too:
+        "recompute" treats the current policy as the replay's behaviour policy, and the stale vLLM log-probs
+        would otherwise make upstream mask or clip every replay away.
+        """
         if not replayed:
             return
         group = self.actor_model_group
-        effective = len(group._actor_handlers) // group.duplicate_actors
-        padded = replayed + [replayed[i % len(replayed)] for i in range(max(0, effective - len(replayed)))]
+        ranks = len(group._actor_handlers) // group.duplicate_actors
+        padded = [replayed[i % len(replayed)] for i in range(padded_forward_count(len(replayed), ranks))]
         kwargs = dict(sequences=[e.sequences for e in padded], action_mask=[e.action_mask for e in padded],
                       attention_mask=[e.attention_mask for e in padded])
         if any(e.mm_train_inputs for e in padded):
@@ -257,6 +308,13 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
         log_probs = self._flatten_results(refs, group.duplicate_actors)
         for e, lp in zip(replayed, log_probs):
             e.action_log_probs = lp
+            if e.rollout_log_probs is not None:
+                e.rollout_log_probs = lp.clone()
+
+
+def padded_forward_count(count: int, ranks: int) -> int:
+    """The smallest multiple of `ranks` that is >= `count`: one forward each gives every rank the same number."""
+    return math.ceil(count / ranks) * ranks
 
 
 # ---------------------------------------------------------------- the controller (trainer) side
@@ -275,7 +333,7 @@ class PixelReasonerTrainerMixin:
     """Hooks shared by the sync `PPOTrainer` and the async `TrainingActor` (both `BasePPOTrainer`s)."""
 
     def _pr_setup(self) -> None:
-        self.pr_config: RLConfig = from_env()
+        self.pr_config: RLConfig = run_config.of(self.args).rl
         args = self.args
         self.pr_rollout_size = args.rollout.batch_size * args.rollout.n_samples_per_prompt
         run_dir = self.pr_config.log.run_dir or os.path.join(args.ckpt.output_dir, "pixel_reasoner")
@@ -291,19 +349,14 @@ class PixelReasonerTrainerMixin:
         self.pr_history: List[dict] = []
         logger.info(f"Pixel Reasoner trainer hooks installed: {json.dumps(to_dict(self.pr_config))}")
 
-    def pr_optimizer_steps_scale(self) -> float:
-        """Optimizer steps per rollout with SSR relative to upstream's count (it trains the whole rollout)."""
-        maker = self.experience_maker
-        if maker.replay is None:
-            return 1.0
-        return maker.replay.target / self.pr_rollout_size
-
     def pr_describe(self) -> dict:
         """What is installed (used by tests and the launcher's log)."""
         maker = self.experience_maker
+        generator = getattr(self, "samples_generator", None)
         return {"trainer": type(self).__name__, "experience_maker": type(maker).__name__,
                 "ssr_target": None if maker.replay is None else maker.replay.target,
-                "run_dir": self.pr_run_dir, "config": to_dict(self.pr_config)}
+                "run_dir": self.pr_run_dir, "config": to_dict(self.pr_config),
+                **(describe_rollout_requests(generator) if generator is not None else {})}
 
     def train_step(self, rollout_samples, global_step: int):
         self.experience_maker.current_step = global_step + 1
@@ -354,55 +407,75 @@ class PixelReasonerTrainerMixin:
         logger.info("\n".join(lines))
 
 
-_UPSTREAM_PPO_TRAINER = ppo_trainer.PPOTrainer
-_UPSTREAM_TRAINING_ACTOR = ppo_trainer_async.TrainingActor
-_UPSTREAM_ASYNC_TRAINER = ppo_trainer_async.PPOTrainerAsync
+def rollout_samples_generator(generator: SamplesGenerator, args) -> SamplesGenerator:
+    """Upstream's samples generator built again with a `RolloutContext` as its tokenizer: every rollout request
+    then carries the model path and the agent's configuration (a few KB) instead of the pickled processor."""
+    context = RolloutContext(args.actor.model_name_or_path, run_config.of(args).rollout)
+    return SamplesGenerator(strategy=generator.strategy, prompts_dataloader=generator.prompts_dataloader,
+                            eval_dataloader=generator.eval_dataloader, tokenizer=context,
+                            vllm_engines=generator.vllm_engines)
+
+
+def describe_rollout_requests(generator: SamplesGenerator) -> dict:
+    """What every rollout request of this generator carries as `hf_tokenizer`, and its pickled size."""
+    return {"rollout_request_tokenizer": type(generator.tokenizer).__name__,
+            "rollout_request_tokenizer_bytes": len(pickle.dumps(generator.tokenizer))}
+
+
+def optimizer_steps_scale(args) -> float:
+    """Optimizer steps per rollout with SSR relative to upstream's count (it trains the whole rollout)."""
+    config = run_config.of(args).rl
+    if not config.ssr.enabled:
+        return 1.0
+    rollout = args.rollout.batch_size * args.rollout.n_samples_per_prompt
+    return target_size(rollout, args.train.batch_size, config.ssr.batch_fraction) / rollout
 
 
 @ray.remote
-class PixelReasonerPPOTrainer(PixelReasonerTrainerMixin, _UPSTREAM_PPO_TRAINER.__ray_actor_class__):
-    """Upstream's synchronous single controller, with curiosity and SSR."""
+class PixelReasonerPPOTrainer(PixelReasonerTrainerMixin, ppo_trainer.PPOTrainer.__ray_actor_class__):
+    """Upstream's synchronous single controller, with curiosity and SSR, and small rollout requests."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.samples_generator = rollout_samples_generator(self.samples_generator, self.args)
         self._pr_setup()
-        self.max_steps = math.ceil(self.max_steps * self.pr_optimizer_steps_scale())
+        self.max_steps = math.ceil(self.max_steps * optimizer_steps_scale(self.args))
 
 
 @ray.remote
-class PixelReasonerTrainingActor(PixelReasonerTrainerMixin, _UPSTREAM_TRAINING_ACTOR.__ray_actor_class__):
+class PixelReasonerTrainingActor(PixelReasonerTrainerMixin, ppo_trainer_async.TrainingActor.__ray_actor_class__):
     """Upstream's async-mode training actor, with curiosity and SSR."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pr_setup()
 
-    def get_optimizer_steps_scale(self) -> float:
-        return self.pr_optimizer_steps_scale()
-
 
 @ray.remote
-class PixelReasonerPPOTrainerAsync(_UPSTREAM_ASYNC_TRAINER.__ray_actor_class__):
-    """Upstream's async trainer; it creates its `TrainingActor` itself, inside this actor's process, so the
-    substitution has to happen here: a driver-side patch does not reach this process, and Ray ships upstream's
-    class by value (its module attribute is Ray's wrapper, not the class), so `__init__` reads `TrainingActor`
-    from its own copy of the module globals: that is the dictionary to change."""
+class PixelReasonerGenerateSamplesActor(ppo_trainer_async.GenerateSamplesActor.__ray_actor_class__):
+    """Upstream's async-mode rollout actor, with small rollout requests; it also reports the step count (which
+    upstream's async trainer asks it for) scaled to what SSR trains per rollout."""
 
     def __init__(self, *args, **kwargs):
-        upstream_init = super().__init__
-        upstream_init.__func__.__globals__["TrainingActor"] = PixelReasonerTrainingActor
-        upstream_init(*args, **kwargs)
+        super().__init__(*args, **kwargs)
+        self.samples_generator = rollout_samples_generator(self.samples_generator, self.args)
 
     def get_max_steps(self):
-        scale = ray.get(self.trainer_actor.get_optimizer_steps_scale.remote())
-        return math.ceil(super().get_max_steps() * scale)
+        return math.ceil(super().get_max_steps() * optimizer_steps_scale(self.args))
 
     def pr_describe(self) -> dict:
-        return ray.get(self.trainer_actor.pr_describe.remote())
+        return {"actor": type(self).__name__, **describe_rollout_requests(self.samples_generator)}
 
 
-def install() -> None:
-    """Make upstream's `train()` (run in this process) create our trainer classes, sync and async."""
-    ppo_trainer.PPOTrainer = PixelReasonerPPOTrainer
-    ppo_trainer_async.PPOTrainerAsync = PixelReasonerPPOTrainerAsync
-    ppo_trainer_async.TrainingActor = PixelReasonerTrainingActor
+def subclass_of(upstream_cls):
+    """Our actor class for the upstream class `train()` is about to create (the async trainer itself is upstream's:
+    it creates our rollout and training actors through the same hook)."""
+    if upstream_cls is ppo_trainer_async.PPOTrainerAsync:
+        return upstream_cls
+    ours = {ppo_trainer.PPOTrainer: PixelReasonerPPOTrainer,
+            ppo_trainer_async.TrainingActor: PixelReasonerTrainingActor,
+            ppo_trainer_async.GenerateSamplesActor: PixelReasonerGenerateSamplesActor}
+    if upstream_cls not in ours:
+        raise ConfigError(f"--pr.enable: no Pixel Reasoner actor extends {upstream_cls!r}; openrlhf_ext.trainer "
+                          "subclasses PPOTrainer, TrainingActor and GenerateSamplesActor of OpenRLHF 0.11.2")
+    return ours[upstream_cls]

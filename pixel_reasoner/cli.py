@@ -72,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--text", help="the model's output for this turn ('-' reads stdin)")
     text.add_argument("--text-file", metavar="PATH", help="read the model's output from a file")
     run.add_argument("--out", metavar="DIR", help="write produced images here as PNG (listed in `images`)")
-    run.add_argument("--budgets", default="paper_rl", help="pixel-budget preset: paper_rl (default), paper_eval, "
-                     "paper_sft")
+    run.add_argument("--budgets", default="consistent",
+                     help="pixel-budget preset: consistent (every stage's default), or the official per-stage "
+                          "paper_sft, paper_rl, paper_eval")
     run.add_argument("--max-operations", type=int, default=EpisodeLimits.max_operations)
     run.add_argument("--max-images", type=int, default=None,
                      help=f"images allowed in the conversation (default {EpisodeLimits.max_images}, or frames + "

@@ -2,13 +2,16 @@
 
 Pixel budgets follow Qwen2.5-VL's convention: an image is resized (aspect kept, sides multiples of 28) so its
 pixel count lies in [min_pixels, max_pixels]; it then costs pixels / 28² visual tokens. The official code used
-different budgets in training and evaluation (see `PixelBudgets.paper_rl` / `paper_eval`), and evaluation
-numbers move by ~10 points with the budget, so budgets are explicit config that is logged with every run.
+different budgets in SFT, RL and evaluation (`PixelBudgets.paper_sft` / `paper_rl` / `paper_eval`), so a model was
+shown every image at another size in each stage; every stage's recipe now defaults to one preset,
+`PixelBudgets.consistent`, and the paper's are kept for exact reproduction. Evaluation numbers move by ~10 points
+with the budget, so budgets are explicit config that is logged with every run (and compared across stages:
+`pixel_reasoner.budget_check`).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Mapping
 
 from pixel_reasoner.errors import ConfigError
 
@@ -49,6 +52,14 @@ class PixelBudgets:
             raise ConfigError(f"unknown image kind {kind!r}; expected one of original, crop, frame") from None
 
     @classmethod
+    def consistent(cls) -> "PixelBudgets":
+        """One representation for SFT, RL and evaluation (every recipe's default): RL's maxima, the only paper
+        budgets whose trajectories fit RL's ~12k-token context (originals ≤2000, crops ≤1000, frames ≤400 tokens),
+        with the official evaluation's floor of 256 tokens for originals and crops (a zoom on a small region is
+        upsampled, as the released model saw it at evaluation). The numbers behind the choice: docs/protocol.md §6."""
+        return cls(PixelBudget.tokens(256, 2000), PixelBudget.tokens(256, 1000), PixelBudget.tokens(4, 400))
+
+    @classmethod
     def paper_rl(cls) -> "PixelBudgets":
         """RL training budgets of the official code: originals ≤2000, crops ≤1000, frames ≤400 tokens."""
         return cls()
@@ -66,10 +77,30 @@ class PixelBudgets:
 
     @classmethod
     def preset(cls, name: str) -> "PixelBudgets":
-        presets = {"paper_rl": cls.paper_rl, "paper_eval": cls.paper_eval, "paper_sft": cls.paper_sft}
-        if name not in presets:
-            raise ConfigError(f"unknown pixel-budget preset {name!r}; choose one of {sorted(presets)}")
-        return presets[name]()
+        if name not in BUDGET_PRESETS:
+            raise ConfigError(f"unknown pixel-budget preset {name!r}; choose one of {list(BUDGET_PRESETS)}")
+        return getattr(cls, name)()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "budgets") -> "PixelBudgets":
+        """Budgets as `to_dict` writes them: {"original": {"min_pixels": .., "max_pixels": ..}, "crop": .., "frame": ..}
+        (other keys, e.g. a `preset` name next to them, are ignored)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected an object with original/crop/frame budgets, got {data!r}")
+        kinds = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            if not isinstance(value, Mapping) or not {"min_pixels", "max_pixels"} <= set(value):
+                raise ConfigError(f"{where}.{f.name}: expected {{\"min_pixels\": .., \"max_pixels\": ..}}, "
+                                  f"got {value!r}")
+            try:
+                kinds[f.name] = PixelBudget(int(value["min_pixels"]), int(value["max_pixels"]))
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}.{f.name}: pixel counts must be integers, got {value!r}") from None
+        return cls(**kinds)
+
+
+BUDGET_PRESETS = ("consistent", "paper_sft", "paper_rl", "paper_eval")  # names `PixelBudgets.preset` accepts
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pixel_reasoner.media import DecodedImageCache, ImageSource, VideoSource, as
 from pixel_reasoner.ops.base import EpisodeImage, OperationContext
 from pixel_reasoner.parsing import ParsedTurn, parse_turn
 from pixel_reasoner.protocol import ProtocolProfile, get_profile
-from pixel_reasoner.protocol.chatml import render_continuation
+from pixel_reasoner.protocol.chatml import neutralize, render_continuation
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +235,8 @@ class Episode:
         return StepResult(done=True, answer=answer, termination=termination)
 
     def _error(self, parsed: ParsedTurn, message: str) -> StepResult:
+        # messages quote what the model wrote (tool names, argument keys and values)
+        message = neutralize(message, self.profile.reserved_tokens)
         record = OperationRecord(self.stats.turns, self._tool_name(parsed),
                                  parsed.call.arguments if parsed.call else None, message)
         self.stats.operations.append(record)
@@ -281,7 +283,7 @@ class Episode:
             fields.update(width=new[0].shown_size[0], height=new[0].shown_size[1])
         fields.update(result.fields)
         content = [{"type": "text", "text": self._observation_text(binding.tool_name, binding.observation or "",
-                                                                    fields)}]
+                                                                    fields, self.profile.reserved_tokens)}]
         content += [{"type": "image", "image": im.shown, "image_index": im.index, "provenance": self._provenance(im)}
                     for im in new]
         obs = Observation(self.profile.observation_role, content, new)
@@ -289,7 +291,9 @@ class Episode:
         return StepResult(done=False, observation=obs)
 
     @staticmethod
-    def _observation_text(tool_name: str, template: str, fields: dict) -> str:
+    def _observation_text(tool_name: str, template: str, fields: dict, reserved: Sequence[str]) -> str:
+        """The success text; string fields are neutralized (an operation may quote its arguments)."""
+        fields = {k: neutralize(v, reserved) if isinstance(v, str) else v for k, v in fields.items()}
         try:
             return template.format(**fields)
         except (KeyError, IndexError, ValueError) as e:

@@ -15,8 +15,8 @@ One step (`SelectiveSampleReplay.select`):
    samples are this step's informative samples repeated (again ∝ |advantage|).
 4. If there is nothing informative at all (no fresh informative sample, empty buffer), the step is skipped:
    `SSRSelection.skipped` with a warning, never an exception.
-5. All of this step's informative samples then enter the buffer (FIFO, `capacity` samples, oldest evicted
-   first), to be replayed from the next step on.
+5. All of this step's informative samples then enter the buffer (FIFO, at most `capacity` samples and
+   `max_bytes` bytes, oldest evicted first), to be replayed from the next step on.
 
 Differences from the official code (TIGER-AI-Lab/Pixel-Reasoner, `replay_buffer.py::active_sampling`), on
 purpose: the buffer is global (the official one is per data-parallel rank, so ranks trained on different
@@ -53,10 +53,14 @@ class SSRConfig:
       1 as for fresh samples (no off-policy correction; costs one extra forward pass per replayed sample).
     `reset_every_steps` clears the buffer every k steps (0 = never, as the official code; 1 = the paper's
     text, "the replay buffer persisted for the duration of each episode", read with one rollout per episode).
+    `max_bytes` bounds the host memory the buffer keeps alive (its samples' pixels and tokens, as the caller
+    measures them); the oldest samples go first. Not in the paper or the official code: a VLM sample carries
+    tens of MB of `pixel_values`, so a one-rollout buffer at the paper's batch would hold 100+ GB. None: no cap.
     """
 
     enabled: bool = True
     capacity: int | None = None
+    max_bytes: int | None = 64 * 2**30
     batch_fraction: float = 0.5
     min_abs_advantage: float = 1e-6
     stale_logprobs: str = "keep"
@@ -66,6 +70,8 @@ class SSRConfig:
     def __post_init__(self) -> None:
         if self.capacity is not None and self.capacity < 1:
             raise ConfigError(f"SSRConfig.capacity={self.capacity} must be >= 1 (or None for one rollout)")
+        if self.max_bytes is not None and self.max_bytes < 1:
+            raise ConfigError(f"SSRConfig.max_bytes={self.max_bytes} must be >= 1 (or None for no byte cap)")
         if not 0.0 < self.batch_fraction <= 1.0:
             raise ConfigError(f"SSRConfig.batch_fraction={self.batch_fraction} must be in (0, 1] "
                               "(official code: 0.5, half of each rollout)")
@@ -90,31 +96,48 @@ class _Entry(Generic[T]):
     item: T
     priority: float
     step: int
+    size: float = 0.0
 
 
 class ReplayBuffer(Generic[T]):
-    """FIFO buffer of informative samples with priorities (|advantage|)."""
+    """FIFO buffer of informative samples with priorities (|advantage|), bounded in count and in bytes."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, max_bytes: int | None = None):
         if capacity < 1:
             raise ConfigError(f"replay buffer capacity must be >= 1, got {capacity}")
         self.capacity = capacity
-        self._entries: deque[_Entry[T]] = deque(maxlen=capacity)
+        self.max_bytes = max_bytes
+        self.bytes = 0.0
+        self._entries: deque[_Entry[T]] = deque()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def clear(self) -> None:
         self._entries.clear()
+        self.bytes = 0.0
 
-    def add(self, items: Sequence[T], priorities: Sequence[float], step: int) -> None:
-        """Append items (evicting the oldest beyond capacity)."""
-        if len(items) != len(priorities):
-            raise ValueError(f"{len(items)} items but {len(priorities)} priorities")
-        for item, priority in zip(items, priorities):
+    def add(self, items: Sequence[T], priorities: Sequence[float], step: int,
+            sizes: Sequence[float] | None = None) -> int:
+        """Append items (`sizes`: their bytes), then evict the oldest beyond capacity or `max_bytes`.
+
+        Returns how many entries were evicted because of the byte cap.
+        """
+        sizes = [0.0] * len(items) if sizes is None else list(sizes)
+        if not len(items) == len(priorities) == len(sizes):
+            raise ValueError(f"{len(items)} items but {len(priorities)} priorities and {len(sizes)} sizes")
+        for item, priority, size in zip(items, priorities, sizes):
             if not priority > 0 or not math.isfinite(priority):
                 raise ValueError(f"replay priority must be finite and > 0, got {priority}")
-            self._entries.append(_Entry(item, float(priority), step))
+            self._entries.append(_Entry(item, float(priority), step, float(size)))
+            self.bytes += float(size)
+        while len(self._entries) > self.capacity:
+            self.bytes -= self._entries.popleft().size
+        evicted = 0
+        while self.max_bytes is not None and self._entries and self.bytes > self.max_bytes:
+            self.bytes -= self._entries.popleft().size
+            evicted += 1
+        return evicted
 
     def entries(self) -> list[_Entry[T]]:
         return list(self._entries)
@@ -153,15 +176,21 @@ class SelectiveSampleReplay(Generic[T]):
         self.rollout_size = rollout_size
         self.train_batch_size = train_batch_size
         self.target = target_size(rollout_size, train_batch_size, config.batch_fraction)
-        self.buffer: ReplayBuffer[T] = ReplayBuffer(config.capacity or rollout_size)
+        self.buffer: ReplayBuffer[T] = ReplayBuffer(config.capacity or rollout_size, config.max_bytes)
         self.rng = np.random.default_rng(config.seed)
         self.step = 0
 
-    def select(self, items: Sequence[T], advantages: Sequence[float]) -> SSRSelection[T]:
-        """Choose this step's training samples from `items` (with their scalar advantages) and the buffer."""
+    def select(self, items: Sequence[T], advantages: Sequence[float],
+               sizes: Sequence[float] | None = None) -> SSRSelection[T]:
+        """Choose this step's training samples from `items` (with their scalar advantages) and the buffer.
+
+        `sizes`: the bytes each item keeps alive, for the buffer's `max_bytes` (None: not counted).
+        """
         adv = np.asarray(advantages, dtype=np.float64)
         if adv.shape != (len(items),):
             raise ValueError(f"need one scalar advantage per item: {len(items)} items, advantages shape {adv.shape}")
+        if sizes is not None and len(sizes) != len(items):
+            raise ValueError(f"need one size per item: {len(items)} items, {len(sizes)} sizes")
         self.step += 1
         if self.config.reset_every_steps and (self.step - 1) % self.config.reset_every_steps == 0:
             self.buffer.clear()
@@ -203,7 +232,8 @@ class SelectiveSampleReplay(Generic[T]):
                        f"{len(selected)} replayed samples")
 
         # this step's informative samples become replayable from the next step on (oldest evicted first)
-        self.buffer.add([items[i] for i in fresh], np.abs(adv[fresh]).tolist(), self.step)
+        evicted = self.buffer.add([items[i] for i in fresh], np.abs(adv[fresh]).tolist(), self.step,
+                                  None if sizes is None else [float(sizes[i]) for i in fresh])
         if warning:
             logger.warning(warning)
         stats = {
@@ -215,6 +245,8 @@ class SelectiveSampleReplay(Generic[T]):
             "replayed_share": float(sum(replayed) / len(selected)) if selected else 0.0,
             "replayed_from_earlier_steps": float(sum(from_earlier)),
             "buffer_size": float(len(self.buffer)),
+            "buffer_bytes": float(self.buffer.bytes),
+            "buffer_evicted_for_bytes": float(evicted),
             "skipped_step": float(not selected),
         }
         return SSRSelection(items=selected, replayed=replayed, from_earlier_step=from_earlier, stats=stats,

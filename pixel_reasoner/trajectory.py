@@ -395,6 +395,11 @@ def from_released_sft(record: dict, index: int, image_root: str | None = None, p
     The official trainer's positional rule (loss on the last two assistant turns only) is what gave that data
     its meaning, so every assistant turn before the last two is marked `loss: false` here, explicitly. Rows that
     do not fit the pattern (a masked turn without a tool call) get a warning naming the row.
+
+    Per-part keys besides the media itself (qwen-vl-utils' `min_pixels`, `max_pixels`, `resized_height`,
+    `resized_width`, `fps`, `nframes`, ...) are not carried over: every stage shows an image at its kind's pixel
+    budget, so a per-image size would exist in SFT only. Their names go to `meta["ignored_media_keys"]`, which
+    SFT's validation report counts.
     """
     where = f"released SFT row {index}"
     msgs = record.get("message_list")
@@ -402,6 +407,7 @@ def from_released_sft(record: dict, index: int, image_root: str | None = None, p
         raise DataError(f"{where}: missing `message_list`")
     out: list[dict] = []
     media: list[dict] = []
+    ignored: set[str] = set()
     seen_user = False
     for i, m in enumerate(msgs):
         if not isinstance(m, dict):
@@ -423,6 +429,7 @@ def from_released_sft(record: dict, index: int, image_root: str | None = None, p
                 raise DataError(f"{where}: message_list[{i}].content[{j}] must be an object "
                                 f"({{\"type\": \"text\"|\"image\"|\"video\", ...}}), got {type(c).__name__}")
             kind = c.get("type") or next((k for k in ("image", "video", "text") if k in c), None)
+            ignored.update(k for k in c if k not in RELEASED_PART_KEYS)
             if kind == "text":
                 parts.append({"type": "text", "text": c.get("text", "")})
             elif kind == "image":
@@ -461,12 +468,15 @@ def from_released_sft(record: dict, index: int, image_root: str | None = None, p
     kind = "text_only" if len(assistant_idx) == 1 else {2: "single_pass", 3: "self_correction",
                                                          4: "recrop_twice"}.get(len(assistant_idx), "multi_turn")
     meta = {k: v for k, v in record.items() if k != "message_list"}
+    if ignored:
+        meta["ignored_media_keys"] = sorted(ignored)
     qid = record.get("qid") or record.get("id") or f"released-{index}"
     return Trajectory(id=str(qid), messages=out, profile=profile, media=media, answer=record.get("answer"),
                       source="released_sft", kind=kind, meta=meta)
 
 
 RELEASED_ERROR_PREFIX = "Execution error:"
+RELEASED_PART_KEYS = ("type", "text", "image", "video")  # keys of a released content part that are read
 
 
 def _released_text(content: Any, where: str) -> str:

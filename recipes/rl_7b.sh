@@ -4,12 +4,15 @@
 # Submit to a running Ray cluster (the repository at the same path on every node, its venv activated there):
 #   ray job submit --address http://HEAD:8265 -- bash /path/to/pixel-reasoner/recipes/rl_7b.sh
 # or run on the head node directly:  bash recipes/rl_7b.sh
-# Print the resolved upstream command and configuration without a GPU (nothing starts):
+# Print the resolved command and configuration without a GPU (nothing starts):
 #   DRY_RUN=1 bash recipes/rl_7b.sh
+# The launcher is upstream's train_ppo_ray with our hooks: scripts/install.sh patches the installed OpenRLHF
+# (or `python -m patches apply --target <site-packages>`); it refuses to start on an unpatched one.
 #
 # Defaults are the paper's settings (appendix C.3; docs/rl.md lists each with its source): warm-start
 # checkpoint, 8 samples per query, 512 queries per rollout, 256 query-response pairs per optimizer step,
-# lr 1e-6 cosine with 3% warmup, α=0.5 β=0.05 H=0.3 N=1, GRPO (group_norm), no reference model.
+# lr 1e-6 cosine with 3% warmup, α=0.5 β=0.05 H=0.3 N=1, GRPO as the official code computes it (r − group mean,
+# upstream's `dr_grpo`; `group_norm` would divide by the group std and make α and β scale-free), no reference model.
 # The paper trained on 4 nodes x 8 A800-80GB for ~20 hours (640 GPU-hours). Single node 8x80GB is the default
 # here (expect ~4x longer); multi-node: NNODES=4 (and start Ray workers on the other nodes first).
 # Every knob below is an environment variable; anything after the script name goes to the launcher verbatim
@@ -60,6 +63,8 @@ WARMUP="${WARMUP:-0.03}"
 MIN_LR_RATIO="${MIN_LR_RATIO:-0.5}"                           # official code: cosine down to 0.5 x lr
 EPS_CLIP_LOW="${EPS_CLIP_LOW:-0.2}"                           # official code: asymmetric clip 0.2 / 0.35
 EPS_CLIP_HIGH="${EPS_CLIP_HIGH:-0.35}"
+ADV_ESTIMATOR="${ADV_ESTIMATOR:-dr_grpo}"                     # official: r − mean(group); group_norm also divides by std
+DUAL_CLIP="${DUAL_CLIP:-3}"                                   # caps −r·A of stale SSR replays with A < 0 (not official)
 TEMPERATURE="${TEMPERATURE:-1.0}"
 TOP_P="${TOP_P:-0.95}"                                        # official script
 MAX_LEN="${MAX_LEN:-12288}"                                   # prompt + all turns + image tokens (official ~12k)
@@ -70,17 +75,21 @@ EVAL_STEPS="${EVAL_STEPS:--1}"
 # curiosity-driven reward (Eq. 10) and SSR
 ALPHA="${ALPHA:-0.5}"; BETA="${BETA:-0.05}"; H="${H:-0.3}"; N_FREE_OPS="${N_FREE_OPS:-1}"
 CURIOSITY_VARIANT="${CURIOSITY_VARIANT:-paper}"               # or reference_code (the official constants)
+PIXEL_REASONING="${PIXEL_REASONING:-executed}"                # 1_PR: an operation executed | requested (official)
 SSR="${SSR:-true}"
 SSR_BATCH_FRACTION="${SSR_BATCH_FRACTION:-0.5}"               # official SSR: half of each rollout
 SSR_CAPACITY="${SSR_CAPACITY:-$(( ROLLOUT_BATCH * N_SAMPLES ))}"
 SSR_STALE_LOGPROBS="${SSR_STALE_LOGPROBS:-keep}"              # keep (official) | recompute
+SSR_MAX_BYTES="${SSR_MAX_BYTES:-68719476736}"                 # 64 GiB of controller memory for the buffer (not official)
 # rollout agent (visual operations); the official RL limits and pixel budgets
 PROFILE="${PROFILE:-released}"                                # tool protocol of the released checkpoints
 MAX_OPERATIONS="${MAX_OPERATIONS:-4}"
 MAX_TURNS="${MAX_TURNS:-6}"
 MAX_TURN_TOKENS="${MAX_TURN_TOKENS:-2048}"                    # new tokens per assistant turn (official code)
-MAX_IMAGES="${MAX_IMAGES:-32}"                                # inputs (16 video frames) + produced images
-BUDGETS="${BUDGETS:-paper_rl}"                                # originals <=2000, crops <=1000, frames <=400 tokens
+MAX_IMAGES="${MAX_IMAGES:-16}"                                # every image of a trajectory (official: 16; a
+                                                              # prompt video is a video, not images)
+BUDGETS="${BUDGETS:-consistent}"                              # as SFT and eval: originals 256-2000, crops 256-1000,
+                                                              # frames <=400 tokens (paper_rl: the official RL's)
 IMAGE_CACHE_BYTES="${IMAGE_CACHE_BYTES:-4294967296}"
 
 DRY=()
@@ -102,13 +111,14 @@ exec "$PYTHON" -m openrlhf_ext.train "${DRY[@]}" \
   --actor.num_nodes "$ACTOR_NUM_NODES" --actor.num_gpus_per_node "$ACTOR_GPUS_PER_NODE" \
   --vllm.num_engines "$VLLM_NUM_ENGINES" --vllm.tensor_parallel_size "$VLLM_TP" \
   --vllm.gpu_memory_utilization "$VLLM_GPU_UTIL" --vllm.enable_prefix_caching "${COLOC[@]}" \
-  --algo.advantage.estimator group_norm --algo.kl.init_coef 0 \
+  --algo.advantage.estimator "$ADV_ESTIMATOR" --algo.kl.init_coef 0 \
   --rollout.n_samples_per_prompt "$N_SAMPLES" --rollout.batch_size "$ROLLOUT_BATCH" \
   --rollout.micro_batch_size "$MICRO_ROLLOUT_BATCH" --rollout.temperature "$TEMPERATURE" --rollout.top_p "$TOP_P" \
   --train.batch_size "$TRAIN_BATCH" --train.micro_batch_size "$MICRO_TRAIN_BATCH" \
   --train.num_episodes "$NUM_EPISODES" --train.max_epochs 1 \
   --actor.adam.lr "$LR" --actor.lr_scheduler "$LR_SCHEDULER" --actor.lr_warmup_ratio "$WARMUP" \
   --actor.min_lr_ratio "$MIN_LR_RATIO" --actor.eps_clip_low_high "$EPS_CLIP_LOW" "$EPS_CLIP_HIGH" \
+  --actor.dual_clip "$DUAL_CLIP" \
   --actor.gradient_checkpointing_enable "${FREEZE[@]}" \
   --ds.zero_stage "$ZERO_STAGE" --ds.param_dtype bf16 --ds.attn_implementation flash_attention_2 \
   --data.prompt_dataset "$DATA" --data.input_key input --data.label_key label --data.image_key images \
@@ -118,8 +128,9 @@ exec "$PYTHON" -m openrlhf_ext.train "${DRY[@]}" \
   --ckpt.load_enable "${EVAL[@]}" "${WANDB[@]}" \
   --pr.curiosity.alpha "$ALPHA" --pr.curiosity.beta "$BETA" --pr.curiosity.rapr_threshold "$H" \
   --pr.curiosity.free_operations "$N_FREE_OPS" --pr.curiosity.variant "$CURIOSITY_VARIANT" \
+  --pr.curiosity.pixel_reasoning "$PIXEL_REASONING" \
   --pr.ssr.enabled "$SSR" --pr.ssr.batch_fraction "$SSR_BATCH_FRACTION" --pr.ssr.capacity "$SSR_CAPACITY" \
-  --pr.ssr.stale_logprobs "$SSR_STALE_LOGPROBS" \
+  --pr.ssr.stale_logprobs "$SSR_STALE_LOGPROBS" --pr.ssr.max_bytes "$SSR_MAX_BYTES" \
   --pr.rollout.profile "$PROFILE" --pr.rollout.limits.max_operations "$MAX_OPERATIONS" \
   --pr.rollout.limits.max_turns "$MAX_TURNS" --pr.rollout.limits.max_images "$MAX_IMAGES" \
   --pr.rollout.max_turn_tokens "$MAX_TURN_TOKENS" \

@@ -18,6 +18,24 @@ VIDEO_PLACEHOLDER = "<|vision_start|><|video_pad|><|vision_end|>"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
 DEFAULT_SYSTEM = "You are a helpful assistant."
+# Qwen2.5-VL's special tokens (`special=True` in its tokenizer). Text that quotes one of them would tokenize into
+# the token itself: an image placeholder without an image, or a turn boundary.
+QWEN2_5_VL_SPECIAL_TOKENS = ("<|endoftext|>", IM_START, IM_END, "<|object_ref_start|>", "<|object_ref_end|>",
+                             "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+                             "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+
+
+def neutralize(text: str, reserved: Sequence[str]) -> str:
+    """`text` with every occurrence of a reserved token broken by a backslash after its first character
+    (`<|image_pad|>` -> `<\\|image_pad|>`), so it tokenizes as plain text and still reads as what was written."""
+    changed = True
+    while changed:
+        changed = False
+        for token in reserved:
+            if token in text:
+                text = text.replace(token, token[0] + "\\" + token[1:])
+                changed = True
+    return text
 
 
 def tools_block(schemas: Sequence[dict]) -> str:
@@ -57,6 +75,15 @@ def render_tool_calls(tool_calls: Iterable[dict]) -> str:
     return "".join(out)
 
 
+def assistant_text(content, tool_calls: Iterable[dict] | None) -> str:
+    """An assistant turn's text with its OpenAI-style `tool_calls` in Qwen2.5's format: `content`, then each call
+    as "\n<tool_call>...</tool_call>"; without content the first call's newline is dropped, since the header's
+    own "\n" precedes it (Qwen2.5's template writes "assistant" + ("\n" + content if content) + calls)."""
+    body = render_content(content)
+    calls = render_tool_calls(tool_calls or [])
+    return body + calls if body else calls.removeprefix("\n")
+
+
 def render_system(messages: Sequence[dict], tools: Sequence[dict] | None) -> str:
     first_is_system = bool(messages) and messages[0]["role"] == "system"
     system = render_content(messages[0]["content"]) if first_is_system else DEFAULT_SYSTEM
@@ -70,9 +97,10 @@ def render_message(message: dict, previous_role: str | None = None, next_role: s
         head = IM_START + "user" if previous_role != "tool" else ""
         tail = IM_END + "\n" if next_role != "tool" else ""
         return head + "\n<tool_response>\n" + render_content(message["content"]) + "\n</tool_response>" + tail
-    body = render_content(message.get("content"))
-    if role == "assistant" and message.get("tool_calls"):
-        body += render_tool_calls(message["tool_calls"])
+    if role == "assistant":
+        body = assistant_text(message.get("content"), message.get("tool_calls"))
+    else:
+        body = render_content(message.get("content"))
     return IM_START + role + "\n" + body + IM_END + "\n"
 
 

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.ops import VisualOperation, get_operation, load_operation_modules
+from pixel_reasoner.protocol.chatml import QWEN2_5_VL_SPECIAL_TOKENS
 
 NO_TOOLS_GUIDELINES = "\n\nPlease think step by step, and put your final answer within \\boxed{}."  # official `notool`
 NO_TOOLS_SUFFIX = "-no-tools"
@@ -54,6 +55,8 @@ class ProtocolProfile:
     guidelines: str = ""  # appended to every question
     choices_header: str = "\nchoices:\n"
     choice_format: str = "{letter}: {text}"
+    # special tokens of the model's tokenizer: model text quoted in an observation never contains them verbatim
+    reserved_tokens: tuple[str, ...] = QWEN2_5_VL_SPECIAL_TOKENS
 
     def __post_init__(self) -> None:
         if self.observation_role not in ("user", "tool"):
@@ -64,11 +67,20 @@ class ProtocolProfile:
             raise ConfigError(f"profile {self.name!r} exposes a tool name twice: {names}")
         object.__setattr__(self, "tools", resolved)
 
+    def uncovered_tokens(self, special_tokens: Sequence[str]) -> list[str]:
+        """The tokenizer's special tokens missing from `reserved_tokens` (they would pass into observations)."""
+        return sorted(set(special_tokens) - set(self.reserved_tokens))
+
     def binding(self, tool_name: str) -> ToolBinding | None:
         return next((t for t in self.tools if t.tool_name == tool_name), None)
 
     def tool_schemas(self) -> list[dict]:
         return [t.schema for t in self.tools]  # type: ignore[misc]
+
+    def pixel_coordinates(self) -> bool:
+        """Whether a tool takes boxes in pixels of the image as shown: their meaning then depends on the pixel
+        budgets, so data made under other budgets points elsewhere."""
+        return any(getattr(t.settings, "coordinates", None) == "pixels" for t in self.tools)
 
     def tool_names(self) -> dict[str, str]:
         """Operation name -> tool name, for messages that point the model to another tool."""

@@ -166,3 +166,29 @@ def test_prompt_messages_render_the_profile_question_and_tools():
     text = msgs[1]["content"][-1]["text"]
     assert text.startswith("What animal is on the sign?\nchoices:\nA: Lion\nB: Sheep\n\nGuidelines:")
     assert msgs[1]["content"][0]["type"] == "image"
+
+
+@pytest.mark.parametrize("text", [
+    call("crop_image_normalized", bbox_2d="<|image_pad|>", target_image=1),  # echoed as the argument's value
+    call("<|vision_start|><|image_pad|><|vision_end|>", target_image=1),  # echoed as the unknown tool name
+    call("crop_image_normalized", bbox_2d=[0.1, 0.1, 0.5, 0.5], target_image=1, **{"<|im_end|>": 1}),  # as a key
+    '<tool_call>\n{"name": "crop_image_normalized", "<|video_pad|>": {}}\n</tool_call>',  # by the parser
+])
+def test_special_tokens_echoed_from_the_model_stay_text(text):
+    """An error observation quotes what the model wrote; a quoted `<|image_pad|>` must not become a real image
+    placeholder (N+1 placeholders for N images crash the rollout) nor `<|im_end|>` a turn boundary."""
+    ep = Episode("released", images=[scene_image(400, 300)])
+    r = ep.step(text)
+    assert r.observation.error is not None
+    assert not any(token in r.observation.text for token in ep.profile.reserved_tokens), r.observation.text
+    continuation = r.observation.continuation()
+    assert continuation.count("<|im_start|>") == 2 and continuation.count("<|im_end|>") == 2  # only the turns
+    assert "<|image_pad|>" not in continuation and "<|vision_start|>" not in continuation
+    assert "image_pad" in r.observation.text or "im_end" in r.observation.text or "video_pad" in r.observation.text
+
+
+def test_special_tokens_in_success_fields_stay_text():
+    from pixel_reasoner.episode import Episode as E
+
+    assert E._observation_text("t", "got {value}", {"value": "<|image_pad|>"}, ("<|image_pad|>",)) \
+        == "got <\\|image_pad|>"

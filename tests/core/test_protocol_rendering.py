@@ -76,3 +76,25 @@ def test_profiles_declare_their_coordinate_systems():
     qwen = get_profile("qwen").binding("crop_image")
     assert released.settings.coordinates == "normalized" and released.settings.padding == 0.1
     assert qwen.settings.coordinates == "pixels" and qwen.settings.padding == 0.0
+
+
+@pytest.mark.parametrize("content", ["", None, "Let me look closer."])
+def test_tool_calls_render_exactly_as_qwen2_5s_own_template(tiny_processor, content):
+    """OpenAI-style `tool_calls` (e.g. an API that returns only tool calls) against Qwen2.5's real template, which
+    TRL ships: without content the first call follows the header's newline directly, with no extra "\\n"."""
+    import pathlib
+
+    import trl
+
+    qwen2_5 = (pathlib.Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text()
+    calls = [{"type": "function", "function": {"name": "crop_image", "arguments": {"bbox_2d": [1, 2, 30, 40],
+                                                                                  "target_image": 1}}},
+             {"type": "function", "function": {"name": "select_frames", "arguments": {"target_frames": [2, 5]}}}]
+    msgs = [{"role": "system", "content": "Sys."}, {"role": "user", "content": "Q?"},
+            {"role": "assistant", "content": content, "tool_calls": calls},
+            {"role": "tool", "content": "done"}, {"role": "assistant", "content": "\\boxed{A}"}]
+    tools = get_profile("qwen").tool_schemas()
+    expected = tiny_processor.tokenizer.apply_chat_template(msgs, chat_template=qwen2_5, tools=tools, tokenize=False)
+    assert ("<|im_start|>assistant\n<tool_call>\n" in expected) == (not content)
+    assert render_messages(msgs, tools) == expected
+    assert tiny_processor.apply_chat_template(msgs, tools=tools, tokenize=False) == expected

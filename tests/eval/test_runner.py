@@ -216,3 +216,28 @@ def test_infovqa_test_split_writes_the_official_submission(benchmark_data, tmp_p
     assert metrics["score"] is None and metrics["n_questions"] == 4
     submission = json.loads((tmp_path / "submission.json").read_text())
     assert submission == [{"questionId": 65100 + i, "answer": "seed 200"} for i in range(4)]
+
+
+def test_budgets_that_differ_from_the_checkpoints_sft_run_are_warned_and_recorded(benchmark_data, tmp_path, caplog):
+    """An SFT checkpoint records the budgets it trained with (sft_run_config.json); eval compares its own with them,
+    logs the differing numbers and keeps them in the run manifest."""
+    from pixel_reasoner.budget_check import SFT_RUN_CONFIG
+    from pixel_reasoner.config import to_dict
+
+    model = tmp_path / "sft_checkpoint"
+    model.mkdir()
+
+    def config(out, **kw):
+        return RunConfig(model=str(model), benchmark="vstar", data=benchmark_data["vstar"], out=str(tmp_path / out),
+                         limit=1, **{"original_tokens": (4, 128), "crop_tokens": (4, 64), **kw})
+
+    (model / SFT_RUN_CONFIG).write_text(json.dumps({"pixel_budgets": to_dict(config("x").budgets())}))
+    run(config("same"), lambda c, video: ScriptedGenerator(c.profile))
+    assert "other sizes" not in caplog.text
+    assert "budget_mismatch" not in json.loads((tmp_path / "same" / "run_manifest.json").read_text())["sessions"][0]
+    run(config("other", crop_tokens=(4, 32)), lambda c, video: ScriptedGenerator(c.profile))
+    expected = "crop: SFT 4–64 tokens (3136–50176 px), eval 4–32 tokens (3136–25088 px)"
+    assert f"eval shows images at other sizes than the SFT run that trained {model}" in caplog.text
+    assert expected in caplog.text and "original: SFT" not in caplog.text
+    assert expected in json.loads((tmp_path / "other" / "run_manifest.json").read_text())["sessions"][0][
+        "budget_mismatch"]

@@ -7,11 +7,14 @@ import sys
 
 import pytest
 
+from pixel_reasoner.config import PixelBudgets, to_dict
 from pixel_reasoner.errors import DataError
 
 from eval.records import read_predictions, write_rows
 from eval.report import build_report
 from eval.scoring import (box_iou, bootstrap_ci, compute_metrics, crop_faithfulness, score_row, submission)
+
+PAPER_EVAL_BUDGETS = to_dict(PixelBudgets.paper_eval())  # what a run with --budget-preset paper_eval records
 
 
 def row(qid, response, answer, benchmark="vstar", sample_idx=0, **extra):
@@ -149,7 +152,8 @@ def _write_predictions(directory, benchmark, rows):
     write_rows(os.path.join(directory, "predictions.jsonl"), rows)
     with open(os.path.join(directory, "run_manifest.json"), "w") as f:
         json.dump({"settings": {"model": "/ckpt/PixelReasoner-RL-v1", "profile": "released", "tools": True,
-                                "option_order": "original", "samples": 1, "benchmark": benchmark}}, f)
+                                "option_order": "original", "samples": 1, "benchmark": benchmark,
+                                "budgets": PAPER_EVAL_BUDGETS}}, f)
     return os.path.join(directory, "predictions.jsonl")
 
 
@@ -177,7 +181,8 @@ assert not heavy, heavy
     assert metrics["score"] == 75.0 and metrics["rapr"] == 50.0
     assert metrics["run"]["model"] == "/ckpt/PixelReasoner-RL-v1" and len(metrics["source"]["sha256"]) == 64
     report = (tmp_path / "r.md").read_text()
-    assert "| **PixelReasoner-RL-v1 (released)** (ours; paper scoring, data's option order) | 75.0 [" in report
+    assert "| **PixelReasoner-RL-v1 (released)** (ours; paper scoring, data's option order, paper_eval budgets) | " \
+           "75.0 [" in report
     assert "| Pixel-Reasoner (paper) | 84.3 | 73.8 | 67.8 | 84.0 |" in report
     assert "| Warm-Start Model (w/o RL) | 79.0 | 67.9 | 59.0 | 74.3 |" in report
     assert "| Pixel-Reasoner (paper) | 78.53 | 57.78 | 66.95 | 58.95 |" in report  # RaPR, appendix D.1
@@ -188,20 +193,22 @@ def test_report_refuses_two_results_for_one_cell(tmp_path):
     paths = []
     for name in ("a", "b"):
         m = compute_metrics([row("q", "\\boxed{A}", "A", choices=["x", "y"])], 10)
-        m["run"] = {"model": "m", "profile": "released"}
+        m["run"] = {"model": "m", "profile": "released", "budgets": PAPER_EVAL_BUDGETS}
         paths.append(str(tmp_path / f"{name}.json"))
         with open(paths[-1], "w") as f:
             json.dump(m, f)
     with pytest.raises(DataError, match="two metrics files for m \\(released\\) \\(paper scoring, data's option "
-                                        "order\\) on vstar"):
+                                        "order, paper_eval budgets\\) on vstar"):
         build_report(paths)
 
 
-def _metrics_file(tmp_path, name, responses, protocol="paper", permutation=(0, 1), model="m", seed=None):
+def _metrics_file(tmp_path, name, responses, protocol="paper", permutation=(0, 1), model="m", seed=None,
+                  budgets=PAPER_EVAL_BUDGETS):
     rows = [row(f"q{i}", r, "A", choices=["x", "y"], meta={"permutation": list(permutation)})
             for i, r in enumerate(responses)]
     m = compute_metrics(rows, 10, protocol=protocol)
-    m["run"] = {"model": model, "profile": "released", **({"shuffle_options": seed} if seed is not None else {})}
+    m["run"] = {"model": model, "profile": "released", "budgets": budgets,
+                **({"shuffle_options": seed} if seed is not None else {})}
     path = str(tmp_path / f"{name}.json")
     with open(path, "w") as f:
         json.dump(m, f)
@@ -214,18 +221,24 @@ def test_report_keeps_non_paper_rows_out_of_the_table_1_block_and_shows_order_bi
                             protocol="lenient")
     shuffled = _metrics_file(tmp_path, "shuffled", ["\\boxed{A}", "\\boxed{B}", "\\boxed{B}", "\\boxed{B}"],
                              permutation=(1, 0), seed=7)
+    consistent = _metrics_file(tmp_path, "consistent", ["\\boxed{A}"] * 4, model="ours",
+                               budgets=to_dict(PixelBudgets.consistent()))
     old = json.loads(open(paper).read())
     del old["protocol"]
     old["run"]["model"] = "old"
     with open(tmp_path / "old.json", "w") as f:
         json.dump(old, f)
-    report = build_report([paper, lenient, shuffled, str(tmp_path / "old.json")])
+    report = build_report([paper, lenient, shuffled, consistent, str(tmp_path / "old.json")])
     table1, rest = report.split("## Other protocols: NOT comparable to the paper's Table 1")
-    assert "| **m (released)** (ours; paper scoring, data's option order) | 50.0 [" in table1
+    assert "| **m (released)** (ours; paper scoring, data's option order, paper_eval budgets) | 50.0 [" in table1
     assert "lenient scoring" not in table1 and "shuffled" not in table1 and "**old" not in table1
-    assert "| **m (released)** (ours; lenient scoring, data's option order) | 75.0 [" in rest
-    assert "| **m (released)** (ours; paper scoring, options shuffled (seed 7)) | 25.0 [" in rest
-    assert "- m (released), lenient scoring, data's option order: lenient scoring, not the paper's rules." in rest
+    assert "**ours" not in table1
+    assert "| **m (released)** (ours; lenient scoring, data's option order, paper_eval budgets) | 75.0 [" in rest
+    assert "| **m (released)** (ours; paper scoring, options shuffled (seed 7), paper_eval budgets) | 25.0 [" in rest
+    assert ("- m (released), lenient scoring, data's option order, paper_eval budgets: lenient scoring, not the "
+            "paper's rules.") in rest
     assert "options shuffled, the paper shows the data's order" in rest
     assert "scoring protocol not recorded" in rest  # metrics written before protocols existed
+    assert ("- ours (released), paper scoring, data's option order, consistent budgets: consistent pixel budgets, "
+            "the paper's numbers were measured at paper_eval (`--budget-preset paper_eval`).") in rest
     assert "| m (released) | paper | V* | 50.0 | 25.0 (seed 7) | +25.0 |" in rest  # option-order bias

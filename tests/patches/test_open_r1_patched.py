@@ -33,7 +33,7 @@ def patched_open_r1(open_r1_archive, patches_cli, tmp_path_factory) -> pathlib.P
     shutil.copytree(open_r1_archive, tree)
     done = patches_cli("apply", "--target", str(tree))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "src/open_r1/sft.py: 5 hunk(s)" in done.stdout and "(new file)" in done.stdout
+    assert "src/open_r1/sft.py: 4 hunk(s)" in done.stdout and "(new file)" in done.stdout
     return tree
 
 
@@ -76,14 +76,14 @@ print(json.dumps({"pixel_reasoner": script.pixel_reasoner, "dataset_name": scrip
     assert done.returncode == 0, done.stderr[-3000:]
     parsed = json.loads(done.stdout.strip().splitlines()[-1])
     assert parsed == {"pixel_reasoner": True, "dataset_name": None,
-                      "data_files": ["data/PixelReasoner-SFT-Data/release.json"], "budgets": 5120 * 28 * 28,
+                      "data_files": ["data/PixelReasoner-SFT-Data/release.json"], "budgets": 2000 * 28 * 28,
                       "freeze": True, "lr": 1e-6, "dtype": "bfloat16", "accumulation": 16,
                       "main_args": ["script_args", "training_args", "model_args", "pixel_reasoner_args"]}
 
 
 @pytest.mark.slow
 def test_patched_sft_trains_the_tiny_vlm_with_our_collator(patched_open_r1, tiny_model_dir, tmp_path):
-    from open_r1_ext.demo_data import DEMO_BUDGETS, write_demo_data
+    from open_r1_ext.demo_data import demo_budget_fields, write_demo_data
     from pixel_reasoner.templates import chat_template
 
     data = write_demo_data(str(tmp_path / "demo"))
@@ -93,9 +93,8 @@ def test_patched_sft_trains_the_tiny_vlm_with_our_collator(patched_open_r1, tiny
             "--dtype", "float32", "--attn_implementation", "sdpa", "--bf16", "false", "--use_cpu", "true",
             "--max_steps", "1", "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1",
             "--dataloader_num_workers", "0", "--save_strategy", "no", "--max_length", "4096",
-            "--original_max_pixels", str(DEMO_BUDGETS.original.max_pixels),
-            "--crop_max_pixels", str(DEMO_BUDGETS.crop.max_pixels),
-            "--frame_max_pixels", str(DEMO_BUDGETS.frame.max_pixels), "--output_dir", str(out)]
+            *[arg for name, value in demo_budget_fields().items() for arg in (f"--{name}", str(value))],
+            "--output_dir", str(out)]
     done = subprocess.run([sys.executable, *argv], cwd=patched_open_r1, env=open_r1_env(), capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -84,17 +84,18 @@ def test_curiosity_bonus_and_penalty_were_applied_per_group(run):
     bonus_seen = penalty_seen = 0
     for g in run["groups"]:
         n_vo = np.array(g["num_operations"])
-        rapr = np.mean(n_vo > 0)
+        pixel_reasoning = np.array(g["pixel_reasoning"]) > 0  # an operation executed (forced crops are valid)
+        assert (pixel_reasoning == (n_vo > 0)).all()
+        rapr = np.mean(pixel_reasoning)
         assert g["rapr"] == pytest.approx(rapr)
-        bonus = alpha * max(h - rapr, 0.0) * (n_vo > 0)
+        bonus = alpha * max(h - rapr, 0.0) * pixel_reasoning
         penalty = beta * np.minimum(n_free - n_vo, 0)
         assert g["bonus"] == pytest.approx(bonus.tolist())
         assert g["penalty"] == pytest.approx(penalty.tolist())
         shaped = np.array(g["correctness"]) + bonus + penalty
         assert g["reward"] == pytest.approx(shaped.tolist())
-        std = shaped.std(ddof=1)
-        expected_adv = (shaped - shaped.mean()) / (std + 1e-9)
-        assert g["advantage"] == pytest.approx(expected_adv.tolist(), abs=1e-3)  # upstream GRPO on r'
+        expected_adv = shaped - shaped.mean()  # the recipe's dr_grpo: the official GRPO, r' − mean(group)
+        assert g["advantage"] == pytest.approx(expected_adv.tolist(), abs=1e-3)
         bonus_seen += int((bonus > 0).sum())
         penalty_seen += int((penalty < 0).sum())
     assert bonus_seen == 3 and penalty_seen >= 1  # RaPR 1/4 < H in each mixed group; n_vo = 2 in mixed-a

@@ -15,7 +15,6 @@ import torch
 pytest.importorskip("openrlhf")
 
 from openrlhf_ext.rl_config import RLConfig, RunLogConfig  # noqa: E402
-from openrlhf_ext.upstream_cli import parse_and_validate  # noqa: E402
 from pixel_reasoner.ssr import SSRConfig  # noqa: E402
 
 PAD = 151643
@@ -31,23 +30,23 @@ def trainer_module():
     return trainer
 
 
-def upstream_args(extra=()):
-    argv = ["--actor.model_name_or_path", "m", "--algo.advantage.estimator", "group_norm",
-            "--rollout.n_samples_per_prompt", str(N), "--rollout.batch_size", str(QUERIES),
-            "--rollout.micro_batch_size", "2", "--train.batch_size", str(TRAIN_BATCH), "--algo.kl.init_coef", "0",
-            "--data.max_images_per_prompt", "3", *extra]
-    return parse_and_validate(argv).args
+ARGV = ("--actor.model_name_or_path", "m", "--algo.advantage.estimator", "group_norm",
+        "--rollout.n_samples_per_prompt", str(N), "--rollout.batch_size", str(QUERIES),
+        "--rollout.micro_batch_size", "2", "--train.batch_size", str(TRAIN_BATCH), "--algo.kl.init_coef", "0",
+        "--data.max_images_per_prompt", "3")
 
 
-def make_sample(sample_id: int, reward: float, n_vo: int) -> "Experience":
-    """One rollout sample as upstream's `_process_response_into_experience` makes it."""
+def make_sample(sample_id: int, reward: float, n_vo: int, images: int | None = None) -> "Experience":
+    """One rollout sample as upstream's `_process_response_into_experience` makes it; `images` produced by its
+    operations (default: every operation executed and produced one)."""
+    images = n_vo if images is None else images
     from openrlhf.trainer.ppo_utils.experience import Experience
 
     prompt_len, action_len = 5, 3 + sample_id % 3  # different lengths -> padding inside micro-batches
     sequences = torch.full((prompt_len + action_len,), 1000 + sample_id, dtype=torch.long)
     action_mask = torch.zeros(len(sequences), dtype=torch.long)
     action_mask[prompt_len:] = 1
-    grid = torch.tensor([[1, 2, 2]] * (1 + n_vo))  # the dataset image + one per crop
+    grid = torch.tensor([[1, 2, 2]] * (1 + images))  # the dataset image + one per crop
     mm = {"pixel_values": torch.full((int(grid.prod(-1).sum()), 12), float(sample_id)), "image_grid_thw": grid}
     return Experience(
         sequences=sequences.unsqueeze(0), attention_mask=torch.ones_like(sequences).unsqueeze(0),
@@ -57,12 +56,13 @@ def make_sample(sample_id: int, reward: float, n_vo: int) -> "Experience":
         total_length=torch.tensor([float(len(sequences))]),
         info={"reward": torch.tensor([reward]), "score": torch.tensor([reward]),
               "response_clip_ratio": torch.tensor([False]), "num_operations": torch.tensor([float(n_vo)]),
-              "is_video": torch.tensor([0.0])})
+              "num_images": torch.tensor([float(images)]), "is_video": torch.tensor([0.0])})
 
 
-def make_step(maker, rewards, n_vo):
+def make_step(maker, rewards, n_vo, images=None):
     """Rollout samples -> micro-batches (upstream) -> log-probs filled as `make_experience` would."""
-    samples = [make_sample(i, r, k) for i, (r, k) in enumerate(zip(rewards, n_vo))]
+    images = images or [None] * len(rewards)
+    samples = [make_sample(i, r, k, m) for i, (r, k, m) in enumerate(zip(rewards, n_vo, images))]
     experiences = maker.split_rollout_samples(samples)
     for e in experiences:
         e.action_log_probs = -torch.rand(e.action_mask.shape) * e.action_mask
@@ -72,11 +72,12 @@ def make_step(maker, rewards, n_vo):
 
 
 @pytest.fixture
-def maker(trainer_module, tmp_path):
+def maker(trainer_module, tmp_path, upstream_args):
+    """Our experience maker on the namespace upstream's parser and post-processing make of ARGV (+ extra flags)."""
     from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
 
     def build(ssr=SSRConfig(), extra=()):
-        args = upstream_args(extra)
+        args = upstream_args(ARGV + tuple(extra))
         cfg = RLConfig(ssr=ssr, log=RunLogConfig(run_dir=str(tmp_path)))
         return trainer_module.PixelReasonerExperienceMaker(
             None, None, None, None, FixedKLController(0.0), SimpleNamespace(args=args),
@@ -193,3 +194,131 @@ def test_curiosity_off_without_sample_logs_still_reports_uniform_groups(maker):
     assert len(out) == 8
     assert m.step_stats["ssr/reward_uniform_group_ratio"] == 0.75
     assert "curiosity/bonus_mean" not in m.step_stats
+
+
+# ---------------------------------------------------------------- the recipe's advantage estimator (paper example)
+
+@pytest.fixture(scope="module")
+def recipe(dry_run, rl_7b_recipe_argv) -> dict:
+    """What `recipes/rl_7b.sh` resolves to with its defaults (a real dry run; its data need not exist here)."""
+    _code, out, document = dry_run(rl_7b_recipe_argv)
+    assert document is not None, out[-4000:]
+    return document
+
+
+def recipe_maker(trainer_module, tmp_path, recipe, estimator: str | None = None, alpha: float | None = None):
+    """Our experience maker configured exactly as `recipes/rl_7b.sh` configures it, with SSR off and optionally
+    another advantage estimator (upstream's post-processing does not depend on it) or curiosity α."""
+    import dataclasses
+
+    from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
+
+    from openrlhf_ext import rl_config, train
+
+    args = train.from_plain(recipe["openrlhf"])
+    if estimator is not None:
+        args.algo.advantage.estimator = estimator
+    cfg = rl_config.from_dict(RLConfig, recipe["pixel_reasoner"])
+    curiosity = cfg.curiosity if alpha is None else dataclasses.replace(cfg.curiosity, alpha=alpha)
+    cfg = dataclasses.replace(cfg, curiosity=curiosity, ssr=SSRConfig(enabled=False),
+                              log=RunLogConfig(run_dir=str(tmp_path)))
+    return trainer_module.PixelReasonerExperienceMaker(
+        None, None, None, None, FixedKLController(0.0), SimpleNamespace(args=args), SimpleNamespace(pad_token_id=PAD),
+        rl_config=cfg, rollout_size=args.rollout.n_samples_per_prompt, train_batch_size=args.train.batch_size)
+
+
+def group_advantages(maker, rewards, n_vo) -> np.ndarray:
+    out = maker.compute_advantages_and_returns(make_step(maker, rewards, n_vo))
+    adv = np.empty(len(rewards))
+    for e in out:
+        for i, idx in enumerate(e.index):
+            adv[idx] = float((e.advantages[i] * e.action_mask[i]).sum() / e.action_mask[i].sum())
+    return adv
+
+
+# The paper's calibration (appendix C.3): with 8 samples a lone tool user earns 0.5 * (0.3 - 1/8) = 0.0875.
+ALL_WRONG_ONE_TOOL_USER = ([0.0] * 8, [1] + [0] * 7)
+ALL_RIGHT_ONE_THREE_OP_SAMPLE = ([1.0] * 8, [3, 1, 1] + [0] * 5)  # RaPR 3/8 > H: no bonus, penalty −0.1
+
+
+def test_recipe_advantages_keep_alpha_and_beta_on_the_papers_example(trainer_module, tmp_path, recipe):
+    """The official GRPO (r − mean(group), `dr_grpo` upstream): the bonus moves the tool user by 7/8 · 0.0875."""
+    maker = recipe_maker(trainer_module, tmp_path, recipe)
+    assert maker.args.rollout.n_samples_per_prompt == 8 and maker.args.algo.advantage.estimator == "dr_grpo"
+    assert maker.rl_config.curiosity.alpha == 0.5
+    adv = group_advantages(maker, *ALL_WRONG_ONE_TOOL_USER)
+    assert adv[0] == pytest.approx(0.0875 * 7 / 8, abs=1e-6)  # +0.077, not +2.47
+    assert adv[1:] == pytest.approx([-0.0875 / 8] * 7, abs=1e-6)
+    doubled = group_advantages(recipe_maker(trainer_module, tmp_path, recipe, alpha=1.0), *ALL_WRONG_ONE_TOOL_USER)
+    assert doubled == pytest.approx(2 * adv, abs=1e-6)  # α scales the curiosity term
+    # β: two extra operations cost 2 · 0.05 = 0.1, i.e. −0.1 + 0.1/8 relative to the group
+    assert group_advantages(maker, *ALL_RIGHT_ONE_THREE_OP_SAMPLE)[0] == pytest.approx(-0.1 * 7 / 8, abs=1e-6)
+    # a correct answer in a 1-of-8 group still dominates any curiosity term
+    assert group_advantages(maker, [1.0] + [0.0] * 7, [0] * 8)[0] == pytest.approx(7 / 8, abs=1e-6)
+
+
+def test_group_norm_remains_an_option_and_makes_alpha_scale_free(trainer_module, tmp_path, recipe):
+    """Why it is not the default: dividing by the group std gives a wrong tool user in an all-wrong group the
+    advantage of a lone correct answer (+2.47), whatever α is."""
+    adv = group_advantages(recipe_maker(trainer_module, tmp_path, recipe, "group_norm"), *ALL_WRONG_ONE_TOOL_USER)
+    assert adv[0] == pytest.approx(7 / 8 * np.sqrt(8), rel=1e-5)  # 2.475
+    small_alpha = group_advantages(recipe_maker(trainer_module, tmp_path, recipe, "group_norm", alpha=0.05),
+                                   *ALL_WRONG_ONE_TOOL_USER)
+    assert small_alpha == pytest.approx(adv, rel=1e-4)
+
+
+def test_recipe_bounds_the_loss_of_stale_negative_replays(recipe):
+    """SSR `keep` mode replays samples with their generation-time log-probs, up to tens of optimizer steps old.
+    With A < 0 plain PPO's loss −r·A grows without bound in r; the recipe's dual clip caps it at dual_clip·|A|."""
+    from openrlhf_ext import rl_config, train
+    from openrlhf_ext.compat import install_flash_attn_stub
+
+    install_flash_attn_stub()  # openrlhf.models imports flash_attn at module level
+    from openrlhf.models.loss import PolicyLoss
+
+    a = train.from_plain(recipe["openrlhf"])
+    ssr = rl_config.from_dict(RLConfig, recipe["pixel_reasoner"]).ssr
+    assert ssr.enabled and ssr.stale_logprobs == "keep"
+    loss_fn = PolicyLoss(clip_eps_low=a.actor.eps_clip_low_high[0], clip_eps_high=a.actor.eps_clip_low_high[1],
+                         dual_clip=a.actor.dual_clip, token_level_loss=a.actor.loss_agg_mode == "token-mean",
+                         policy_loss_type=a.actor.policy_loss_type)  # as upstream's PolicyModelActor builds it
+    old = torch.zeros(1, 4)
+    new = old + np.log(20.0)  # the policy raised these tokens' probability 20x since the sample was generated
+    loss, *_ = loss_fn(new, old, torch.full((1, 4), -1.0), action_mask=torch.ones(1, 4))
+    assert float(loss) == pytest.approx(a.actor.dual_clip) and a.actor.dual_clip <= 3.0
+    fresh_loss, *_ = loss_fn(old, old, torch.full((1, 4), -1.0), action_mask=torch.ones(1, 4))
+    assert float(fresh_loss) == pytest.approx(1.0)  # on-policy samples are unaffected
+
+
+def test_buffer_bytes_count_shared_pixels_once(trainer_module):
+    """A prompt pixel tensor shared by the samples of a query is paid once, split between them."""
+    a, b = make_sample(0, 1.0, 0), make_sample(1, 0.0, 0)
+    alone_a, alone_b = trainer_module.sample_bytes([a, b])
+    pixels = a.mm_train_inputs[0]["pixel_values"]
+    assert alone_a > pixels.nbytes and pixels.nbytes == b.mm_train_inputs[0]["pixel_values"].nbytes
+    b.mm_train_inputs = [dict(b.mm_train_inputs[0], pixel_values=pixels)]  # one tensor, two samples
+    shared = trainer_module.sample_bytes([a, b])
+    assert shared[0] == pytest.approx(alone_a - pixels.nbytes / 2)
+    assert sum(shared) == pytest.approx(alone_a + alone_b - pixels.nbytes)
+
+
+def test_ssr_buffer_respects_its_byte_cap_on_real_experiences(maker):
+    m = maker(ssr=SSRConfig(max_bytes=None))
+    m.compute_advantages_and_returns(make_step(m, [1, 0, 0, 0] * 4, [0] * 16))
+    full = m.step_stats["ssr/buffer_bytes"]
+    assert m.step_stats["ssr/buffer_size"] == 16 and full > 16 * 48 * 4  # pixels of 16 samples at least
+    capped = maker(ssr=SSRConfig(max_bytes=int(full / 2)))
+    capped.compute_advantages_and_returns(make_step(capped, [1, 0, 0, 0] * 4, [0] * 16))
+    assert capped.step_stats["ssr/buffer_bytes"] <= full / 2
+    assert 0 < capped.step_stats["ssr/buffer_size"] < 16
+    assert capped.step_stats["ssr/buffer_evicted_for_bytes"] == 16 - capped.step_stats["ssr/buffer_size"]
+
+
+def test_a_response_whose_calls_all_failed_earns_no_curiosity_bonus(maker, tmp_path):
+    m = maker(ssr=SSRConfig(enabled=False))
+    # q0: sample 0 cropped, sample 1 sent a malformed call (n_vo 1, no image); q1..q3 text only
+    m.compute_advantages_and_returns(make_step(m, [0.0] * 16, [1, 1] + [0] * 14, images=[1, 0] + [0] * 14))
+    record = json.loads(open(tmp_path / "groups.jsonl").readline())
+    assert record["pixel_reasoning"] == [1, 0, 0, 0] and record["rapr"] == 0.25
+    assert record["bonus"] == pytest.approx([0.025, 0.0, 0.0, 0.0])
+    assert m.step_stats["curiosity/failed_calls_only_share"] == pytest.approx(1 / 16)

@@ -128,3 +128,26 @@ def test_invariants_over_random_steps(micro, capacity_mult, steps):
         assert len(replay.buffer) <= 4 * capacity_mult
         fresh = [it for it, rep in zip(sel.items, sel.replayed) if not rep]
         assert len(fresh) == len(set(fresh)) and set(fresh) <= informative_now
+
+
+def test_buffer_honours_a_byte_cap_oldest_first():
+    buffer = ReplayBuffer(capacity=100, max_bytes=1000)
+    buffer.add(["a", "b", "c"], [1.0, 1.0, 1.0], step=1, sizes=[400, 400, 100])
+    assert len(buffer) == 3 and buffer.bytes == 900
+    evicted = buffer.add(["d"], [1.0], step=2, sizes=[300])  # 1200 > 1000: the oldest goes
+    assert [e.item for e in buffer.entries()] == ["b", "c", "d"] and buffer.bytes == 800 and evicted == 1
+    buffer.add(["huge"], [1.0], step=3, sizes=[5000])  # larger than the cap on its own: never kept
+    assert buffer.bytes <= 1000 and "huge" not in [e.item for e in buffer.entries()]
+    with pytest.raises(ValueError, match="sizes"):
+        buffer.add(["e"], [1.0], step=4, sizes=[1, 2])
+
+
+def test_replay_reports_buffer_bytes_and_byte_evictions():
+    replay = SelectiveSampleReplay(SSRConfig(max_bytes=2500), rollout_size=8, train_batch_size=4)
+    sel = replay.select(items_of(1, 8), [1.0] * 8, sizes=[1000.0] * 8)
+    assert sel.stats["buffer_size"] == 2 and sel.stats["buffer_bytes"] == 2000
+    assert sel.stats["buffer_evicted_for_bytes"] == 6
+    uncapped = SelectiveSampleReplay(SSRConfig(max_bytes=None), rollout_size=8, train_batch_size=4)
+    assert uncapped.select(items_of(1, 8), [1.0] * 8, sizes=[1000.0] * 8).stats["buffer_size"] == 8
+    with pytest.raises(ConfigError, match="max_bytes"):
+        SSRConfig(max_bytes=0)

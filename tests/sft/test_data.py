@@ -61,11 +61,10 @@ def to_released_record(traj: dict, image_root: str) -> dict:
     return {"qid": traj["id"], "answer": traj["answer"], "message_list": out}
 
 
-def test_released_json_collates_exactly_like_our_jsonl(demo_data, sft_processor, collator, tmp_path):
-    """Same trajectories, both formats: identical tokens and labels (the tools text is not added twice, and
-    the positional rule of the official trainer becomes the same `loss: false` flags)."""
-    ours = records(demo_data["released"])
+def released_copy(demo_data, tmp_path, edit) -> str:
+    """The demo trajectories as a released JSON file, each record passed through `edit`."""
     root = os.path.dirname(demo_data["released"])
+    ours = records(demo_data["released"])
     for t in ours:  # absolute paths, as a downloaded dataset would be unzipped somewhere else
         for m in t["messages"]:
             for p in m["content"] if isinstance(m["content"], list) else []:
@@ -74,11 +73,23 @@ def test_released_json_collates_exactly_like_our_jsonl(demo_data, sft_processor,
                 elif p["type"] == "video":
                     p["frame_paths"] = [os.path.join(root, f) for f in p["frame_paths"]]
     released = tmp_path / "release.json"
-    released.write_text(json.dumps([to_released_record(t, root) for t in ours]))
+    released.write_text(json.dumps([edit(to_released_record(t, root)) for t in ours]))
+    return str(released)
+
+
+def without_tools(record: dict) -> dict:
+    record["message_list"][0]["content"] = [{"type": "text", "text": "You are a helpful assistant."}]
+    return record
+
+
+def test_released_json_collates_exactly_like_our_jsonl(demo_data, sft_processor, collator, tmp_path):
+    """Same trajectories, both formats: identical tokens and labels (the tools text is not added twice, and
+    the positional rule of the official trainer becomes the same `loss: false` flags)."""
+    root = os.path.dirname(demo_data["released"])
+    released = released_copy(demo_data, tmp_path, lambda record: record)
     ref = prepare_samples(demo_args(data_files=[demo_data["released"]]), sft_processor, None, progress=False)
-    rel = prepare_samples(demo_args(data_files=[str(released)], image_root=root), sft_processor, None,
-                          progress=False)
-    assert not rel.problems and len(rel.samples) == len(ref.samples) == len(ours)
+    rel = prepare_samples(demo_args(data_files=[released], image_root=root), sft_processor, None, progress=False)
+    assert not rel.problems and len(rel.samples) == len(ref.samples) == len(records(demo_data["released"]))
     for a, b in zip(ref.samples, rel.samples):
         assert b.tools is None and a.tools is not None
         ea, eb = collator.encode(a), collator.encode(b)
@@ -210,3 +221,44 @@ def test_processor_bounds_are_widened_so_budget_resized_images_pass_unchanged(ti
     h, w = smart_resize(1200, 1600, args.budgets().original.min_pixels, args.budgets().original.max_pixels)
     assert encoded["image_grid_thw"].tolist() == [[1, h // 14, w // 14]] and h * w // 784 > 256
     assert len(encoded["input_ids"]) == spec.tokens
+
+
+def test_released_rows_without_tools_are_trained_verbatim_and_counted(demo_data, sft_processor, collator, tmp_path,
+                                                                      caplog):
+    """The official trainer used a released row's system prompt as it is; a tools block appears only on request."""
+    path = released_copy(demo_data, tmp_path, without_tools)
+    root = os.path.dirname(demo_data["released"])
+    verbatim = prepare_samples(demo_args(data_files=[path], image_root=root), sft_processor, None, progress=False)
+    assert not verbatim.problems and verbatim.notes == {"released_rows_without_tools": len(verbatim.samples)}
+    assert "9 released rows whose system prompt has no `<tools>` block" in caplog.text
+    text = sft_processor.tokenizer.decode(collator.encode(verbatim.samples[0])["input_ids"])
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n")
+    added = prepare_samples(demo_args(data_files=[path], image_root=root, add_tools_to_released=True),
+                            sft_processor, None, progress=False)
+    assert added.notes == {"released_rows_tools_added": len(added.samples)}
+    text = sft_processor.tokenizer.decode(collator.encode(added.samples[0])["input_ids"])
+    assert text.count("# Tools") == 1 and "crop_image_normalized" in text
+
+
+def test_released_per_image_keys_are_reported_with_a_count(demo_data, sft_processor, tmp_path):
+    """qwen-vl-utils keys (min/max_pixels, resized_height/width, fps, nframes) would size an image for SFT alone;
+    every stage shows it at its kind's budget instead, and the report counts the rows that carried them."""
+    def with_keys(record):
+        first_user = record["message_list"][1]["content"]
+        for part in first_user:
+            if part["type"] == "image":
+                part.update(max_pixels=12845056, resized_height=280)
+            elif part["type"] == "video":
+                part.update(fps=1.0, nframes=16)
+        return record
+
+    path = released_copy(demo_data, tmp_path, with_keys)
+    args = demo_args(data_files=[path], image_root=os.path.dirname(demo_data["released"]))
+    prepared = prepare_samples(args, sft_processor, None, progress=False)
+    enforce_policy(prepared, str(tmp_path / "report.json"))
+    notes = json.load(open(tmp_path / "report.json"))["notes"]
+    images = sum(1 for t in records(demo_data["released"])
+                 if any(p["type"] == "image" for p in t["messages"][1]["content"]))
+    assert {k: v for k, v in notes.items() if k.startswith("released_media_key:")} == {
+        "released_media_key:max_pixels": images, "released_media_key:resized_height": images,
+        "released_media_key:fps": 1, "released_media_key:nframes": 1}

@@ -181,6 +181,71 @@ def test_masked_tokens_get_exactly_zero_gradient_and_loss_is_hand_computed_ce(de
     assert logits.grad[:, -1].abs().max().item() == 0.0  # the last position predicts nothing
 
 
+def test_sample_loss_averaging_is_the_mean_of_each_samples_token_mean(demo_specs, collator, tiny_model):
+    """`loss_averaging: sample` (the official trainer's averaging) against a hand computation, on two samples with
+    different numbers of trained tokens, where it differs from TRL's token mean."""
+    from trl import SFTConfig, SFTTrainer
+
+    from open_r1_ext.dataset import to_train_dataset
+    from open_r1_ext.loss import SampleMeanSFTTrainer, trainer_class
+
+    specs = [dataclasses.replace(demo_specs["released"][k], tools=None) for k in ("single_pass_0", "text_only_0")]
+    batch = collator([{"sample": s.to_json()} for s in specs])
+    args = SFTConfig(output_dir="/tmp/unused", use_cpu=True, bf16=False, report_to=[], max_length=None,
+                     remove_unused_columns=False)
+    trainer = trainer_class("sample")(model=tiny_model, args=args, train_dataset=to_train_dataset(specs),
+                                      processing_class=collator.processor, data_collator=collator)
+    assert isinstance(trainer, SampleMeanSFTTrainer) and trainer_class("token") is SFTTrainer
+    tiny_model.train()
+    with torch.no_grad():
+        loss = trainer.compute_loss(tiny_model, {k: v.clone() for k, v in batch.items()}).item()
+        logits = tiny_model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    targets, kept = batch["labels"][:, 1:], batch["labels"][:, 1:] != -100
+    nll = [torch.nn.functional.cross_entropy(logits[i, :-1][kept[i]].float(), targets[i][kept[i]], reduction="sum")
+           .item() for i in range(len(specs))]
+    per_sample = [n / k for n, k in zip(nll, kept.sum(1).tolist())]
+    token_mean = sum(nll) / kept.sum().item()
+    assert kept.sum(1).tolist()[0] > 2 * kept.sum(1).tolist()[1]
+    assert loss == pytest.approx(sum(per_sample) / 2, abs=1e-4)
+    assert abs(loss - token_mean) > 1e-3
+    assert trainer._metrics["train"]["mean_token_accuracy"]  # TRL's token metrics are still logged
+
+
+def test_no_trained_token_straddles_the_assistant_header(demo_data, tmp_path, sft_processor, collator):
+    """Assistant text that begins with a newline (e.g. an API answer of only tool calls, rendered with a leading
+    "\\n") would merge with the header's "\\n" into one token ("\\n\\n") that is half header, half trained text,
+    and that the model never writes after the header at inference. Checked on the real Qwen2.5 tokenizer."""
+    from open_r1_ext.dataset import prepare_samples
+    from open_r1_ext.demo_data import demo_script_arguments as demo_args
+
+    with open(demo_data["released"]) as f:
+        rows = [json.loads(line) for line in f]
+    row = next(r for r in rows if r["id"] == "recrop_once_0")
+    assistant = [m for m in row["messages"] if m["role"] == "assistant"]
+    for m, prefix in zip(assistant, ("\n", "\n\n", " \n")):
+        m["content"] = prefix + m["content"]
+    path = tmp_path / "trajectories.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    args = demo_args(data_files=[str(path)], image_root=os.path.dirname(demo_data["released"]))
+    prepared = prepare_samples(args, sft_processor, None, progress=False)
+    assert prepared.notes == {"rows_assistant_leading_newline": 1}
+    encoded = collator.encode(prepared.samples[0])
+    ids, labels = encoded["input_ids"].tolist(), encoded["labels"].tolist()
+    tokenizer = sft_processor.tokenizer
+    header = tokenizer.encode("<|im_start|>assistant")
+    newline = tokenizer.encode("\n")
+    assert len(header) == 2 and len(newline) == 1
+    starts = [i + 2 for i in range(len(ids) - 1) if ids[i:i + 2] == header]
+    assert len(starts) == len(assistant)
+    for i in starts:  # the header ends with a "\\n" token of its own, masked; the turn's text starts after it
+        assert ids[i] == newline[0] and labels[i] == -100
+    trained_starts = [i + 1 for i in starts if labels[i + 1] != -100]
+    assert len(trained_starts) == sum(1 for m in assistant if m.get("loss") is not False)
+    trained = [m["content"].lstrip() + "<|im_end|>" for m in assistant if m.get("loss") is not False]
+    spans = [tokenizer.decode(ids[i: labels.index(-100, i)]) for i in trained_starts]
+    assert spans == trained
+
+
 def test_loss_flags_change_what_is_trained(demo_specs, collator):
     """Control: the same trajectory with its `loss: false` flags removed trains strictly more tokens."""
     spec = demo_specs["released"]["recrop_twice_0"]

@@ -15,6 +15,7 @@ import yaml
 from pixel_reasoner.errors import DataError
 
 from open_r1_ext import sft
+from open_r1_ext.config import SFTScriptArguments
 from open_r1_ext.demo_data import demo_script_arguments as demo_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,10 +30,8 @@ def recipe_overrides(model_dir: str, data: str, out: str, *extra: str) -> list[s
 def test_the_tiny_recipe_uses_the_demo_budgets():
     with open(RECIPE) as f:
         recipe = yaml.safe_load(f)
-    budgets = demo_args().budgets()
-    assert recipe["original_max_pixels"] == budgets.original.max_pixels
-    assert recipe["crop_max_pixels"] == budgets.crop.max_pixels
-    assert recipe["frame_max_pixels"] == budgets.frame.max_pixels
+    assert SFTScriptArguments(**{k: v for k, v in recipe.items() if k.endswith("_pixels") or k == "pixel_budgets"}
+                              ).budgets() == demo_args().budgets()
 
 
 @pytest.mark.slow

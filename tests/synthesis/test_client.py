@@ -158,3 +158,24 @@ def test_dry_run_records_requests_without_image_bytes(tmp_path, api_key):
         assert not server.requests
         text = (tmp_path / "dry.jsonl").read_text()
         assert "base64" not in text and "<image/png 1000x500," in text and client.dry_run.images == 1
+
+
+def test_an_answer_of_only_tool_calls_becomes_the_text_the_model_would_write():
+    """An API that returns `tool_calls` and no content: the turn's text starts with the call, as Qwen2.5 renders it
+    after the header's newline (a leading "\\n" would merge with that newline into one trained token)."""
+    from openai.types.chat import ChatCompletion
+
+    from data_synthesis.client import _result
+
+    call = {"id": "c1", "type": "function",
+            "function": {"name": "crop_image", "arguments": "{\"bbox_2d\": [1, 2, 30, 40], \"target_image\": 1}"}}
+    response = ChatCompletion.model_validate({
+        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "tool_calls",
+                     "message": {"role": "assistant", "content": None, "tool_calls": [call]}},
+                    {"index": 1, "finish_reason": "tool_calls",
+                     "message": {"role": "assistant", "content": "Zooming in.", "tool_calls": [call]}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+    rendered = '<tool_call>\n{"name": "crop_image", "arguments": {"bbox_2d": [1, 2, 30, 40], "target_image": 1}}' \
+               '\n</tool_call>'
+    assert _result(response).texts == [rendered, "Zooming in.\n" + rendered]

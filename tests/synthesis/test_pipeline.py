@@ -11,6 +11,7 @@ from PIL import Image
 
 from data_synthesis.cli import main
 from data_synthesis.geometry import contains, intersects
+from pixel_reasoner.budget_check import recorded_budgets
 from pixel_reasoner.config import PixelBudgets
 from pixel_reasoner.episode import Episode, EpisodeConfig
 from pixel_reasoner.media import VideoSource, smart_resize
@@ -104,7 +105,7 @@ def test_loss_masks_follow_the_trajectory_type(run):
 def replay(trajectory, out):
     """Step every assistant turn through a fresh engine; each observation must equal the stored one, pixels too."""
     profile = get_profile(trajectory.profile)
-    config = EpisodeConfig(budgets=PixelBudgets.preset(trajectory.meta["budgets"]))
+    config = EpisodeConfig(budgets=recorded_budgets(trajectory.meta))
     media = trajectory.media[0]
     if media["type"] == "image":
         episode = Episode(profile, images=[resolve_path(media["path"], out)], config=config)
@@ -204,12 +205,12 @@ def test_output_passes_the_sft_validator_and_trains_in_the_tiny_sft_recipe(run, 
     """The SFT stage (open_r1_ext) validates every synthesised trajectory and takes real training steps on them."""
     from open_r1_ext.config import SFTScriptArguments
     from open_r1_ext.dataset import enforce_policy, prepare_samples
+    from open_r1_ext.demo_data import demo_budget_fields
     from open_r1_ext.modeling import load_processor
 
     data = os.path.join(run["out"], "trajectories.jsonl")
     recipe = os.path.join(REPO, "recipes", "sft_tiny_cpu.yaml")
-    budgets = {"original_max_pixels": 50176, "crop_max_pixels": 25088, "frame_max_pixels": 6272}  # the tiny recipe's
-    args = SFTScriptArguments(data_files=[data], **budgets)
+    args = SFTScriptArguments(data_files=[data], **demo_budget_fields())  # the tiny recipe's budgets
     processor = load_processor(tiny_model_dir, args.budgets())
     prepared = prepare_samples(args, processor, 4096, progress=False)
     assert not prepared.problems, [str(p) for p in prepared.problems]
