@@ -28,6 +28,7 @@ from pixel_reasoner.protocol import ProtocolProfile, get_profile, profile_names
 
 from eval.benchmarks import BENCHMARKS, frame_sampling
 from eval.benchmarks.common import LoadOptions
+from eval.choices import option_order
 from eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 
 FORCED_CALL_TOKENS = 128  # a forced call is ~110 characters; a random model may spell it one character a token
@@ -62,6 +63,9 @@ class RunConfig:
     shuffle_options: int | None = _opt(None, "shuffle multiple-choice options with this seed (per question) to "
                                              "measure order bias; default: the data's order, as the paper",
                                        metavar="SEED")
+    sort_options: bool = _opt(False, "list multiple-choice options sorted by their text: one fixed order for every "
+                                     "question, without the data's bias (V* lists the correct option first); the "
+                                     "order the zoom task trains on", action="store_true")
     scoring_protocol: str = _opt(DEFAULT_PROTOCOL, "scoring rules: paper (the official evaluation's, comparable "
                                                    "to Table 1) or lenient (accepts more answer formats)",
                                  flag="--protocol", choices=PROTOCOLS)
@@ -102,6 +106,8 @@ class RunConfig:
                       "enforce_eager", "save_images", "scoring_protocol")
 
     def __post_init__(self) -> None:
+        if self.sort_options and self.shuffle_options is not None:
+            raise ConfigError("--sort-options and --shuffle-options both set: choose one option order")
         for name in ("samples", "num_frames", "max_tokens_per_turn", "max_response_tokens", "max_model_len",
                      "batch_size", "tensor_parallel_size"):
             if getattr(self, name) < 1:
@@ -148,7 +154,7 @@ class RunConfig:
                  if v is not None and os.path.exists(v)}
         return {**self.to_dict(), **local, "model_fingerprint": model_fingerprint(self.model),
                 "data": os.path.abspath(self.data), "budgets": to_dict(self.budgets()), "limits": to_dict(self.limits()),
-                "option_order": "original" if self.shuffle_options is None else "shuffled",
+                "option_order": option_order(self.shuffle_options, self.sort_options),
                 "frame_sampling": frame_sampling(self.benchmark, self.data),
                 "protocol": {**profile.summary(), "system_prompt": profile.system_prompt,
                              "guidelines": profile.guidelines},

@@ -4,7 +4,10 @@
 - colour (multiple choice) and count (a number): answerable from the original at its budget (coarse questions).
 - video (multiple choice): one of 16 frames shows the frame; select that frame, then crop it.
 
-Options are shuffled per item; answers are option letters (multiple choice) or digits (count). Train and
+Options are listed in one fixed order, sorted by their text (eval `--sort-options`, which removes the V* layout's
+correct-first order): a letter then always names the same class, so answering is reading the crop, not mapping
+a class through a per-question permutation (which a 4-layer model had not learned after 1,300 SFT steps,
+docs/learning.md). Answers are option letters (multiple choice) or digits (count). Train and
 evaluation items come from different SeedSequence streams (`SPLITS`), so evaluation scenes are never trained on.
 """
 from __future__ import annotations
@@ -50,8 +53,8 @@ def item_rng(task_seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([task_seed, SPLITS[split], index])
 
 
-def _multiple_choice(rng: np.random.Generator, options: list[str], correct: str) -> tuple[list[str], str]:
-    shown = [options[i] for i in rng.permutation(len(options))]
+def _multiple_choice(options: list[str], correct: str) -> tuple[list[str], str]:
+    shown = sorted(options)
     return shown, chr(ord("A") + shown.index(correct))
 
 
@@ -66,9 +69,9 @@ def make_item(kind: str, task_seed: int, split: str, index: int, config: ZoomTas
     if kind == "count":
         return ZoomItem(item_id, kind, QUESTIONS[kind], None, str(scene.dots), scene)
     if kind == "colour":
-        choices, answer = _multiple_choice(rng, list(config.colours), scene.colour)
+        choices, answer = _multiple_choice(list(config.colours), scene.colour)
     else:
-        choices, answer = _multiple_choice(rng, [PATTERNS[p] for p in config.patterns], PATTERNS[scene.pattern])
+        choices, answer = _multiple_choice([PATTERNS[p] for p in config.patterns], PATTERNS[scene.pattern])
     return ZoomItem(item_id, kind, QUESTIONS[kind], choices, answer, scene)
 
 
@@ -80,7 +83,7 @@ def _video_item(rng: np.random.Generator, item_id: str, config: ZoomTaskConfig) 
     background = random_scene(rng, config, with_frame=False)  # the same draws: the same clutter, no frame
     k = int(rng.integers(1, config.video_frames + 1))
     frames = [target.image if i == k else background.image for i in range(1, config.video_frames + 1)]
-    choices, answer = _multiple_choice(rng, [PATTERNS[p] for p in config.patterns], PATTERNS[target.pattern])
+    choices, answer = _multiple_choice([PATTERNS[p] for p in config.patterns], PATTERNS[target.pattern])
     return ZoomItem(item_id, "video", QUESTIONS["video"], choices, answer, target, frames, k)
 
 

@@ -23,10 +23,11 @@ TEXT_ONLY_SHARE = 2000 / 7500  # the paper's text-only share of the SFT data (Ta
 VSTAR_DIR, TALLYQA_DIR, MVBENCH_DIR = "vstar", "tallyqa", "mvbench"
 MVBENCH_TASK_FILE = "episodic_reasoning.json"  # MVBench's frame-folder task
 MVBENCH_FRAMES = "video/tvqa/frames_fps3_hq"
-# `eval run` flags for the task: its profile and pixel budgets (ZoomTaskConfig.budgets()), options shuffled per
-# question (the V* layout lists the correct option first), short turns (a teacher turn is < 60 tokens).
+# `eval run` flags for the task: its profile and pixel budgets (ZoomTaskConfig.budgets()), options sorted by
+# their text (the V* layout lists the correct option first; the task's items list them in that sorted order),
+# short turns (a teacher turn is < 60 tokens).
 EVAL_FLAGS = ["--profile", "qwen", "--original-tokens", "4", "16", "--crop-tokens", "4", "16", "--frame-tokens", "4",
-              "16", "--shuffle-options", "0", "--max-tokens-per-turn", "96", "--max-response-tokens", "384",
+              "16", "--sort-options", "--max-tokens-per-turn", "96", "--max-response-tokens", "384",
               "--max-model-len", "2048", "--dtype", "float32"]
 
 
