@@ -10,7 +10,8 @@ Stages (each the command a user runs; every command line is recorded in the JSON
   5. sft eval  python -m eval run with tools, and with --no-tools (the ablation: answer from the original)
 Writes OUT/learning.json (every metric of eval.learning per stage, the targets of docs/learning.md and whether
 each is met, stage timings), OUT/sft_loss.png, and prints one summary line. Evaluation questions come from the
-task's `eval` split, training scenes from `train`: no evaluated scene is trained on.
+task's `eval` split, training scenes from `train`: no evaluated scene is trained on. Re-running into the same OUT
+with the same settings keeps the finished stages (`--skip-base` first, the base evaluation later, is one report).
 """
 from __future__ import annotations
 
@@ -67,6 +68,17 @@ def evaluate(py: str, model: str, bench: dict[str, str], out: str, tools: bool =
     return argv + ([] if tools else ["--no-tools"])
 
 
+def finished_stages(report: str, settings: dict) -> dict[str, float]:
+    """Seconds of the stages an earlier run into the same OUT finished, if it ran with the same settings (apart
+    from --skip-base): re-running then only adds what is missing, e.g. the untrained model's evaluation."""
+    if not os.path.exists(report):
+        return {}
+    with open(report, encoding="utf-8") as f:
+        previous = json.load(f)
+    same = lambda s: {k: v for k, v in s.items() if k != "skip_base"}  # noqa: E731
+    return dict(previous["seconds"]) if same(previous.get("settings", {})) == same(settings) else {}
+
+
 def check(value: float | None, op: str, bound: float) -> bool:
     return value is not None and (value >= bound if op == ">=" else value <= bound)
 
@@ -88,33 +100,35 @@ def main(argv: list[str] | None = None) -> dict:
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
     log, py = os.path.join(out, "commands.log"), sys.executable
-    timings: dict[str, float] = {}
-    model, sft = os.path.join(out, "model"), os.path.join(out, "sft")
-    timings["model"] = run([py, "-m", "pixel_reasoner.testing.tiny_qwen", model, "--preset", "zoom",
-                            "--seed", str(a.seed)], log)
-    seeds = os.path.join(out, "seeds")
-    timings["data"] = run([py, "-m", "pixel_reasoner.zoom_task", "seeds", seeds, "--n", str(a.train),
-                           "--seed", str(a.seed)], log)
-    timings["data"] += run(synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis"), "qwen"), log)
-    timings["data"] += run(synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis_no_tools"),
-                                     "qwen-no-tools", a.no_tools_rows), log)
+    timings = finished_stages(os.path.join(out, "learning.json"), vars(a))
+
+    def stage(name: str, *commands: list[str]) -> None:
+        if name not in timings:  # a finished stage of an earlier run with the same settings is kept
+            timings[name] = sum(run(command, log) for command in commands)
+
+    model, sft, seeds = os.path.join(out, "model"), os.path.join(out, "sft"), os.path.join(out, "seeds")
     bench_dir = os.path.join(out, "bench")
-    timings["data"] += run([py, "-m", "pixel_reasoner.zoom_task", "bench", bench_dir, "--detail", str(a.detail),
-                            "--colour", str(a.colour), "--count", str(a.count), "--seed", str(a.seed)], log)
+    stage("model", [py, "-m", "pixel_reasoner.testing.tiny_qwen", model, "--preset", "zoom", "--seed", str(a.seed)])
+    stage("data", [py, "-m", "pixel_reasoner.zoom_task", "seeds", seeds, "--n", str(a.train), "--seed", str(a.seed)],
+          synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis"), "qwen"),
+          synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis_no_tools"), "qwen-no-tools",
+                    a.no_tools_rows),
+          [py, "-m", "pixel_reasoner.zoom_task", "bench", bench_dir, "--detail", str(a.detail), "--colour",
+           str(a.colour), "--count", str(a.count), "--seed", str(a.seed)])
     bench = {name: os.path.join(bench_dir, name) for name in ("vstar", "tallyqa")
              if os.path.isdir(os.path.join(bench_dir, name))}
     results = {}
     if not a.skip_base:
-        timings["eval_base"] = run(evaluate(py, model, bench, os.path.join(out, "eval", "base")), log)
+        stage("eval_base", evaluate(py, model, bench, os.path.join(out, "eval", "base")))
         results["base"] = learning_metrics(os.path.join(out, "eval", "base"))
-    timings["sft"] = run([py, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml",
-                          "--num_cpu_threads_per_process", str(a.threads), "open_r1_ext/sft.py", "--config",
-                          "recipes/sft_zoom_cpu.yaml", "--model_name_or_path", model,
-                          "--data_files", os.path.join(out, "synthesis", "trajectories.jsonl"),
-                          os.path.join(out, "synthesis_no_tools", "trajectories.jsonl"), "--output_dir", sft,
-                          "--max_steps", str(a.steps), "--seed", str(a.seed)], log)
-    timings["eval_sft"] = run(evaluate(py, sft, bench, os.path.join(out, "eval", "sft")), log)
-    timings["eval_sft_no_tools"] = run(evaluate(py, sft, bench, os.path.join(out, "eval", "sft_no_tools"), False), log)
+    stage("sft", [py, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml",
+                  "--num_cpu_threads_per_process", str(a.threads), "open_r1_ext/sft.py", "--config",
+                  "recipes/sft_zoom_cpu.yaml", "--model_name_or_path", model,
+                  "--data_files", os.path.join(out, "synthesis", "trajectories.jsonl"),
+                  os.path.join(out, "synthesis_no_tools", "trajectories.jsonl"), "--output_dir", sft,
+                  "--max_steps", str(a.steps), "--seed", str(a.seed)])
+    stage("eval_sft", evaluate(py, sft, bench, os.path.join(out, "eval", "sft")))
+    stage("eval_sft_no_tools", evaluate(py, sft, bench, os.path.join(out, "eval", "sft_no_tools"), False))
     results["sft"] = learning_metrics(os.path.join(out, "eval", "sft"))
     results["sft_no_tools"] = learning_metrics(os.path.join(out, "eval", "sft_no_tools"))
     run([py, "-m", "open_r1_ext.plot_loss", os.path.join(sft, "trainer_state.json"), "--out",

@@ -8,9 +8,9 @@ not on re-reading boilerplate. Any other text still encodes (byte-level), just i
 `TEACHER_TEMPLATES` are the synthesis templates of `recipes/synth_zoom_cpu.yaml` (a test keeps them equal): the
 teacher writes what it sees on a line of its own, then the option with that text as the question lists it, then
 the letter. The vocabulary keeps a line (with its line break) as one token, so "vertical stripes\n" is the same
-token in the choices and in the answer, right after the option's letter in the choices: naming the letter is
-then a copy of the token before the earlier occurrence, which a tiny model learns in minutes (measured in
-docs/learning.md); choosing among shuffled letters without that line it had not learned after 1,300 steps.
+token in the choices and in the answer, right after the option's letter in the choices. The options are listed
+in one sorted order (`items`), so the letter after a pattern's line is always the same: a shuffled order, which
+made it a per-question lookup, had the letter at chance after 1,300 steps (docs/learning.md).
 """
 from __future__ import annotations
 
