@@ -86,12 +86,12 @@ def test_sft_on_the_zoom_task_learns_to_read_the_crop(tmp_path):
     py, root = sys.executable, str(tmp_path)
     model_dir, out = os.path.join(root, "model"), os.path.join(root, "sft")
     _run([py, "-m", "pixel_reasoner.testing.tiny_qwen", model_dir, "--preset", "zoom", "--seed", "0"])
-    train = _trajectories(py, root, "train", 800, task_seed=0)
+    train = _trajectories(py, root, "train", 3000, task_seed=0)
     heldout = _trajectories(py, root, "heldout", 80, task_seed=1)
     _run([py, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml",
           "--num_cpu_threads_per_process", "1", "open_r1_ext/sft.py", "--config", "recipes/sft_zoom_cpu.yaml",
           "--model_name_or_path", model_dir, "--data_files", train, "--data_weights", "1", "--output_dir", out,
-          "--max_steps", str(STEPS), "--lr_scheduler_type", "constant", "--seed", "0"])
+          "--max_steps", str(STEPS), "--lr_scheduler_type", "constant_with_warmup", "--seed", "0"])
 
     script, training, model_args = parse_args(["--config", "recipes/sft_zoom_cpu.yaml", "--model_name_or_path",
                                                model_dir, "--data_files", heldout, "--data_weights", "1",
