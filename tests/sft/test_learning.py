@@ -21,7 +21,7 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STEPS = 300
+STEPS = 1000  # the recipe's schedule; reading the crop is learned late (after ~600 steps, docs/learning.md)
 CHANCE = 0.25  # four patterns, four colours
 
 
@@ -91,7 +91,7 @@ def test_sft_on_the_zoom_task_learns_to_read_the_crop(tmp_path):
     _run([py, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml",
           "--num_cpu_threads_per_process", "1", "open_r1_ext/sft.py", "--config", "recipes/sft_zoom_cpu.yaml",
           "--model_name_or_path", model_dir, "--data_files", train, "--data_weights", "1", "--output_dir", out,
-          "--max_steps", str(STEPS), "--lr_scheduler_type", "constant_with_warmup", "--seed", "0"])
+          "--max_steps", str(STEPS), "--seed", "0"])
 
     script, training, model_args = parse_args(["--config", "recipes/sft_zoom_cpu.yaml", "--model_name_or_path",
                                                model_dir, "--data_files", heldout, "--data_weights", "1",
