@@ -540,15 +540,24 @@ class PixelReasonerGenerateSamplesActor(ppo_trainer_async.GenerateSamplesActor._
         return {"actor": type(self).__name__, **describe_rollout_requests(self.samples_generator)}
 
 
+def _class_key(cls) -> tuple[str, str]:
+    """Where a (Ray actor) class is defined. Identity does not do: in async mode upstream's `PPOTrainerAsync` is
+    itself a Ray actor, which Ray ships to its worker by value (its module name holds the actor handle, not the
+    class), and with it copies of the actor handles it creates; their module and name are kept."""
+    cls = getattr(cls, "__ray_actor_class__", cls)
+    return cls.__module__, cls.__qualname__
+
+
 def subclass_of(upstream_cls):
     """Our actor class for the upstream class `train()` is about to create (the async trainer itself is upstream's:
     it creates our rollout and training actors through the same hook)."""
-    if upstream_cls is ppo_trainer_async.PPOTrainerAsync:
+    key = _class_key(upstream_cls)
+    if key == _class_key(ppo_trainer_async.PPOTrainerAsync):
         return upstream_cls
-    ours = {ppo_trainer.PPOTrainer: PixelReasonerPPOTrainer,
-            ppo_trainer_async.TrainingActor: PixelReasonerTrainingActor,
-            ppo_trainer_async.GenerateSamplesActor: PixelReasonerGenerateSamplesActor}
-    if upstream_cls not in ours:
+    ours = {_class_key(ppo_trainer.PPOTrainer): PixelReasonerPPOTrainer,
+            _class_key(ppo_trainer_async.TrainingActor): PixelReasonerTrainingActor,
+            _class_key(ppo_trainer_async.GenerateSamplesActor): PixelReasonerGenerateSamplesActor}
+    if key not in ours:
         raise ConfigError(f"--pr.enable: no Pixel Reasoner actor extends {upstream_cls!r}; openrlhf_ext.trainer "
                           "subclasses PPOTrainer, TrainingActor and GenerateSamplesActor of OpenRLHF 0.11.2")
-    return ours[upstream_cls]
+    return ours[key]
