@@ -28,6 +28,7 @@ class SampleLogKeys:
     num_operations: str = "num_operations"  # n_vo(y): requested operations, failed ones included
     num_images: str = "num_images"  # images operations produced: > 0 iff an operation executed
     is_video: str = "is_video"  # optional; only the reference-code curiosity variant uses it
+    num_operation_errors: str = "num_operation_errors"  # requested operations that failed (agent/operation_error_rate)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,14 @@ class RunLogConfig:
 
     run_dir: str | None = None
     group_records: bool = True  # one JSON line per query group: rewards, n_vo, RaPR, bonus, penalty, advantages
+    # per-sample agent logs whose mean over each step's fresh rollout is logged as `agent/<key>_mean` (upstream
+    # averages per-sample values over what the actors trained on, which with SSR includes replays); keys the
+    # samples do not carry are left out
+    sample_means: tuple[str, ...] = ("num_operations", "used_pixel_reasoning", "num_operation_errors", "num_images",
+                                     "turns", "answered", "truncated", "correct")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sample_means", tuple(self.sample_means))  # a flag or JSON gives a list
 
 
 @dataclass(frozen=True)
