@@ -59,7 +59,8 @@ def order_choices(q: Question, shuffle_seed: int | None, sort: bool = False) -> 
     elif shuffle_seed is not None:
         question_rng(shuffle_seed, q.benchmark, q.id).shuffle(order)
     shown = [q.choices[i] for i in order]
-    meta = dict(q.meta, original_choices=list(q.choices), original_answer=letter(right), permutation=order)
+    meta = dict(q.meta, original_choices=list(q.choices), original_answer=letter(right), permutation=order,
+                option_order=option_order(shuffle_seed, sort))
     return dataclasses.replace(q, choices=shown, answer=letter(order.index(right)), meta=meta)
 
 

@@ -12,6 +12,7 @@ from eval.benchmarks import load_questions
 from eval.benchmarks.common import LoadOptions
 from eval.choices import order_choices, split_embedded_choices
 from eval.config import RunConfig
+from eval.scoring import option_order as scored_option_order
 from eval.testing import make_mvbench, make_pixel_reasoner_parquet, make_vstar
 
 
@@ -149,6 +150,9 @@ def test_sorted_options_are_one_order_for_every_question(benchmark_data):
     for original, q in zip(qs, (order_choices(q, None, sort=True) for q in qs)):
         assert q.choices == sorted(original.choices)
         assert q.choices[ord(q.answer) - 65] == original.choices[0]
+        assert q.meta["option_order"] == "sorted"
+    rows = [{"choices": q.choices, "meta": q.meta} for q in (order_choices(q, None, sort=True) for q in qs)]
+    assert scored_option_order(rows) == "sorted"  # what metrics.json records, not "shuffled"
     with pytest.raises(ConfigError, match="--sort-options and --shuffle-options"):
         RunConfig(model="m", benchmark="vstar", data="d", out="o", shuffle_options=0, sort_options=True)
 
