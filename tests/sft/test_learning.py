@@ -5,10 +5,12 @@ The decisions are scored teacher-forced, at the tokens that carry them: the crop
 to zoom: only the original's pixels say it), the pattern the crop shows (only the crop's pixels say it), and
 the option letter after it. The untrained model is at chance on all; the trained one must read the crop nearly
 always.
-If the crop's pixels did not reach the model (a collator, processor or budget bug), the class after the crop
-would stay at chance (25%) and this test fails: docs/learning.md records that run. Localising within the
-original takes ~1,000 steps, longer than CI allows, so the box is reported, not asserted; bench/learning.py
-measures it, and generation-time accuracy, from a full run.
+If the crop's pixels did not reach the model (a collator, processor or budget bug), the pattern after the crop
+would stay at chance (25%) and this test fails: docs/learning.md records that run. Reading the crop is learned
+late (between ~600 and 1,000 steps of the recipe's schedule; not by 300 with either schedule), so the test runs the
+recipe's 1,000 steps: ~10 minutes on 2 free cores, more than the 5 the issue asked for. Localising within the
+original takes longer still, so the box is reported, not asserted; bench/learning.py measures it, and
+generation-time accuracy, from a full run.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ CHANCE = 0.25  # four patterns, four colours
 def _run(argv: list[str]) -> None:
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "TOKENIZERS_PARALLELISM": "false"}
-    run = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
     assert run.returncode == 0, " ".join(argv) + "\n" + run.stdout[-3000:] + run.stderr[-3000:]
 
 
