@@ -511,7 +511,7 @@ def samples_for(a, tokenizer) -> tuple[dict[str, Sample], dict[str, str]]:
     if a.tiny:
         sft_args, sft_media, rl_media = demo_script_arguments(), DemoMedia(), DemoMedia()
     else:
-        sft_args = SFTScriptArguments(pixel_budgets="paper_sft")
+        sft_args = SFTScriptArguments(budget_preset="paper_sft")
         sft_media = DemoMedia(budgets=sft_args.budgets(), scale=PAPER_SCALE)
         rl_media = DemoMedia(budgets=RolloutConfig().budgets, scale=PAPER_SCALE)
     samples, skipped = {}, {}

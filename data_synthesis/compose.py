@@ -30,6 +30,7 @@ from data_synthesis.reference import Reference
 from data_synthesis.rejection import Rejected
 from data_synthesis.seeds import SeedItem
 from data_synthesis.self_correction import Plan
+from pixel_reasoner.config import VIDEO_FRAMES
 from pixel_reasoner.episode import Episode, EpisodeConfig, OperationRecord
 from pixel_reasoner.media import DecodedImageCache, VideoSource
 from pixel_reasoner.protocol import ProtocolProfile
@@ -48,7 +49,7 @@ class Composed:
 
 class Composer:
     def __init__(self, profile: ProtocolProfile, episode_config: EpisodeConfig, cache: DecodedImageCache,
-                 num_frames: int = 16):
+                 num_frames: int = VIDEO_FRAMES):
         self.profile = profile
         self.episode_config = episode_config
         self.cache = cache
@@ -145,7 +146,7 @@ class Composer:
         result = episode.step(analysis.local_text)
         if not result.done or result.termination != "answer":
             raise Rejected(STAGE, "engine_no_answer", f"the final turn ended as {result.termination!r}")
-        check_answer(result.answer, item.answer, item.answer_kind, item.choices, min_score, stage=STAGE)
+        check_answer(result.answer, item.answer, item.scoring, item.choices, min_score, stage=STAGE)
         messages = self.prompt(episode, item) + [dict(m) for m in episode.messages]
         assistant = [m for m in messages if m["role"] == "assistant"]
         for m in assistant[: len(plan.wrong)]:
@@ -157,7 +158,7 @@ class Composer:
         result = episode.step(text)
         if not result.done or result.termination != "answer":
             raise Rejected("text_only", "engine_no_answer", f"ended as {result.termination!r}")
-        check_answer(result.answer, item.answer, item.answer_kind, item.choices, min_score, stage="text_only")
+        check_answer(result.answer, item.answer, item.scoring, item.choices, min_score, stage="text_only")
         return Composed("text_only", self.prompt(episode, item) + [dict(m) for m in episode.messages], episode)
 
     def prompt(self, episode: Episode, item: SeedItem) -> list[dict]:

@@ -74,7 +74,7 @@ def make_seeds(out_dir: str, spec: SeedSpec = SeedSpec()) -> str:
         name = f"dots_{i}.png"
         image.save(os.path.join(media, name))
         rows.append({"id": f"dots-{i}", "image": f"media/{name}", "question": "How many black dots are on the white "
-                     "strip?", "answer": str(count), "answer_kind": "count",
+                     "strip?", "answer": str(count), "scoring": "count",
                      "ref_box": [x0 - 4, y0 - 4, x0 + 14 * count + 5, y0 + 15]})
     for i in range(spec.clips):
         name = f"clip_{i}.mp4"

@@ -148,7 +148,7 @@ stage_synthesis() {
   "$PYTHON" -m pixel_reasoner.quickstart wait-http "$url/models" --pid "$SERVER_PID" --log "$LOGS/vllm_server.log"
   run_logged "$LOGS/synthesis.log" "$PYTHON" -m data_synthesis run --config recipes/synth_tiny_cpu.yaml \
     --set "endpoints.expert.base_url=$url" --set "endpoints.base.base_url=$url" \
-    --set "sources=[{kind: jsonl, name: quickstart, path: '$OUT/seeds/seeds.jsonl'}]" \
+    --set "sources=[{format: jsonl, name: quickstart, path: '$OUT/seeds/seeds.jsonl'}]" \
     --output-dir "$OUT/synthesis" --no-progress
   stop_pid "$SERVER_PID"
   SERVER_PID=""

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from pixel_reasoner.config import VIDEO_FRAMES
 from pixel_reasoner.errors import DataError
 
 
@@ -16,7 +17,7 @@ class LoadOptions:
     split: str | None = None  # tallyqa: test|train (file); infovqa: val|test
     subset: str | None = None  # tallyqa: complex|simple|all; mvbench: comma-separated task names or json stems
     image_root: str | None = None  # where image paths in the annotation files are relative to
-    num_frames: int = 16  # frames sampled uniformly from each video (the paper: 16)
+    video_frames: int = VIDEO_FRAMES  # frames sampled from each video
 
 
 def read_json(path: str) -> Any:

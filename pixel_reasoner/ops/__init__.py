@@ -1,17 +1,12 @@
 """Registry of visual operations. Built-ins register on import; others load by module path from config."""
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import os
-import sys
-from types import ModuleType
 from typing import Iterable
 
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.ops.base import (EpisodeImage, OperationContext, OperationResult, ProducedImage,
                                      VisualOperation)
+from pixel_reasoner.plugins import import_extension
 
 _REGISTRY: dict[str, VisualOperation] = {}
 
@@ -47,42 +42,12 @@ def load_operation_modules(modules: Iterable[str]) -> list[str]:
     """
     names: list[str] = []
     for module in modules:
-        loaded = _import_path(module) if module.endswith(".py") or os.sep in module else _import_name(module)
+        loaded = import_extension(module, "operation module")
         for value in vars(loaded).values():
             if isinstance(value, type) and issubclass(value, VisualOperation) and value.__module__ == loaded.__name__ \
                     and _REGISTRY.get(getattr(value, "name", None)) is not None and value.name not in names:
                 names.append(value.name)
     return names
-
-
-def _import_name(module: str) -> ModuleType:
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ConfigError(f"cannot import operation module {module!r}: {e}. Give an importable module name or the "
-                          "path of a .py file.") from e
-
-
-def _import_path(path: str) -> ModuleType:
-    """Import a file once per process under a name derived from its absolute path (re-imports would re-register)."""
-    full = os.path.abspath(path)
-    if not os.path.isfile(full):
-        raise ConfigError(f"operation module file not found: {path} (resolved to {full})")
-    name = "pixel_reasoner_user_ops." + hashlib.sha1(full.encode()).hexdigest()[:12] + "_" + \
-        os.path.splitext(os.path.basename(full))[0]
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, full)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot load operation module file {path}: not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
 
 
 from pixel_reasoner.ops import crop, select_frames  # noqa: E402,F401  (built-ins register themselves)

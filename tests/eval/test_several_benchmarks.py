@@ -7,18 +7,17 @@ import pytest
 
 from pixel_reasoner.errors import ConfigError
 
-from eval.cli import build_parser, configs_from_args, run, run_many
-from eval.config import RunConfig
+from eval.cli import build_parser, configs_from_args, run, run_many, run_values
 from eval.testing import ScriptedGenerator
 
 TASKS = "action_sequence,episodic_reasoning"  # the two MVBench tasks of the fixture
-SMALL = ["--original-tokens", "4", "128", "--crop-tokens", "4", "64", "--frame-tokens", "4", "16", "--batch-size", "4"]
+SMALL = ["--original-min-pixels", "3136", "--original-max-pixels", "100352", "--crop-min-pixels", "3136",
+         "--crop-max-pixels", "50176", "--frame-min-pixels", "3136", "--frame-max-pixels", "12544", "--batch-size", "4"]
 
 
 def parse(*argv):
     args = build_parser().parse_args(["run", "--model", "/models/scripted", *argv])
-    names = {f.name for f in __import__("dataclasses").fields(RunConfig)}
-    return configs_from_args({k: v for k, v in vars(args).items() if k in names})
+    return configs_from_args(run_values(args))
 
 
 def test_one_engine_serves_every_benchmark_and_results_equal_separate_runs(benchmark_data, tmp_path):

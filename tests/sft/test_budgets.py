@@ -43,7 +43,7 @@ def test_normalized_rows_under_other_budgets_train_and_are_counted(demo_data, sf
     enforce_policy(prepared, str(tmp_path / "report.json"))
     report = json.load(open(tmp_path / "report.json"))
     assert report["notes"] == {"rows_other_budgets": len(CROP_ROWS)}
-    assert report["pixel_budgets"]["crop"] == {"min_pixels": 3136, "max_pixels": 12544}
+    assert report["budgets"]["crop"] == {"min_pixels": 3136, "max_pixels": 12544}
     assert f"{len(CROP_ROWS)} rows made under other pixel budgets than this run's, with normalized boxes" in caplog.text
     same = prepare_samples(demo_args(data_files=[demo_data["released"]]), sft_processor, None, progress=False)
     assert same.notes == {}

@@ -138,8 +138,8 @@ def test_the_qwen_profile_writes_pixel_boxes_and_tool_turns_that_replay(tmp_path
     with synth.ScriptedServer(synth.PaperScript(seed_data["truths"])) as server:
         out = str(tmp_path / "qwen")
         config = synth.write_config(str(tmp_path / "q.yaml"), seed_data, server.base_url, out, profile="qwen",
-                                    sources=[{"kind": "web", "path": seed_data["web"]},
-                                             {"kind": "star", "path": seed_data["star"]}],
+                                    sources=[{"format": "web", "path": seed_data["web"]},
+                                             {"format": "star", "path": seed_data["star"]}],
                                     **{"endpoints.expert.api_key_env": "", "text_only.share": 0.0, "seed": 1,
                                        "self_correction.video": {"single_pass": 0.5, "reselect": 0.5}})
         assert main(["run", "--config", config, "--no-progress"]) == 0

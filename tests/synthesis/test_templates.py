@@ -85,5 +85,5 @@ def test_always_sends_no_stage_two_or_text_only_request(tmp_path, seed_data, syn
 def test_templates_must_state_the_answer():
     with pytest.raises(ConfigError, match="boxed_answer"):
         TemplateConfig(local_image="The crop shows it.")
-    with pytest.raises(ConfigError, match="use="):
+    with pytest.raises(ConfigError, match="use: .sometimes. is not one of never"):
         TemplateConfig(use="sometimes")
