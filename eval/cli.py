@@ -227,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser = sub.add_parser("report", help="markdown table in the paper's Table 1 layout + RaPR")
     report_parser.add_argument("metrics", nargs="+", help="metrics.json files")
     report_parser.add_argument("--out", help="write the markdown here too")
-    report_parser.add_argument("--benchmark_modules", "--benchmark-modules", nargs="*", default=[],
-                               help="modules or .py files that register more benchmarks")
+    report_parser.add_argument("--benchmark_modules", "--benchmark-modules", action="append", default=[],
+                               metavar="MODULE", help="a module or .py file that registers more benchmarks "
+                                                      "(repeatable)")
     return parser
 
 

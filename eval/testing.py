@@ -16,6 +16,8 @@ from PIL import ImageDraw
 
 from pixel_reasoner.testing.media import scene_image, write_video
 
+SMALL_BUDGETS = {"original_min_pixels": 4 * 784, "original_max_pixels": 128 * 784,  # RunConfig fields: test images
+                 "crop_min_pixels": 4 * 784, "crop_max_pixels": 64 * 784}  # stay small (a few visual tokens)
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (30, 60, 220), "yellow": (230, 220, 40)}
 
 
