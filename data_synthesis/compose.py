@@ -41,7 +41,7 @@ STAGE = "compose"
 
 @dataclass
 class Composed:
-    kind: str
+    trajectory_type: str
     messages: list[dict]  # prompt + episode messages (PIL images), wrong turns marked `loss: False`
     episode: Episode
     operations: list[dict] = field(default_factory=list)  # what was executed, for the trajectory's meta
@@ -127,11 +127,11 @@ class Composer:
         lead = f"{analysis.global_text}\n\n{analysis.transition}\n"
         for i, wrong in enumerate(plan.wrong):
             if wrong.box is not None:
-                text = lead + self.crop_call(episode, wrong.box, 1, outward=plan.kind == "further_zoom_in")
+                text = lead + self.crop_call(episode, wrong.box, 1, outward=plan.trajectory_type == "further_zoom_in")
             else:
                 text = lead + self.frames_call(wrong.frames or [])
             record = self._operate(episode, text)
-            self._check_wrong(plan.kind, record, reference)
+            self._check_wrong(plan.trajectory_type, record, reference)
             operations.append(_describe(record, loss=False))
             lead = plan.recovery_texts[i] + "\n"
         if reference.box is not None:
@@ -151,7 +151,7 @@ class Composer:
         assistant = [m for m in messages if m["role"] == "assistant"]
         for m in assistant[: len(plan.wrong)]:
             m["loss"] = False
-        return Composed(plan.kind, messages, episode, operations)
+        return Composed(plan.trajectory_type, messages, episode, operations)
 
     def compose_text_only(self, item: SeedItem, text: str, min_score: float) -> Composed:
         episode = self.episode(item)

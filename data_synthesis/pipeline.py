@@ -233,7 +233,7 @@ class SynthesisRun:
         plan = await asyncio.to_thread(self._plan, item, kind, reference, analysis.target)
         composed = await asyncio.to_thread(self.composer.compose, item, reference, analysis, plan,
                                            cfg.expert.min_score)
-        return composed, {"planned_kind": plan.planned_kind, "fallback_reason": plan.fallback_reason,
+        return composed, {"planned_type": plan.planned_type, "fallback_reason": plan.fallback_reason,
                           "reference": reference.to_dict(), "operations": composed.operations,
                           "expert": expert_meta}
 

@@ -195,7 +195,7 @@ def run_scenario(name: str, profile: str, out_dir: str, copy: int = 0, media: De
     messages = messages_to_records(prompt + ep.messages, os.path.join(media_dir, stem), out_dir, stem)
     media = [p for p in messages[1]["content"] if p["type"] in ("image", "video")]
     return Trajectory(id=stem, messages=messages, profile=ep.profile.name, media=media, question=question,
-                      choices=CHOICES, answer=answer, source="demo", kind=name,
+                      choices=CHOICES, answer=answer, source="demo", trajectory_type=name,
                       meta={"stats": ep.stats.to_dict(), "budgets": to_dict(ep.config.budgets)})
 
 

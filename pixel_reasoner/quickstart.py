@@ -158,7 +158,7 @@ def collect(out_dir: str) -> dict:
             "answer_extracted")}
     metrics = {
         "stages": read_jsonl(os.path.join(out_dir, "timings.jsonl")),
-        "synthesis": {"trajectories": trajectories.get("total"), "by_kind": trajectories.get("by_kind"),
+        "synthesis": {"trajectories": trajectories.get("total"), "by_type": trajectories.get("by_type"),
                       "from_templates": trajectories.get("from_templates"),
                       "rejections": (synthesis.get("rejections") or {}).get("by_stage")},
         "sft": {"steps": sft_state.get("global_step"), "losses": losses},

@@ -153,7 +153,7 @@ stage_synthesis() {
   stop_pid "$SERVER_PID"
   SERVER_PID=""
   log "  server stopped; $(json_get "$OUT/synthesis/stats.json" \
-    "f\"{d['trajectories']['total']} trajectories {d['trajectories']['by_kind']}, \
+    "f\"{d['trajectories']['total']} trajectories {d['trajectories']['by_type']}, \
 {d['trajectories']['from_templates']['total']} composed from templates after the model's output was rejected \
 ({', '.join(f'{k} {v}' for k, v in d['trajectories']['from_templates']['model_rejections'].items())})\"")"
 }

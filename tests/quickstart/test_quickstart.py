@@ -123,7 +123,7 @@ def test_synthesised_trajectories_pass_the_sft_validator(quickstart):
     data = out / "synthesis" / "trajectories.jsonl"
     trajectories = [t for _, t in read_trajectories(str(data))]
     assert len(trajectories) >= 8
-    assert {t.kind for t in trajectories} & {"recrop_once", "recrop_twice", "further_zoom_in", "reselect"}
+    assert {t.trajectory_type for t in trajectories} & {"recrop_once", "recrop_twice", "further_zoom_in", "reselect"}
     assert all(t.validate(root=str(out / "synthesis"), where=t.id) == [] for t in trajectories)
     args = SFTScriptArguments(data_files=[str(data)])
     prepared = prepare_samples(args, load_processor(str(out / "model"), args.budgets()), 4096, progress=False)

@@ -21,7 +21,7 @@ def lines(path):
 
 
 def content(trajectory):
-    return {k: trajectory[k] for k in ("id", "kind", "source", "messages", "media", "question", "answer")}
+    return {k: trajectory[k] for k in ("id", "trajectory_type", "source", "messages", "media", "question", "answer")}
 
 
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, seed_data, synth):

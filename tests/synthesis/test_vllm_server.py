@@ -120,5 +120,5 @@ def test_garbage_is_rejected_cleanly_and_forced_formats_flow_through(vllm_server
     assert second_run["expert/expert"]["requests"] >= 1 and second_run["expert/expert"]["cache_hits"] == 0
     for line in open(tmp_path / "b" / "trajectories.jsonl"):
         t = json.loads(line)
-        assert t["kind"] in ("single_pass", "recrop_once", "recrop_twice", "further_zoom_in", "reselect",
+        assert t["trajectory_type"] in ("single_pass", "recrop_once", "recrop_twice", "further_zoom_in", "reselect",
                              "text_only")
