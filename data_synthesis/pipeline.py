@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import os
@@ -40,6 +39,7 @@ from data_synthesis.writer import TrajectoryWriter
 from pixel_reasoner.config import to_dict
 from pixel_reasoner.episode import Episode, EpisodeConfig
 from pixel_reasoner.errors import PixelReasonerError
+from pixel_reasoner.jsonl import write_jsonl
 from pixel_reasoner.media import default_cache
 from pixel_reasoner.parsing import parse_turn
 from pixel_reasoner.protocol import get_profile
@@ -402,8 +402,8 @@ class SynthesisRun:
     def _log_run_start(self) -> None:
         with open(os.path.join(self.out, "config.json"), "w", encoding="utf-8") as f:
             f.write(dump_json(self.config) + "\n")
-        with open(os.path.join(self.out, "runs.jsonl"), "a", encoding="utf-8") as f:
-            f.write(json.dumps({"started": time.time(), "argv": sys.argv, "config": self.config.to_dict()}) + "\n")
+        write_jsonl(os.path.join(self.out, "runs.jsonl"),
+                    [{"started": time.time(), "argv": sys.argv, "config": self.config.to_dict()}], append=True)
 
     def _this_run_summary(self, processed: int, already: int, seconds: float) -> dict[str, Any]:
         total = self.accounting.total()

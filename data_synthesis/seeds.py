@@ -26,6 +26,7 @@ from PIL import Image
 
 from data_synthesis.config import SourceConfig
 from pixel_reasoner.errors import DataError
+from pixel_reasoner.jsonl import jsonl_lines
 from pixel_reasoner.scoring import SCORERS, choice_letter, parse_count
 
 logger = logging.getLogger(__name__)
@@ -113,21 +114,9 @@ def _resolve(path: Any, root: str, what: str) -> str:
 
 
 def _jsonl_records(config: SourceConfig) -> Iterator[tuple[str, dict | None, str, str | None]]:
-    """(location, record or None, raw line, parse error) for each non-empty line."""
-    with open(config.path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            location = f"{config.path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield location, None, line, f"not valid JSON ({e.msg} at column {e.colno})"
-                continue
-            if not isinstance(record, dict):
-                yield location, None, line, f"expected a JSON object, got {type(record).__name__}"
-                continue
-            yield location, record, line, None
+    """(location, record or None, raw line, why it is not a record) for each non-empty line."""
+    for line in jsonl_lines(config.path):
+        yield f"{config.path}:{line.number}", line.value, line.text, line.error
 
 
 def _shorten(raw: str, limit: int = 500) -> str:

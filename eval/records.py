@@ -19,7 +19,7 @@ import warnings
 from typing import Iterable, Iterator
 
 from pixel_reasoner.errors import DataError
-from pixel_reasoner.jsonl import JsonlAppender, iter_jsonl
+from pixel_reasoner.jsonl import JsonlAppender, iter_jsonl, repair_tail
 
 logger = logging.getLogger(__name__)
 
@@ -68,34 +68,12 @@ def read_predictions(path: str) -> list[dict]:
 
 
 def recover_predictions(path: str) -> int:
-    """Repair the end of a predictions file after a crash; returns the number of bytes discarded.
-
-    Rows are written as one line ending in a newline, so only a last line without its newline can be partial.
-    If that line is nevertheless a complete row (the crash hit between the row and its newline), the newline is
-    added and the row kept; otherwise the partial line is cut off.
-    """
-    if not os.path.isfile(path):
-        return 0
-    with open(path, "rb+") as f:
-        data = f.read()
-        if not data or data.endswith(b"\n"):
-            return 0
-        start = data.rfind(b"\n") + 1
-        try:
-            row = json.loads(data[start:])
-            complete = isinstance(row, dict) and all(k in row for k in REQUIRED_FIELDS)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            complete = False
-        if complete:
-            f.write(b"\n")
-            removed = 0
-        else:
-            logger.warning("%s: discarding a partially written last line (%d bytes) left by an interrupted run",
-                           path, len(data) - start)
-            f.truncate(start)
-            removed = len(data) - start
-        f.flush()
-        os.fsync(f.fileno())
+    """Repair the end of a predictions file after a crash (`pixel_reasoner.jsonl.repair_tail`: a whole last row
+    missing its newline is kept); returns the number of bytes discarded."""
+    removed = repair_tail(path, lambda row: all(k in row for k in REQUIRED_FIELDS))
+    if removed:
+        logger.warning("%s: discarding a partially written last line (%d bytes) left by an interrupted run", path,
+                       removed)
     return removed
 
 

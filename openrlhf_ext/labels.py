@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from pixel_reasoner.errors import DataError
 from pixel_reasoner.paper_scoring import KIND as PAPER, paper_correct, solution_text
-from pixel_reasoner.scoring import SCORERS, choice_letter, parse_count, score
+from pixel_reasoner.scoring import SCORERS, auto_scoring, choice_letter, parse_count, score
 
 KINDS = (*SCORERS, PAPER, "auto")
 
@@ -50,12 +50,7 @@ class TaskLabel:
         kind = self.kind or default_kind
         if kind != "auto":
             return kind
-        answers = list(self.answer) if isinstance(self.answer, tuple) else [self.answer]
-        if self.choices:
-            return "multiple_choice"
-        if len(answers) == 1 and answers[0].strip().isdigit():
-            return "count"
-        return "exact_match"
+        return auto_scoring(list(self.answer) if isinstance(self.answer, tuple) else self.answer, self.choices)
 
     def validate(self, default_kind: str = "auto") -> "TaskLabel":
         """Raise DataError unless the answer can be scored (checked before any generation)."""

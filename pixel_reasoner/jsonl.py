@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from pixel_reasoner.errors import DataError
 
@@ -70,6 +70,42 @@ def write_jsonl(path: str, rows: Iterable[Any], append: bool = False) -> int:
             f.write(dumps(row))
             n += 1
     return n
+
+
+def repair_tail(path: str, complete: Callable[[dict], bool] = lambda row: True) -> int:
+    """Repair the end of an append-only JSONL file after a crash; returns the number of bytes discarded.
+
+    Rows are written as one line ending in a newline, so only the last line can be partial: one without its
+    newline, or one that is not JSON (a crash can leave garbage where a block was being written). A last line
+    without its newline that is nevertheless a whole row (`complete(row)`: the crash hit between the row and its
+    newline) gets its newline and is kept; any other broken last line is cut off. A broken line before the last
+    is not a crash artefact: readers report it.
+    """
+    if not os.path.isfile(path):
+        return 0
+    with open(path, "rb+") as f:
+        data = f.read()
+        body = data.rstrip(b"\n")
+        if not body:
+            return 0
+        start = body.rfind(b"\n") + 1
+        try:
+            row = json.loads(body[start:])
+            parsed = isinstance(row, dict)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            parsed = False
+        newline = len(body) < len(data)
+        if parsed and newline:
+            return 0
+        if parsed and complete(row):
+            f.write(b"\n")
+            removed = 0
+        else:
+            f.truncate(start)
+            removed = len(data) - start
+        f.flush()
+        os.fsync(f.fileno())
+    return removed
 
 
 class JsonlAppender:

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from pixel_reasoner.config import VIDEO_FRAMES
 from pixel_reasoner.errors import DataError
+from pixel_reasoner.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,13 @@ class LoadOptions:
 
 
 def read_json(path: str) -> Any:
+    """An annotation file: JSON, or JSON Lines (`.jsonl`, a list of objects)."""
     if not os.path.isfile(path):
         raise DataError(f"annotation file not found: {path}")
+    if path.endswith(".jsonl"):
+        return read_jsonl(path)
     with open(path, encoding="utf-8") as f:
         try:
-            if path.endswith(".jsonl"):
-                return [json.loads(line) for line in f if line.strip()]
             return json.load(f)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
