@@ -234,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_protocol_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--protocol", dest="deprecated.protocol", default=None, help="deprecated: use --scoring_protocol")
+    parser.add_argument("--protocol", dest="deprecated.protocol", default=None,
+                        help="deprecated: use --scoring_protocol")
 
 
 def command_values(cls: type, args: argparse.Namespace) -> dict:

@@ -6,9 +6,9 @@ budgets every stage's recipe uses (`PixelBudgets.consistent()`: originals 256–
 frames ≤400; `--budget_preset paper_eval` gives the official eval code's 256–8000 / 256–5120 / ≤512, which the
 paper's numbers were measured with), at most 4 operations / 16 images per trajectory, greedy decoding, 2048 new
 tokens per turn and 8192 per response, options in the data's order, the paper's scoring rules
-(`--scoring_protocol paper`). Every field is recorded in `run_manifest.json`; a resumed run must agree on every field that
-can change its predictions (`identity`); the scoring protocol only changes the metrics, which are recomputed from
-all rows each time.
+(`--scoring_protocol paper`). Every field is recorded in `run_manifest.json`; a resumed run must agree on every
+field that can change its predictions (`identity`); the scoring protocol only changes the metrics, which are
+recomputed from all rows each time.
 """
 from __future__ import annotations
 

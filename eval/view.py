@@ -24,7 +24,8 @@ def prediction_trajectory(row: dict) -> Trajectory:
     row = upgrade_row(row)
     return Trajectory(id=f"{row['benchmark']}/{row['id']} sample {row['sample_idx']}", messages=row["messages"],
                       question=row.get("question"), choices=row.get("choices"), answer=row.get("answer"),
-                      source=row["benchmark"], trajectory_type="eval", meta={k: row[k] for k in META_FIELDS if k in row})
+                      source=row["benchmark"], trajectory_type="eval",
+                      meta={k: row[k] for k in META_FIELDS if k in row})
 
 
 PREDICTIONS = register_row_format(RowFormat("prediction", is_prediction_row, prediction_trajectory))

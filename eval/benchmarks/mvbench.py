@@ -104,7 +104,8 @@ def load_mvbench(root: str, options: LoadOptions) -> list[Question]:
             if kind == "frame":
                 video = frame_folder(media, options.video_frames, bound)
             else:
-                video = VideoSource(path=media, num_frames=options.video_frames, sampling="segment_centres", bound=bound)
+                video = VideoSource(path=media, num_frames=options.video_frames, sampling="segment_centres",
+                                    bound=bound)
             questions.append(Question(
                 id=f"{json_name.removesuffix('.json')}/{i}", benchmark="mvbench", question=str(require(row, "question", where)),
                 answer=letter(candidates.index(answer)), choices=candidates, video=video, category=task,

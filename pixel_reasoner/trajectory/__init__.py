@@ -4,7 +4,8 @@ viewer (read), with converters from the released PixelReasoner-SFT-Data and to H
 One JSON object per line (schema_version 1):
     {"schema_version": 1, "id": "sa1b-000123-recrop_once", "profile": "released",
      "media": [{"type": "image", "path": "images/sa1b_123.jpg"}],          # or {"type": "video", "path"|"frame_paths"}
-     "question": "...", "choices": ["..."], "answer": "B", "source": "sa1b", "trajectory_type": "recrop_once", "meta": {...},
+     "question": "...", "choices": ["..."], "answer": "B", "source": "sa1b", "trajectory_type": "recrop_once",
+     "meta": {...},
      "messages": [
        {"role": "system", "content": "You are a helpful assistant."},
        {"role": "user", "content": [{"type": "image", "path": "images/sa1b_123.jpg"}, {"type": "text", "text": "..."}]},

@@ -119,6 +119,7 @@ def trajectory_from_episode(episode: "Episode", prompt: Sequence[dict], id: str,
     info = {"stats": episode.stats.to_dict(), "budgets": asdict(episode.config.budgets),
             "limits": asdict(episode.config.limits)}
     return Trajectory(id=id, messages=messages, profile=episode.profile.name, media=media, question=question,
-                      choices=list(choices) if choices else None, answer=answer, source=source, trajectory_type=trajectory_type,
+                      choices=list(choices) if choices else None, answer=answer, source=source,
+                      trajectory_type=trajectory_type,
                       meta=dict(meta or {}, episode=info))
 
