@@ -310,14 +310,22 @@ def _describe_default(f: dataclasses.Field) -> str:
     return f" (default: {text})" if len(text) <= 60 else ""
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """`--config`, `--set` and one flag per field of `cls` (see the module docstring). Given flags land in the
-    namespace under their dotted path; absent ones are absent (`values` overlays only what was given)."""
-    parser.add_argument(f"--{CONFIG_FLAG}", default=None, metavar="YAML", help="recipe file (YAML) of these settings")
-    parser.add_argument(f"--{SET_FLAG}", action="append", default=[], metavar="KEY=VALUE",
+def _dotted(prefix: str, path: str) -> str:
+    return f"{prefix}.{path}" if prefix else path
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """`--config`, `--set` and one flag per field of `cls` (see the module docstring); with a `prefix` ("pr"),
+    `--pr.config`, `--pr.set` and `--pr.<path>`, for settings that share a command line with another program's.
+    Given flags land in the namespace under their dotted name; absent ones are absent (`values` overlays only what
+    was given)."""
+    parser.add_argument(f"--{_dotted(prefix, CONFIG_FLAG)}", dest=_dotted(prefix, CONFIG_FLAG), default=None,
+                        metavar="YAML", help="recipe file (YAML) of these settings")
+    parser.add_argument(f"--{_dotted(prefix, SET_FLAG)}", dest=_dotted(prefix, SET_FLAG), action="append",
+                        default=[], metavar="KEY=VALUE",
                         help="set any key of the recipe, e.g. --set a.b=1 (a YAML value; repeatable)")
     group = parser.add_argument_group(f"settings ({cls.__name__}): recipe keys and flags")
-    for path, f, tp in leaves(cls):
+    for path, f, tp in leaves(cls, _dotted(prefix, "") if prefix else ""):
         kwargs: dict[str, Any] = {"dest": path, "default": argparse.SUPPRESS,
                                   "help": f.metadata.get("help", "") + _describe_default(f)}
         if f.metadata.get("choices") is not None:
@@ -340,25 +348,31 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if new not in by_path:
             continue
         f, tp = by_path[new]
-        kwargs = {"dest": old, "default": argparse.SUPPRESS, "help": f"deprecated: use --{new}"}
+        kwargs = {"dest": _dotted(prefix, old), "default": argparse.SUPPRESS,
+                  "help": f"deprecated: use --{_dotted(prefix, new)}"}
         if _unwrap_optional(tp)[0] is bool:
             kwargs.update(nargs="?", const="true")
         elif _nargs(f, tp) is not None:
             kwargs["nargs"] = _nargs(f, tp)
-        group.add_argument(*_flag_names(old), **kwargs)
+        group.add_argument(*_flag_names(_dotted(prefix, old)), **kwargs)
 
 
-def values(cls: type, namespace: argparse.Namespace) -> dict:
-    """The recipe mapping a command line describes: the YAML file, then `--set`, then the given flags."""
+def values(cls: type, namespace: argparse.Namespace, prefix: str = "", section: str | None = None) -> dict:
+    """The recipe mapping a command line describes: the YAML file (its `section` when given), then `--set`, then
+    the given flags."""
     given = vars(namespace)
-    data = load_yaml(given[CONFIG_FLAG]) if given.get(CONFIG_FLAG) else {}
-    for item in given.get(SET_FLAG) or []:
+    data = load_yaml(given[_dotted(prefix, CONFIG_FLAG)]) if given.get(_dotted(prefix, CONFIG_FLAG)) else {}
+    if section is not None:
+        data = data.get(section) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{given[_dotted(prefix, CONFIG_FLAG)]}: `{section}` must be a mapping of settings")
+    for item in given.get(_dotted(prefix, SET_FLAG)) or []:
         apply_override(data, item)
     types_by_path = {path: tp for path, _, tp in leaves(cls)}
     types_by_path.update({old: types_by_path[new] for old, new in _renamed_flags(cls) if new in types_by_path})
     for path, tp in types_by_path.items():
-        if path in given:
-            set_path(data, path, from_text(tp, given[path], path))
+        if _dotted(prefix, path) in given:
+            set_path(data, path, from_text(tp, given[_dotted(prefix, path)], _dotted(prefix, path)))
     return data
 
 

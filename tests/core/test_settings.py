@@ -127,3 +127,17 @@ def test_upgrade_flags_for_other_parsers():
     assert argv == ["--budget_preset", "x", "--budget_preset=y", "--keep", "1"]
     assert [str(w.message).split(" (")[0] for w in caught] == [
         "--pixel-budgets is deprecated, use --budget_preset", "--pixel_budgets is deprecated, use --budget_preset"]
+
+
+def test_a_prefix_shares_a_command_line_with_another_programs_flags(tmp_path):
+    """RL's settings sit next to OpenRLHF's flags: `--pr.<path>`, and a recipe's own section."""
+    recipe = tmp_path / "rl.yaml"
+    recipe.write_text("openrlhf: {actor: {lr: 1}}\npixel_reasoner: {name: a, sampling: {temperature: 0.2}}\n")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--actor.lr", dest="actor.lr")
+    settings.add_arguments(parser, Recipe, prefix="pr")
+    ns = parser.parse_args(["--actor.lr", "3", "--pr.config", str(recipe), "--pr.sampling.max-turn-tokens", "5",
+                            "--pr.set", "mode=slow"])
+    r = settings.build(Recipe, settings.values(Recipe, ns, prefix="pr", section="pixel_reasoner"))
+    assert (r.name, r.mode, r.sampling.temperature, r.sampling.max_turn_tokens) == ("a", "slow", 0.2, 5)
+    assert getattr(ns, "actor.lr") == "3"
