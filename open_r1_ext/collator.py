@@ -16,7 +16,10 @@ Samples are encoded one by one (each may need different `tools=`) and then padde
     >>> sorted(batch)   # an image batch; pixel_values_videos etc. when videos are present
     ['attention_mask', 'image_grid_thw', 'input_ids', 'labels', 'mm_token_type_ids', 'pixel_values']
 
-`mm_token_type_ids` is kept: without it Qwen2.5-VL silently falls back to 1-D positions instead of M-RoPE.
+`mm_token_type_ids` is kept: without it Qwen2.5-VL silently falls back to 1-D positions instead of M-RoPE. With
+`tokens_per_second` set (the model's `vision_config.tokens_per_second`), a batch with a video also gets explicit
+`position_ids`: Qwen's reference M-RoPE positions, which vLLM uses in rollouts and evaluation and transformers 5.19
+gets wrong for the text after a video (`pixel_reasoner.mrope`).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from PIL import Image
 
 from pixel_reasoner.config import PixelBudgets
 from pixel_reasoner.media import DecodedImageCache, ImageFile, VideoSource, resize_to_budget
+from pixel_reasoner.mrope import batch_positions
 
 from open_r1_ext.samples import SampleSpec
 
@@ -47,6 +51,7 @@ class TrajectoryCollator:
     budgets: PixelBudgets
     video_fps: float = 2.0
     pad_to_multiple_of: int | None = None
+    tokens_per_second: float | None = None  # the model's vision_config.tokens_per_second: reference positions
 
     def __post_init__(self) -> None:
         tokenizer = self.processor.tokenizer
@@ -137,4 +142,12 @@ class TrajectoryCollator:
             parts = [e[key] for e in encoded if key in e]
             if parts:
                 batch[key] = torch.cat(parts)
+        if self.tokens_per_second is not None and "video_grid_thw" in batch:
+            batch["position_ids"] = torch.from_numpy(batch_positions(
+                batch["input_ids"].numpy(), batch["attention_mask"].numpy(),
+                *(batch[k].numpy() if k in batch else None for k in ("image_grid_thw", "video_grid_thw",
+                                                                      "second_per_grid_ts")),
+                image_token_id=self.processor.image_token_id, video_token_id=self.processor.video_token_id,
+                spatial_merge_size=self.processor.image_processor.merge_size,
+                tokens_per_second=self.tokens_per_second))
         return batch

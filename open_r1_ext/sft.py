@@ -145,7 +145,11 @@ def prepare_training(script_args: SFTScriptArguments, training_args: SFTConfig,
         with open(os.path.join(training_args.output_dir, RUN_CONFIG_FILE), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2, default=str)
 
-    collator = TrajectoryCollator(processor, budgets, script_args.video_fps, training_args.pad_to_multiple_of)
+    # Qwen2.5-VL: batches with a video get the reference M-RoPE positions (transformers' differ after a video)
+    tokens_per_second = model.config.vision_config.tokens_per_second \
+        if model.config.model_type == "qwen2_5_vl" else None
+    collator = TrajectoryCollator(processor, budgets, script_args.video_fps, training_args.pad_to_multiple_of,
+                                  tokens_per_second)
     return PreparedTraining(processor, model, train_dataset, collator, config,
                             trainer_class(script_args.loss_averaging))
 

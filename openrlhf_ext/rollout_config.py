@@ -1,29 +1,22 @@
 """Typed configuration of the RL rollout agent, with the paper's values as defaults.
 
-OpenRLHF constructs the agent with no arguments inside every vLLM actor, so the configuration cannot come from
-its command line. It comes from JSON, looked up in this order:
-
-1. the environment variable `PIXEL_REASONER_ROLLOUT_CONFIG`: a path to a JSON file, or the JSON text itself
-   (starting with `{`); pass it to Ray actors with `--runtime-env-json '{"env_vars": {...}}'`;
-2. the file `pixel_reasoner_rollout.json` in the working directory of the process (with `ray job submit
-   --working-dir DIR`, the file in DIR);
-3. otherwise the defaults below.
-
-JSON keys are the field names; nested values may be partial (missing fields keep their defaults):
+It reaches the agent inside every vLLM actor as part of the `RolloutContext` our trainer sends with each rollout
+request (`openrlhf_ext.rollout_context`): one explicit object, resolved once by the launcher from a JSON file
+(`--pr.rollout_config FILE`) and the `--pr.rollout.*` flags on top, printed at start and saved in the run's
+`config.json`. JSON keys are the field names; nested values may be partial (missing fields keep their defaults):
 
     {"profile": "released", "budgets": "consistent",             # or {"crop": {"min_pixels": .., "max_pixels": ..}}
-     "limits": {"max_operations": 4, "max_images": 32, "max_turns": 6},
-     "video_frames": 16, "reward_kind": "auto", "stop": ["</tool_call>"], "max_turn_tokens": 2048,
-     "image_cache_bytes": 1073741824, "operation_threads": 32, "extra_operations": [], "operation_modules": []}
+     "limits": {"max_operations": 4, "max_images": 16, "max_turns": 6},
+     "video_frames": 16, "video_fps": 2.0, "reward_kind": "auto", "stop": ["</tool_call>"], "max_turn_tokens": 2048,
+     "min_turn_tokens": 1, "pixel_dtype": "bfloat16", "image_cache_bytes": 1073741824, "operation_threads": 32,
+     "extra_operations": [], "operation_modules": [], "forced_turns": []}
 
-Unknown keys are errors (a typo must not silently fall back to a default). The resolved configuration is
-logged by every agent at start-up (`RolloutConfig.to_dict`).
+Unknown keys are errors (a typo must not silently fall back to a default).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -35,20 +28,9 @@ from pixel_reasoner.protocol import ProtocolProfile, get_profile
 from pixel_reasoner.paper_scoring import KIND as PAPER
 from pixel_reasoner.scoring import SCORERS
 
-CONFIG_ENV = "PIXEL_REASONER_ROLLOUT_CONFIG"
-CONFIG_FILE = "pixel_reasoner_rollout.json"
 VIDEO_FRAMES = 16  # the paper samples 16 frames per video
-
-
-def default_limits() -> EpisodeLimits:
-    """The official code's limits (4 executed operations, 6 turns), with room for a video's frames as images.
-
-    OpenRLHF has no video modality, so a video's 16 frames are input *images* and count towards
-    `max_images`; 32 leaves 16 for selected frames and crops (the official limit was 16 images besides the
-    video). Image samples never reach it: 4 operations produce at most 4 crops. Set OpenRLHF's
-    `--data.max_images_per_prompt` to the same value.
-    """
-    return EpisodeLimits(max_operations=4, max_images=2 * VIDEO_FRAMES, max_turns=6)
+VIDEO_FPS = 2.0  # frame rate a sampled video is given to the processor and vLLM with (as in SFT and eval)
+PIXEL_DTYPES = ("bfloat16", "float16", "float32")
 
 
 @dataclass(frozen=True)
@@ -59,34 +41,47 @@ class RolloutConfig:
     extra_operations: tuple[str, ...] = ()  # registered operations exposed as extra tools (by operation name)
     operation_modules: tuple[str, ...] = ()  # modules to import so user operations register themselves
     budgets: PixelBudgets = field(default_factory=PixelBudgets.consistent)  # as SFT and eval; paper_rl: official
-    limits: EpisodeLimits = field(default_factory=default_limits)
+    limits: EpisodeLimits = field(default_factory=EpisodeLimits)  # official: 4 operations, 16 images, 6 turns
     video_frames: int = VIDEO_FRAMES  # frames sampled uniformly from a video *file* (frame lists are used as is)
+    video_fps: float = VIDEO_FPS  # the sampled frames' rate as the processor and vLLM are told (temporal M-RoPE)
     reward_kind: str = "auto"  # scoring when a label does not name its kind: auto | multiple_choice | count | ...
     # | paper (the official reward, `pixel_reasoner.paper_scoring`: the rule the paper's eval scores with)
     stop: tuple[str, ...] = ("</tool_call>",)  # a turn ends right after a tool call (kept in the output)
     max_turn_tokens: int = 2048  # new tokens per assistant turn (official code); the whole trajectory is capped by
     # OpenRLHF's --data.max_len
-    image_cache_bytes: int = DEFAULT_CACHE_BYTES  # decoded-image cache shared by the samples of one vLLM actor
-    operation_threads: int = 32  # threads running operations/decoding off the event loop, per vLLM actor
+    min_turn_tokens: int = 1  # an observation that leaves fewer tokens than this to generate ends the trajectory
+    # as truncated (an observation that exactly fills --data.max_len leaves none)
+    pixel_dtype: str = "bfloat16"  # dtype of the pixel tensors sent to the trainer: the actor's param dtype (the
+    # vision tower casts to it first, so this is lossless and halves the controller's memory); float32 for fp32
+    # parity checks
+    image_cache_bytes: int = DEFAULT_CACHE_BYTES  # decoded images and the prompts' processed pixels, per vLLM actor
+    operation_threads: int = 32  # threads running operations, decoding and the processor, per vLLM actor
+    forced_turns: tuple[dict, ...] = ()  # debugging only: structured-output schedules that force chosen turns
+    # (a random tiny model never calls a tool; see `openrlhf_ext.forced_turns`)
 
     def __post_init__(self) -> None:
         if self.reward_kind not in (*SCORERS, PAPER, "auto"):
             raise ConfigError(f"reward_kind={self.reward_kind!r}; choose one of {(*SCORERS, PAPER, 'auto')}")
         if self.video_frames < 1:
             raise ConfigError(f"video_frames={self.video_frames} must be >= 1")
-        if self.video_frames >= self.limits.max_images:
-            raise ConfigError(f"limits.max_images={self.limits.max_images} leaves no room beyond a video's "
-                              f"{self.video_frames} frames (they are input images in OpenRLHF); raise it, e.g. to "
-                              f"{2 * self.video_frames}")
+        if self.video_fps <= 0:
+            raise ConfigError(f"video_fps={self.video_fps} must be positive")
         if not self.stop or not all(isinstance(s, str) and s for s in self.stop):
             raise ConfigError(f"stop={self.stop!r} must be a non-empty list of non-empty strings")
         if self.max_turn_tokens < 1:
             raise ConfigError(f"max_turn_tokens={self.max_turn_tokens} must be >= 1")
+        if self.min_turn_tokens < 1:
+            raise ConfigError(f"min_turn_tokens={self.min_turn_tokens} must be >= 1")
+        if self.pixel_dtype not in PIXEL_DTYPES:
+            raise ConfigError(f"pixel_dtype={self.pixel_dtype!r}; choose one of {PIXEL_DTYPES}")
         if self.operation_threads < 1:
             raise ConfigError(f"operation_threads={self.operation_threads} must be >= 1")
         if self.image_cache_bytes <= 0:
             raise ConfigError(f"image_cache_bytes={self.image_cache_bytes} must be positive")
         self.protocol()  # unknown profile / operation -> error now, not at the first rollout
+        from openrlhf_ext.forced_turns import ForcedTurns
+
+        ForcedTurns.from_rules(self.forced_turns)  # malformed schedules -> error now
 
     def protocol(self) -> ProtocolProfile:
         """The profile with the configured extra operations (their modules imported first)."""
@@ -95,10 +90,9 @@ class RolloutConfig:
             profile = profile.with_extra_operations(self.extra_operations, self.operation_modules)
         return profile
 
-    def episode_config(self, is_video: bool = False) -> EpisodeConfig:
-        """Budgets and limits of one episode. A video's input frames are shown at the *frame* budget."""
-        budgets = dataclasses.replace(self.budgets, original=self.budgets.frame) if is_video else self.budgets
-        return EpisodeConfig(budgets=budgets, limits=self.limits)
+    def episode_config(self) -> EpisodeConfig:
+        """Budgets and limits of one episode (a prompt video's frames are shown at the frame budget)."""
+        return EpisodeConfig(budgets=self.budgets, limits=self.limits)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -116,10 +110,14 @@ class RolloutConfig:
             if key == "budgets":
                 kwargs[key] = _budgets(value, where)
             elif key == "limits":
-                kwargs[key] = _replace(default_limits(), value, f"{where}: limits")
+                kwargs[key] = _replace(EpisodeLimits(), value, f"{where}: limits")
             elif key in ("extra_operations", "operation_modules", "stop"):
                 if isinstance(value, str) or not isinstance(value, (list, tuple)):
                     raise ConfigError(f"{where}: `{key}` must be a list of strings, got {value!r}")
+                kwargs[key] = tuple(value)
+            elif key == "forced_turns":
+                if not isinstance(value, (list, tuple)):
+                    raise ConfigError(f"{where}: `forced_turns` must be a list of rules, got {value!r}")
                 kwargs[key] = tuple(value)
             else:
                 kwargs[key] = value
@@ -170,31 +168,13 @@ def _budgets(value: Any, where: str) -> PixelBudgets:
     return dataclasses.replace(base, **replaced)
 
 
-def load_rollout_config(environ: Mapping[str, str] | None = None, cwd: str | None = None) -> tuple[RolloutConfig, str]:
-    """The configuration and where it came from (for the start-up log line)."""
-    environ = os.environ if environ is None else environ
-    spec = environ.get(CONFIG_ENV, "").strip()
-    if spec.startswith("{"):
-        try:
-            data = json.loads(spec)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"${CONFIG_ENV} holds invalid JSON ({e.msg} at column {e.colno})") from None
-        return RolloutConfig.from_dict(data, f"${CONFIG_ENV}"), f"${CONFIG_ENV} (inline JSON)"
-    if spec:
-        if not os.path.isfile(spec):
-            raise ConfigError(f"${CONFIG_ENV}={spec!r}: no such file; give a JSON file path or inline JSON")
-        return _from_file(spec), spec
-    path = os.path.join(cwd or os.getcwd(), CONFIG_FILE)
-    if os.path.isfile(path):
-        return _from_file(path), path
-    return RolloutConfig(), "defaults (no $%s, no ./%s)" % (CONFIG_ENV, CONFIG_FILE)
-
-
-def _from_file(path: str) -> RolloutConfig:
+def from_file(path: str) -> RolloutConfig:
+    """A configuration from a JSON file (`--pr.rollout_config FILE`)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"rollout config {path}: no such file") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: invalid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     return RolloutConfig.from_dict(data, path)
-

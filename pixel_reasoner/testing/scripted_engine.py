@@ -1,6 +1,7 @@
 """A stand-in for the rollout engine that answers each assistant turn with fixed text, as vLLM returns it (token
 ids + text; a turn that ends on a stop string keeps it and has no end-of-turn token, any other turn ends with
-`<|im_end|>`), so the agent around the engine can be tested without one (`tests/rollout/test_agent_unit.py`,
+`<|im_end|>`; a turn longer than `max_tokens` is cut there with finish reason "length"), so the agent around the
+engine can be tested without one (`tests/rollout/test_agent_unit.py`,
 `tests/bench/test_gpu_cost.py`)."""
 from __future__ import annotations
 
@@ -23,5 +24,9 @@ class ScriptedEngine:
         stopped_on_string = any(text.endswith(s) for s in sampling_params.stop)
         if not stopped_on_string:
             ids, text = ids + [self.im_end], text + "<|im_end|>"
-        output = SimpleNamespace(token_ids=ids, text=text, finish_reason="stop", logprobs=None)
+        finish = "stop"
+        if sampling_params.max_tokens is not None and len(ids) > sampling_params.max_tokens:
+            ids, finish = ids[:sampling_params.max_tokens], "length"
+            text = self.tokenizer.decode(ids)
+        output = SimpleNamespace(token_ids=ids, text=text, finish_reason=finish, logprobs=None)
         return SimpleNamespace(outputs=[output], prompt_token_ids=prompt_token_ids)

@@ -143,6 +143,7 @@ def test_rl_sample_and_forward_are_what_the_agent_and_openrlhf_train_on(rl_sampl
     from openrlhf_ext.labels import TaskLabel
     from openrlhf_ext.parity import experience_from_response, load_actor, mm_inputs, training_log_probs
     from openrlhf_ext.rollout_config import RolloutConfig
+    from pixel_reasoner.episode import Episode
     from pixel_reasoner.protocol.chatml import render_messages
     from pixel_reasoner.testing.scripted_engine import ScriptedEngine
     from pixel_reasoner.testing.tiny_qwen import cached_build
@@ -157,11 +158,14 @@ def test_rl_sample_and_forward_are_what_the_agent_and_openrlhf_train_on(rl_sampl
     episode.images[0].source.load().save(image)  # lossless: the agent decodes the same pixels
     model_dir = cached_build(str(repo_root / ".cache" / "tiny_models"), dtype="bfloat16")
     processor = gpu_cost.configure_processor(AutoProcessor.from_pretrained(model_dir), media.budgets)
-    executor = AgentExecutor(RolloutConfig(budgets=media.budgets))
+    config = RolloutConfig(budgets=media.budgets, pixel_dtype="float32")  # as the fp32 sample it checks
+    executor = AgentExecutor(config)
     label = TaskLabel(answer, "multiple_choice", tuple(CHOICES))
-    prompt = render_messages(executor.new_episode([image], label).prompt_messages(question, CHOICES),
-                             tools=executor.profile.tool_schemas(), add_generation_prompt=True)
-    params = SimpleNamespace(max_tokens=None, stop=None, logprobs=None, include_stop_str_in_output=False)
+    prompt_episode = Episode(config.protocol(), images=[image], config=config.episode_config())
+    prompt = render_messages(prompt_episode.prompt_messages(question, CHOICES), tools=config.protocol().tool_schemas(),
+                             add_generation_prompt=True)
+    params = SimpleNamespace(max_tokens=None, stop=None, logprobs=None, include_stop_str_in_output=False,
+                             logit_bias=None)
     response = asyncio.run(executor.execute(prompt, label.to_json(), params, 4096, processor,
                                             ScriptedEngine(processor.tokenizer, texts), images=[image]))
     experience = experience_from_response(response, max_len=4096)

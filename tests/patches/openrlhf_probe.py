@@ -1,69 +1,57 @@
-"""Runs with a patched OpenRLHF tree first on PYTHONPATH: what the patched CLI builds, short of starting Ray.
+"""Runs with a patched OpenRLHF tree first on PYTHONPATH: what the patched code calls, short of starting Ray.
 
-    python tests/patches/openrlhf_probe.py RUN_DIR [upstream train_ppo_ray flags]
+    python tests/patches/openrlhf_probe.py DOCUMENT
 
-Every scenario parses with the patched module's own parser and main block (`openrlhf_ext.upstream_cli` reads
-them from the patched file) and calls the hooks the patched `train()` calls, in its order. Prints one line:
-`PROBE {json}` with one entry per scenario.
+DOCUMENT is the resolved configuration the patched CLI printed in a `--pr.enable --pr.dry_run` run (upstream's
+post-processed namespace and ours). The probe checks which of our hooks the patched functions call, what the
+hooks return without `--pr.enable`, and builds the trainer the patched `train()` would create, in-process, with
+our configuration attached as `prepare_run` attaches it. Prints one line: `PROBE {json}`.
 """
-import contextlib
-import io
 import json
 import os
 import shutil
 import sys
+from types import SimpleNamespace
 
 
-def outcome(fn) -> dict:
-    """Exit status and output of a call that may end the program (argparse errors, our validation)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            fn()
-            code = None
-        except SystemExit as stop:
-            code = stop.code
-    return {"exit": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
-
-
-def main(run_dir: str, upstream: list[str]) -> None:
+def main(document_path: str) -> None:
     from openrlhf.cli import train_ppo_ray  # the patched module: it imports our hooks first
+    from openrlhf.trainer import ppo_trainer_async
     from openrlhf.trainer.ppo_trainer import PPOTrainer
-    from openrlhf.trainer.ppo_trainer_async import PPOTrainerAsync
     from openrlhf.utils import get_strategy
 
-    from openrlhf_ext.upstream_cli import build_parser, parse_and_validate
+    from openrlhf_ext.rl_config import RLConfig, from_dict
+    from openrlhf_ext.rollout_config import RolloutConfig
+    from openrlhf_ext.run_config import RunConfig, attach
+    from openrlhf_ext.train import from_plain
 
     hooks = train_ppo_ray.pixel_reasoner
     report = {"module": train_ppo_ray.__file__,
-              "pr_flags": sorted(o for a in build_parser()._actions for o in a.option_strings if o.startswith("--pr.")),
-              "train_calls": sorted({"prepare_run", "trainer_class", "finish_run"} & set(train_ppo_ray.train.__code__.co_names))}
+              "train_calls": sorted({"prepare_run", "actor_class", "vllm_engine_options", "finish_run"}
+                                    & set(train_ppo_ray.train.__code__.co_names)),
+              "async_calls": sorted({"actor_class"} & set(ppo_trainer_async.PPOTrainerAsync.__ray_actor_class__
+                                                          .__init__.__code__.co_names))}
+    plain = SimpleNamespace(pr=SimpleNamespace(enable=False))
+    classes = {"PPOTrainer": PPOTrainer, "PPOTrainerAsync": ppo_trainer_async.PPOTrainerAsync,
+               "GenerateSamplesActor": ppo_trainer_async.GenerateSamplesActor,
+               "TrainingActor": ppo_trainer_async.TrainingActor}
+    report["without_enable"] = {"prepare_run": hooks.prepare_run(plain),
+                                "vllm_engine_options": hooks.vllm_engine_options(plain),
+                                "classes_unchanged": all(hooks.actor_class(plain, c) is c for c in classes.values())}
 
-    plain = parse_and_validate(upstream).args
-    report["without_enable"] = {
-        "agent": plain.train.agent_func_path, "prepare_run": hooks.prepare_run(plain),
-        "trainers_unchanged": hooks.trainer_class(plain, PPOTrainer) is PPOTrainer
-        and hooks.trainer_class(plain, PPOTrainerAsync) is PPOTrainerAsync}
-    report["pr_flag_without_enable"] = outcome(lambda: parse_and_validate(["--pr.ssr.capacity", "64", *upstream]))
-    packing = parse_and_validate(["--pr.enable", "--train.dynamic_batch_enable", *upstream]).args
-    report["packing"] = outcome(lambda: hooks.configure_run(packing))
-
-    from openrlhf_ext import train  # our launcher keeps working where the installed OpenRLHF is patched
-    agent = os.path.join(os.path.dirname(hooks.__file__), "agent.py")
-    report["launcher_dry_run"] = outcome(lambda: sys.exit(train.main(["--dry-run", "--pr.curiosity.alpha", "0.3",
-                                                                      "--train.agent_func_path", agent, *upstream])))
-
-    args = parse_and_validate(["--pr.enable", "--pr.curiosity.alpha", "0.25", "--pr.log.run_dir", run_dir,
-                               *upstream]).args
-    launch = hooks.configure_run(args)
-    sync_cls, async_cls = hooks.trainer_class(args, PPOTrainer), hooks.trainer_class(args, PPOTrainerAsync)
+    with open(document_path) as f:
+        document = json.load(f)
+    args = from_plain(document["openrlhf"])
+    args.pr = SimpleNamespace(enable=True)
+    attach(args, RunConfig(rl=from_dict(RLConfig, document["pixel_reasoner"]),
+                           rollout=RolloutConfig.from_dict(document["rollout"])))
+    sync_cls = hooks.actor_class(args, PPOTrainer)
     trainer = sync_cls.__ray_actor_class__(args.actor.model_name_or_path, get_strategy(args), None, None, None, None,
                                            None, do_sample=True, max_len=args.data.max_len, max_new_tokens=None,
                                            temperature=1.0, top_p=1.0)
-    report["enabled"] = {"agent": args.train.agent_func_path, "remote_url": args.reward.remote_url,
-                         "run_dir": launch.config.log.run_dir, "sync": sync_cls.__ray_actor_class__.__name__,
-                         "async": async_cls.__ray_actor_class__.__name__,
-                         "described": trainer.pr_describe(), "max_steps": trainer.get_max_steps()}
+    report["enabled"] = {"classes": {name: hooks.actor_class(args, c).__ray_actor_class__.__name__
+                                     for name, c in classes.items()}, "described": trainer.pr_describe(),
+                         "max_steps": trainer.get_max_steps()}
     # what upstream's save leaves (weights, config, tokenizer: no processor), then the last hook of train()
     saved = args.ckpt.output_dir
     os.makedirs(saved, exist_ok=True)
@@ -76,4 +64,4 @@ def main(run_dir: str, upstream: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    main(sys.argv[1])

@@ -64,8 +64,10 @@ def test_shipped_patches_are_described_like_git_counts_them():
                         for line in numstat.splitlines()}
             assert {c.path: (c.added, c.removed) for c in patch.changes} == expected
     openrlhf = load_patch_set(PATCH_SETS[0])
-    assert [c.path for p in openrlhf.patches for c in p.changes] == [PATCHED_FILE]
-    assert read_patch(openrlhf.patches[0].path).hunks == 5
+    assert [c.path for p in openrlhf.patches for c in p.changes] == [
+        PATCHED_FILE, "openrlhf/models/actor.py", "openrlhf/trainer/ppo_trainer_async.py",
+        "openrlhf/trainer/ray/vllm_engine.py"]
+    assert read_patch(openrlhf.patches[0].path).hunks == 13
 
 
 def test_wheel_of_this_project_ships_every_patch_file(tmp_path):
@@ -93,7 +95,10 @@ def test_dry_run_checks_every_hunk_and_changes_nothing(patches_cli, wheel_tree):
     assert done.returncode == 0, done.stderr
     assert f"openrlhf {OPENRLHF_VERSION} at {sources_root(wheel_tree)}" in done.stdout
     assert "dry run: would apply" in done.stdout
-    assert f"{PATCHED_FILE}: 5 hunk(s), +15 -0" in done.stdout
+    assert f"{PATCHED_FILE}: 6 hunk(s), +18 -0" in done.stdout
+    assert "openrlhf/trainer/ppo_trainer_async.py: 3 hunk(s), +6 -2" in done.stdout
+    assert "openrlhf/trainer/ray/vllm_engine.py: 2 hunk(s), +3 -0" in done.stdout
+    assert "openrlhf/models/actor.py: 2 hunk(s), +5 -0" in done.stdout
     assert "not a git work tree" in done.stdout
     assert tree_digest(wheel_tree) == before
 
@@ -105,7 +110,7 @@ def test_apply_twice_is_a_no_op_and_reverse_restores_the_exact_tree(patches_cli,
 
     first = patches_cli("apply", "--target", str(wheel_tree))
     assert first.returncode == 0, first.stderr
-    assert "applied:" in first.stdout and f"{PATCHED_FILE}: 5 hunk(s)" in first.stdout
+    assert "applied:" in first.stdout and f"{PATCHED_FILE}: 6 hunk(s)" in first.stdout
     patched = target.read_bytes()
     assert b"pixel_reasoner.prepare_run(args)" in patched and b"pixel_reasoner.add_arguments(parser)" in patched
 
@@ -177,7 +182,9 @@ def test_dirty_git_tree_is_refused_clean_and_committed_trees_work(patches_cli, w
     git(fork, "checkout", "--", "openrlhf/__init__.py")
     done = patches_cli("apply", "--target", str(fork))
     assert done.returncode == 0, done.stderr
-    assert git(fork, "status", "--porcelain").split() == ["M", PATCHED_FILE]
+    assert git(fork, "status", "--porcelain").split() == [
+        "M", PATCHED_FILE, "M", "openrlhf/models/actor.py", "M", "openrlhf/trainer/ppo_trainer_async.py",
+        "M", "openrlhf/trainer/ray/vllm_engine.py"]
     git(fork, "commit", "-qam", "Pixel Reasoner patches")  # a fork keeps the patched code committed
     assert "nothing to do" in patches_cli("apply", "--target", str(fork)).stdout
 
@@ -194,7 +201,9 @@ def test_allow_dirty_applies_next_to_local_changes(patches_cli, wheel_tree, tmp_
     (fork / "openrlhf" / "__init__.py").write_text("# local\n")
     done = patches_cli("apply", "--target", str(fork), "--allow-dirty")
     assert done.returncode == 0, done.stderr
-    assert sorted(git(fork, "status", "--porcelain").split()) == sorted(["M", "M", PATCHED_FILE, "openrlhf/__init__.py"])
+    assert sorted(git(fork, "status", "--porcelain").split()) == sorted(
+        ["M"] * 5 + [PATCHED_FILE, "openrlhf/__init__.py", "openrlhf/models/actor.py",
+                     "openrlhf/trainer/ppo_trainer_async.py", "openrlhf/trainer/ray/vllm_engine.py"])
 
 
 def test_local_edits_where_a_hunk_goes_refuse_the_whole_set(patches_cli, wheel_tree):
@@ -241,4 +250,7 @@ def test_a_copy_vendored_inside_another_repository_is_patched_in_place(patches_c
     git(monorepo, "checkout", "--", ".")
     done = patches_cli("apply", "--target", str(vendored))
     assert done.returncode == 0, done.stderr
-    assert git(monorepo, "status", "--porcelain").split() == ["M", f"third_party/openrlhf/{PATCHED_FILE}"]
+    assert git(monorepo, "status", "--porcelain").split() == [
+        "M", f"third_party/openrlhf/{PATCHED_FILE}", "M", "third_party/openrlhf/openrlhf/models/actor.py",
+        "M", "third_party/openrlhf/openrlhf/trainer/ppo_trainer_async.py",
+        "M", "third_party/openrlhf/openrlhf/trainer/ray/vllm_engine.py"]

@@ -65,6 +65,15 @@ class ProcessWatch(threading.Thread):
             time.sleep(0.5)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def patched_openrlhf_on_pythonpath(rl_env):
+    """The RL stage runs our launcher, which needs an OpenRLHF patched with our hooks (scripts/install.sh patches
+    the installed one; on a development venv that must not change, a patched copy comes first on PYTHONPATH)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", rl_env()["PYTHONPATH"])
+        yield
+
+
 def run_script(out: Path, marker: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, MARKER: marker}
     return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=timeout)

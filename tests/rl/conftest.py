@@ -24,37 +24,37 @@ RAY_BIN = str(pathlib.Path(PYTHON).with_name("ray"))
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def base_env(**extra) -> dict:
-    env = dict(os.environ)
-    env.update(LOOPBACK_ENV)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env.update(extra)
-    return env
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports (all held open while choosing, so the OS cannot hand out one twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 class RayHead:
-    """`ray start --head --block` on 127.0.0.1 with private ports, placeholder GPUs and a private temp dir."""
+    """`ray start --head --block` on 127.0.0.1 with private ports, placeholder GPUs and a private temp dir. `env`
+    (the patched OpenRLHF and this checkout on PYTHONPATH) is the head's, so its jobs' drivers start with it."""
 
-    def __init__(self, num_gpus: int = 2, num_cpus: int = 8):
+    def __init__(self, env: dict, num_gpus: int = 2, num_cpus: int = 8):
+        self.env = {**env, **LOOPBACK_ENV}
         # the unix socket paths under the temp dir must stay short (< 108 bytes)
         self.temp_dir = tempfile.mkdtemp(prefix="rlray", dir="/tmp")
-        self.dashboard_port, self.gcs_port = free_port(), free_port()
+        self.dashboard_port, self.gcs_port, *ports = free_ports(7)
         self.address = f"http://127.0.0.1:{self.dashboard_port}"
         self.log = open(os.path.join(self.temp_dir, "head.log"), "w")
         cmd = [RAY_BIN, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(self.gcs_port),
                "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-               "--dashboard-port", str(self.dashboard_port), "--dashboard-agent-listen-port", str(free_port()),
-               "--dashboard-agent-grpc-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
-               "--ray-client-server-port", str(free_port()), "--metrics-export-port", str(free_port()),
+               "--dashboard-port", str(self.dashboard_port), "--dashboard-agent-listen-port", str(ports[0]),
+               "--dashboard-agent-grpc-port", str(ports[1]), "--runtime-env-agent-port", str(ports[2]),
+               "--ray-client-server-port", str(ports[3]), "--metrics-export-port", str(ports[4]),
                "--num-cpus", str(num_cpus), "--num-gpus", str(num_gpus), "--temp-dir", self.temp_dir,
                "--disable-usage-stats"]
-        self.process = subprocess.Popen(cmd, env=base_env(), stdout=self.log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -78,7 +78,7 @@ class RayHead:
         cmd = [RAY_BIN, "job", "submit", "--address", self.address]
         if env_vars:
             cmd += ["--runtime-env-json", json.dumps({"env_vars": env_vars})]
-        return subprocess.run(cmd + ["--"] + entrypoint, env=base_env(), capture_output=True, text=True,
+        return subprocess.run(cmd + ["--"] + entrypoint, env=self.env, capture_output=True, text=True,
                               timeout=timeout, cwd=str(REPO))
 
     def pids(self) -> list[int]:
@@ -117,8 +117,8 @@ class RayHead:
 
 
 @pytest.fixture(scope="session")
-def ray_head():
-    head = RayHead()
+def ray_head(rl_env):
+    head = RayHead(rl_env())
     try:
         yield head
     finally:
@@ -126,7 +126,7 @@ def ray_head():
 
 
 @pytest.fixture(scope="session")
-def rl_7b_recipe_argv(tmp_path_factory) -> list[str]:
+def rl_7b_recipe_argv(tmp_path_factory, rl_env) -> list[str]:
     """The launcher arguments `recipes/rl_7b.sh` passes with its defaults: the script runs with a stand-in for
     `$PYTHON` that only writes its arguments down (nothing is imported or started)."""
     work = tmp_path_factory.mktemp("rl_7b_argv")
@@ -134,7 +134,7 @@ def rl_7b_recipe_argv(tmp_path_factory) -> list[str]:
     shim.write_text('#!/bin/sh\nfor a in "$@"; do printf \'%s\\0\' "$a"; done > "$ARGV_OUT"\n')
     shim.chmod(0o755)
     subprocess.run(["bash", str(REPO / "recipes" / "rl_7b.sh")], check=True, timeout=60,
-                   env=base_env(PYTHON=str(shim), ARGV_OUT=str(out), OUT=str(work / "out")))
+                   env=rl_env(PYTHON=str(shim), ARGV_OUT=str(out), OUT=str(work / "out")))
     argv = out.read_text().split("\0")[:-1]
     assert argv[:2] == ["-m", "openrlhf_ext.train"], argv[:2]
     return argv[2:]

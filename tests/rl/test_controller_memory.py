@@ -34,7 +34,8 @@ def test_token_bytes_match_a_single_sample_experience(bench):
 
 def test_recipe_estimate_arithmetic():
     today = cm.run_estimate(queries=512, samples_per_query=8, original_max_pixels=2000 * 784,
-                            produced_max_pixels=1000 * 784, max_len=12288, ssr_capacity=4096, ssr_max_bytes=None)
+                            produced_max_pixels=1000 * 784, max_len=12288, ssr_capacity=4096, ssr_max_bytes=None,
+                            pixel_value_bytes=4)
     per_sample = 37_632_000 + 18_816_000 + 12288 * cm.SEQUENCE_BYTES_PER_TOKEN
     assert today.sample.total_bytes == per_sample
     assert today.total_bytes == (2 * 4096 + 4096) * per_sample  # two rollouts held plus a full buffer

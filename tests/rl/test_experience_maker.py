@@ -15,7 +15,6 @@ import torch
 pytest.importorskip("openrlhf")
 
 from openrlhf_ext.rl_config import RLConfig, RunLogConfig  # noqa: E402
-from openrlhf_ext.upstream_cli import parse_and_validate  # noqa: E402
 from pixel_reasoner.ssr import SSRConfig  # noqa: E402
 
 PAD = 151643
@@ -31,12 +30,10 @@ def trainer_module():
     return trainer
 
 
-def upstream_args(extra=()):
-    argv = ["--actor.model_name_or_path", "m", "--algo.advantage.estimator", "group_norm",
-            "--rollout.n_samples_per_prompt", str(N), "--rollout.batch_size", str(QUERIES),
-            "--rollout.micro_batch_size", "2", "--train.batch_size", str(TRAIN_BATCH), "--algo.kl.init_coef", "0",
-            "--data.max_images_per_prompt", "3", *extra]
-    return parse_and_validate(argv).args
+ARGV = ("--actor.model_name_or_path", "m", "--algo.advantage.estimator", "group_norm",
+        "--rollout.n_samples_per_prompt", str(N), "--rollout.batch_size", str(QUERIES),
+        "--rollout.micro_batch_size", "2", "--train.batch_size", str(TRAIN_BATCH), "--algo.kl.init_coef", "0",
+        "--data.max_images_per_prompt", "3")
 
 
 def make_sample(sample_id: int, reward: float, n_vo: int, images: int | None = None) -> "Experience":
@@ -75,11 +72,12 @@ def make_step(maker, rewards, n_vo, images=None):
 
 
 @pytest.fixture
-def maker(trainer_module, tmp_path):
+def maker(trainer_module, tmp_path, upstream_args):
+    """Our experience maker on the namespace upstream's parser and post-processing make of ARGV (+ extra flags)."""
     from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
 
     def build(ssr=SSRConfig(), extra=()):
-        args = upstream_args(extra)
+        args = upstream_args(ARGV + tuple(extra))
         cfg = RLConfig(ssr=ssr, log=RunLogConfig(run_dir=str(tmp_path)))
         return trainer_module.PixelReasonerExperienceMaker(
             None, None, None, None, FixedKLController(0.0), SimpleNamespace(args=args),
@@ -200,17 +198,30 @@ def test_curiosity_off_without_sample_logs_still_reports_uniform_groups(maker):
 
 # ---------------------------------------------------------------- the recipe's advantage estimator (paper example)
 
-def recipe_maker(trainer_module, tmp_path, argv):
-    """Our experience maker configured exactly as `recipes/rl_7b.sh` (plus `argv` overrides) configures it."""
+@pytest.fixture(scope="module")
+def recipe(dry_run, rl_7b_recipe_argv) -> dict:
+    """What `recipes/rl_7b.sh` resolves to with its defaults (a real dry run; its data need not exist here)."""
+    _code, out, document = dry_run(rl_7b_recipe_argv)
+    assert document is not None, out[-4000:]
+    return document
+
+
+def recipe_maker(trainer_module, tmp_path, recipe, estimator: str | None = None, alpha: float | None = None):
+    """Our experience maker configured exactly as `recipes/rl_7b.sh` configures it, with SSR off and optionally
+    another advantage estimator (upstream's post-processing does not depend on it) or curiosity α."""
     import dataclasses
 
     from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
 
-    from openrlhf_ext import train
+    from openrlhf_ext import rl_config, train
 
-    launch = train.parse(argv)
-    args = launch.upstream.args
-    cfg = dataclasses.replace(launch.config, ssr=SSRConfig(enabled=False), log=RunLogConfig(run_dir=str(tmp_path)))
+    args = train.from_plain(recipe["openrlhf"])
+    if estimator is not None:
+        args.algo.advantage.estimator = estimator
+    cfg = rl_config.from_dict(RLConfig, recipe["pixel_reasoner"])
+    curiosity = cfg.curiosity if alpha is None else dataclasses.replace(cfg.curiosity, alpha=alpha)
+    cfg = dataclasses.replace(cfg, curiosity=curiosity, ssr=SSRConfig(enabled=False),
+                              log=RunLogConfig(run_dir=str(tmp_path)))
     return trainer_module.PixelReasonerExperienceMaker(
         None, None, None, None, FixedKLController(0.0), SimpleNamespace(args=args), SimpleNamespace(pad_token_id=PAD),
         rl_config=cfg, rollout_size=args.rollout.n_samples_per_prompt, train_batch_size=args.train.batch_size)
@@ -230,15 +241,15 @@ ALL_WRONG_ONE_TOOL_USER = ([0.0] * 8, [1] + [0] * 7)
 ALL_RIGHT_ONE_THREE_OP_SAMPLE = ([1.0] * 8, [3, 1, 1] + [0] * 5)  # RaPR 3/8 > H: no bonus, penalty −0.1
 
 
-def test_recipe_advantages_keep_alpha_and_beta_on_the_papers_example(trainer_module, tmp_path, rl_7b_recipe_argv):
+def test_recipe_advantages_keep_alpha_and_beta_on_the_papers_example(trainer_module, tmp_path, recipe):
     """The official GRPO (r − mean(group), `dr_grpo` upstream): the bonus moves the tool user by 7/8 · 0.0875."""
-    maker = recipe_maker(trainer_module, tmp_path, rl_7b_recipe_argv)
-    assert maker.args.rollout.n_samples_per_prompt == 8
+    maker = recipe_maker(trainer_module, tmp_path, recipe)
+    assert maker.args.rollout.n_samples_per_prompt == 8 and maker.args.algo.advantage.estimator == "dr_grpo"
+    assert maker.rl_config.curiosity.alpha == 0.5
     adv = group_advantages(maker, *ALL_WRONG_ONE_TOOL_USER)
     assert adv[0] == pytest.approx(0.0875 * 7 / 8, abs=1e-6)  # +0.077, not +2.47
     assert adv[1:] == pytest.approx([-0.0875 / 8] * 7, abs=1e-6)
-    doubled = group_advantages(recipe_maker(trainer_module, tmp_path, rl_7b_recipe_argv
-                                            + ["--pr.curiosity.alpha", "1.0"]), *ALL_WRONG_ONE_TOOL_USER)
+    doubled = group_advantages(recipe_maker(trainer_module, tmp_path, recipe, alpha=1.0), *ALL_WRONG_ONE_TOOL_USER)
     assert doubled == pytest.approx(2 * adv, abs=1e-6)  # α scales the curiosity term
     # β: two extra operations cost 2 · 0.05 = 0.1, i.e. −0.1 + 0.1/8 relative to the group
     assert group_advantages(maker, *ALL_RIGHT_ONE_THREE_OP_SAMPLE)[0] == pytest.approx(-0.1 * 7 / 8, abs=1e-6)
@@ -246,29 +257,28 @@ def test_recipe_advantages_keep_alpha_and_beta_on_the_papers_example(trainer_mod
     assert group_advantages(maker, [1.0] + [0.0] * 7, [0] * 8)[0] == pytest.approx(7 / 8, abs=1e-6)
 
 
-def test_group_norm_remains_an_option_and_makes_alpha_scale_free(trainer_module, tmp_path, rl_7b_recipe_argv):
+def test_group_norm_remains_an_option_and_makes_alpha_scale_free(trainer_module, tmp_path, recipe):
     """Why it is not the default: dividing by the group std gives a wrong tool user in an all-wrong group the
     advantage of a lone correct answer (+2.47), whatever α is."""
-    argv = rl_7b_recipe_argv + ["--algo.advantage.estimator", "group_norm"]
-    adv = group_advantages(recipe_maker(trainer_module, tmp_path, argv), *ALL_WRONG_ONE_TOOL_USER)
+    adv = group_advantages(recipe_maker(trainer_module, tmp_path, recipe, "group_norm"), *ALL_WRONG_ONE_TOOL_USER)
     assert adv[0] == pytest.approx(7 / 8 * np.sqrt(8), rel=1e-5)  # 2.475
-    small_alpha = group_advantages(recipe_maker(trainer_module, tmp_path, argv + ["--pr.curiosity.alpha", "0.05"]),
+    small_alpha = group_advantages(recipe_maker(trainer_module, tmp_path, recipe, "group_norm", alpha=0.05),
                                    *ALL_WRONG_ONE_TOOL_USER)
     assert small_alpha == pytest.approx(adv, rel=1e-4)
 
 
-def test_recipe_bounds_the_loss_of_stale_negative_replays(rl_7b_recipe_argv):
+def test_recipe_bounds_the_loss_of_stale_negative_replays(recipe):
     """SSR `keep` mode replays samples with their generation-time log-probs, up to tens of optimizer steps old.
     With A < 0 plain PPO's loss −r·A grows without bound in r; the recipe's dual clip caps it at dual_clip·|A|."""
-    from openrlhf_ext import train
+    from openrlhf_ext import rl_config, train
     from openrlhf_ext.compat import install_flash_attn_stub
 
     install_flash_attn_stub()  # openrlhf.models imports flash_attn at module level
     from openrlhf.models.loss import PolicyLoss
 
-    launch = train.parse(rl_7b_recipe_argv)
-    a = launch.upstream.args
-    assert launch.config.ssr.enabled and launch.config.ssr.stale_logprobs == "keep"
+    a = train.from_plain(recipe["openrlhf"])
+    ssr = rl_config.from_dict(RLConfig, recipe["pixel_reasoner"]).ssr
+    assert ssr.enabled and ssr.stale_logprobs == "keep"
     loss_fn = PolicyLoss(clip_eps_low=a.actor.eps_clip_low_high[0], clip_eps_high=a.actor.eps_clip_low_high[1],
                          dual_clip=a.actor.dual_clip, token_level_loss=a.actor.loss_agg_mode == "token-mean",
                          policy_loss_type=a.actor.policy_loss_type)  # as upstream's PolicyModelActor builds it

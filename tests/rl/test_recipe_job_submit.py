@@ -16,15 +16,16 @@ def test_rl_7b_recipe_dry_run_as_ray_job(ray_head, tiny_rl_inputs, tmp_path):
     done = ray_head.submit(["bash", str(REPO / "recipes" / "rl_7b.sh")], env_vars=env, timeout=300)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
-    assert "dry run: configuration valid" in out and "succeeded" in out
-    command = next(line for line in out.splitlines() if line.startswith("==> upstream command:"))
+    assert "dry run (--pr.dry_run): configuration valid" in out and "succeeded" in out
+    command = next(line for line in out.splitlines() if line.startswith("==> command:"))
+    assert "python -m openrlhf.cli.train_ppo_ray --pr.enable --pr.dry_run " in command  # the patched upstream CLI
     for flag in ("--actor.model_name_or_path TIGER-Lab/PixelReasoner-WarmStart", "--rollout.n_samples_per_prompt 8",
                  "--rollout.batch_size 512", "--train.batch_size 256", "--actor.adam.lr 1e-6",
                  "--actor.lr_scheduler cosine_with_min_lr", "--actor.lr_warmup_ratio 0.03",
                  "--algo.advantage.estimator dr_grpo", "--algo.kl.init_coef 0", "--vllm.num_engines 4",
-                 "--actor.num_gpus_per_node 4", "--data.max_images_per_prompt 32", "--actor.dual_clip 3"):
+                 "--actor.num_gpus_per_node 4", "--data.max_images_per_prompt 16", "--actor.dual_clip 3",
+                 "--pr.curiosity.alpha 0.5"):
         assert flag in command, flag
-    assert "--pr." not in command  # ours are stripped before upstream sees the command line
     section = out[out.index("==> Pixel Reasoner RL configuration"):out.index("==> Rollout agent configuration")]
     ours = json.loads(section.split("\n", 1)[1])
     assert (ours["curiosity"]["alpha"], ours["curiosity"]["beta"], ours["curiosity"]["rapr_threshold"],

@@ -14,10 +14,25 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def test_recompute_on_two_zero3_ranks(tiny_model_dir, tmp_path):
+def test_recompute_on_two_zero3_ranks(tiny_rl_inputs, tmp_path, dry_run, rl_env):
+    code, out, document = dry_run([
+        "--actor.model_name_or_path", tiny_rl_inputs["model"], "--actor.num_gpus_per_node", "2",
+        "--ds.zero_stage", "3", "--ds.param_dtype", "bf16", "--ds.attn_implementation", "sdpa",
+        "--vllm.sync_backend", "gloo", "--vllm.num_engines", "1", "--vllm.enforce_eager", "--pr.cpu.enabled",
+        "--train.agent_func_path", str(REPO / "openrlhf_ext" / "agent.py"),
+        "--data.prompt_dataset", tiny_rl_inputs["prompts"], "--data.input_key", "input", "--data.label_key",
+        "label", "--data.apply_chat_template", "--data.max_images_per_prompt", "16",
+        "--algo.advantage.estimator", "dr_grpo", "--algo.kl.init_coef", "0", "--rollout.n_samples_per_prompt", "2",
+        "--rollout.batch_size", "2", "--rollout.micro_batch_size", "1", "--train.batch_size", "2",
+        "--train.micro_batch_size", "1", "--algo.advantage.is_correction_level", "token",
+        "--pr.ssr.stale_logprobs", "recompute", "--pr.rollout_config", tiny_rl_inputs["rollout_config"],
+        "--ckpt.output_dir", str(tmp_path / "out")])
+    assert code == 0, out[-4000:]
+    path = tmp_path / "resolved.json"
+    path.write_text(json.dumps(document))
     process = subprocess.Popen([sys.executable, str(REPO / "tests" / "rl" / "zero3_recompute_probe.py"),
-                                tiny_model_dir, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, cwd=str(REPO), start_new_session=True)
+                                str(path), str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, cwd=str(REPO), start_new_session=True, env=rl_env())
     try:
         out, _ = process.communicate(timeout=500)
     finally:

@@ -1,6 +1,10 @@
-"""Ray job entry point for test_trainer_ray.py: construct our sync and async trainer actors, print what is inside.
+"""Ray job entry point for test_trainer_ray.py: construct our actor classes on a Ray cluster, print what is inside.
 
-    python tests/rl/trainer_probe.py MODEL PROMPTS OUT_DIR      (RAY_ADDRESS set by `ray job submit`)
+    python tests/rl/trainer_probe.py DOCUMENT OUT_DIR      (RAY_ADDRESS set by `ray job submit`)
+
+DOCUMENT is the resolved configuration a real `--dry-run` printed (upstream's post-processed namespace and ours);
+the probe attaches our `RunConfig` to upstream's namespace as `prepare_run` does, then creates the sync trainer
+and the async-mode rollout and training actors the patch's hook hands upstream.
 """
 import json
 import os
@@ -10,34 +14,42 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, REPO)
 
 
-def main(model: str, prompts: str, out_dir: str) -> None:
+def main(document_path: str, out_dir: str) -> None:
     import ray
+    from ray.util.queue import Queue
 
-    from openrlhf_ext import trainer
-    from openrlhf_ext.rl_config import ENV_VAR, RLConfig, RunLogConfig, to_json
-    from openrlhf_ext.train import WORKER_SETUP_HOOK
-    from openrlhf_ext.upstream_cli import parse_and_validate
+    from openrlhf.trainer.ppo_trainer_async import VLLMLock
     from openrlhf.utils import get_strategy
 
-    args = parse_and_validate([
-        "--actor.model_name_or_path", model, "--data.prompt_dataset", prompts, "--data.input_key", "input",
-        "--data.label_key", "label", "--data.apply_chat_template", "--data.max_images_per_prompt", "32",
-        "--algo.advantage.estimator", "group_norm", "--rollout.n_samples_per_prompt", "4",
-        "--rollout.batch_size", "1", "--train.batch_size", "8", "--algo.kl.init_coef", "0",
-        "--actor.num_gpus_per_node", "1", "--ckpt.output_dir", os.path.join(out_dir, "out"),
-        "--train.agent_func_path", os.path.join(REPO, "openrlhf_ext", "agent.py")]).args
-    config = RLConfig(log=RunLogConfig(run_dir=os.path.join(out_dir, "run")))
-    env = {"PYTHONPATH": REPO, ENV_VAR: to_json(config), "TOKENIZERS_PARALLELISM": "false"}
-    ray.init(runtime_env={"env_vars": env, "worker_process_setup_hook": WORKER_SETUP_HOOK})
+    from openrlhf_ext import trainer
+    from openrlhf_ext.rl_config import RLConfig, from_dict
+    from openrlhf_ext.rollout_config import RolloutConfig
+    from openrlhf_ext.run_config import RunConfig, attach
+    from openrlhf_ext.train import WORKER_SETUP_HOOK, from_plain
+
+    with open(document_path) as f:
+        document = json.load(f)
+    args = from_plain(document["openrlhf"])
+    args.pr = from_plain({"enable": True})
+    rl = from_dict(RLConfig, document["pixel_reasoner"])
+    attach(args, RunConfig(rl=rl, rollout=RolloutConfig.from_dict(document["rollout"])))
+    ray.init(runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"], "TOKENIZERS_PARALLELISM": "false"},
+                          "worker_process_setup_hook": WORKER_SETUP_HOOK})
     strategy = get_strategy(args)
+    model = args.actor.model_name_or_path
     kwargs = dict(do_sample=True, max_len=800, max_new_tokens=None, temperature=1.0, top_p=1.0)
     report = {}
-    for name, cls in (("sync", trainer.PixelReasonerPPOTrainer), ("async", trainer.PixelReasonerPPOTrainerAsync)):
-        actor = cls.remote(model, strategy, None, None, None, None, None, **kwargs)
-        report[name] = ray.get(actor.pr_describe.remote())
-        report[name]["max_steps"] = ray.get(actor.get_max_steps.remote())
+    sync = trainer.PixelReasonerPPOTrainer.remote(model, strategy, None, None, None, None, None, **kwargs)
+    report["sync"] = ray.get(sync.pr_describe.remote())
+    report["sync"]["max_steps"] = ray.get(sync.get_max_steps.remote())
+    queues = dict(vllm_lock=VLLMLock.remote(), rollout_queue=Queue(maxsize=1), rollout_slots=Queue(maxsize=1))
+    generator = trainer.PixelReasonerGenerateSamplesActor.remote(model, strategy, None, **queues, **kwargs)
+    report["async_generator"] = ray.get(generator.pr_describe.remote())
+    report["async_generator"]["max_steps"] = ray.get(generator.get_max_steps.remote())
+    training = trainer.PixelReasonerTrainingActor.remote(model, strategy, None, None, None, None, None, **queues)
+    report["async_training"] = ray.get(training.pr_describe.remote())
     print("PROBE " + json.dumps(report))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:3])

@@ -1,8 +1,9 @@
 """Probe for test_ssr_recompute_zero3.py: SSR `recompute` on two DeepSpeed ZeRO-3 actor ranks (CPU mode, gloo).
 
-    python tests/rl/zero3_recompute_probe.py MODEL WORK_DIR
+    python tests/rl/zero3_recompute_probe.py DOCUMENT WORK_DIR
 
-Starts a private local Ray instance (placeholder GPUs), upstream's `RayActorGroup` of two `PolicyModelActor`
+DOCUMENT is the resolved configuration a real CPU-mode `--dry-run` printed (upstream's post-processed namespace,
+two actor ranks, ZeRO-3). Starts a private local Ray instance (placeholder GPUs), upstream's `RayActorGroup` of two `PolicyModelActor`
 ranks with ZeRO-3 on the tiny VLM, and calls our experience maker's `_recompute_log_probs` on replayed
 samples with real image inputs. Every ZeRO-3 forward all-gathers the parameters, so ranks that run different
 numbers of forwards hang; a call that has not returned after CALL_TIMEOUT_S is reported as a deadlock (the
@@ -71,13 +72,10 @@ def call_with_deadline(fn, actors) -> str | None:
     return outcome.get("error")
 
 
-def main(model: str, work: str) -> None:
-    os.environ["PIXEL_REASONER_CPU_MODE"] = "1"
+def main(document_path: str, work: str) -> None:
     from openrlhf_ext import cpu_mode
 
-    cpu_mode.install()
-    os.environ.update(cpu_mode.child_environment())
-    os.environ["PYTHONPATH"] = os.pathsep.join([REPO, os.environ["PYTHONPATH"]])
+    cpu_mode.apply()
     import ray
     import torch
     from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
@@ -86,24 +84,24 @@ def main(model: str, work: str) -> None:
     from openrlhf.utils import get_strategy
     from transformers import AutoProcessor
 
-    from openrlhf_ext.rl_config import ENV_VAR, RLConfig, RunLogConfig, to_json
-    from openrlhf_ext.train import WORKER_SETUP_HOOK
+    from openrlhf_ext.rl_config import RLConfig, RunLogConfig
+    from openrlhf_ext.run_config import RunConfig, attach
+    from openrlhf_ext.train import from_plain, runtime_env
     from openrlhf_ext.trainer import PixelReasonerExperienceMaker
-    from openrlhf_ext.upstream_cli import parse_and_validate
     from pixel_reasoner.ssr import SSRConfig
 
-    args = parse_and_validate([
-        "--actor.model_name_or_path", model, "--actor.num_gpus_per_node", str(RANKS), "--ds.zero_stage", "3",
-        "--ds.param_dtype", "bf16", "--ds.attn_implementation", "sdpa", "--vllm.sync_backend", "gloo",
-        "--algo.advantage.estimator", "dr_grpo", "--algo.kl.init_coef", "0", "--rollout.n_samples_per_prompt", "2",
-        "--rollout.batch_size", "2", "--rollout.micro_batch_size", "1", "--train.batch_size", "2",
-        "--train.micro_batch_size", "1", "--data.max_images_per_prompt", "4",
-        "--algo.advantage.is_correction_level", "token", "--ckpt.output_dir", os.path.join(work, "out")]).args
+    with open(document_path) as f:
+        document = json.load(f)
+    args = from_plain(document["openrlhf"])
+    args.pr = from_plain({"enable": True})
+    model = args.actor.model_name_or_path
     config = RLConfig(ssr=SSRConfig(stale_logprobs="recompute"), log=RunLogConfig(run_dir=os.path.join(work, "run")))
-    env = dict(cpu_mode.child_environment(), **{ENV_VAR: to_json(config), "OMP_NUM_THREADS": "1"})
+    run = RunConfig(rl=config, cpu=cpu_mode.CpuModeConfig(enabled=True))
+    attach(args, run)
+    env = runtime_env(run)
+    env["env_vars"]["OMP_NUM_THREADS"] = "1"
     ray.init(address="local", num_cpus=2 * RANKS + 2, num_gpus=RANKS, include_dashboard=False,
-             _node_ip_address="127.0.0.1", object_store_memory=512 * 1024**2,
-             runtime_env={"env_vars": env, "worker_process_setup_hook": WORKER_SETUP_HOOK})
+             _node_ip_address="127.0.0.1", object_store_memory=512 * 1024**2, runtime_env=env)
     report: dict = {}
     try:
         strategy = get_strategy(args)

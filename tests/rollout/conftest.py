@@ -2,7 +2,6 @@
 independent replay of each sample through the core episode engine to check tokens and pixels against."""
 from __future__ import annotations
 
-import os
 import pathlib
 import subprocess
 import sys
@@ -24,14 +23,13 @@ def tiny_bf16_model_dir() -> str:
 
 
 @pytest.fixture(scope="session")
-def rollouts(tiny_bf16_model_dir, tmp_path_factory) -> dict:
+def rollouts(tiny_bf16_model_dir, tmp_path_factory, rl_env) -> dict:
     """Runs tests/rollout/vllm_driver.py once (engine start ~40 s) and loads what it saved."""
     import torch
 
     workdir = tmp_path_factory.mktemp("vllm_rollouts")
     out, log = workdir / "rollouts.pt", workdir / "driver.log"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-               TOKENIZERS_PARALLELISM="false")
+    env = rl_env()  # this checkout and the patched OpenRLHF first on PYTHONPATH
     with open(log, "w") as f:
         proc = subprocess.run([sys.executable, str(DRIVER), "--model", tiny_bf16_model_dir, "--workdir",
                                str(workdir), "--out", str(out)], stdout=f, stderr=subprocess.STDOUT, env=env,
@@ -50,19 +48,19 @@ class Oracle:
     def __init__(self, data: dict):
         from transformers import AutoProcessor
 
-        from openrlhf_ext.agent import AgentExecutor
+        from openrlhf_ext.agent import AgentRuntime
         from openrlhf_ext.rollout_config import RolloutConfig
 
         self.data = data
         self.processor = AutoProcessor.from_pretrained(data["model"])
         self.tokenizer = self.processor.tokenizer
-        self.executor = AgentExecutor(RolloutConfig.from_dict(data["config"]))
+        self.runtime = AgentRuntime(RolloutConfig.from_dict(data["config"]), self.processor)
 
     def episode(self, qid: str):
         from openrlhf_ext.labels import TaskLabel
 
         _, label, images = self.data["prompts"][qid]
-        return self.executor.new_episode(images, TaskLabel.parse(label))
+        return self.runtime.new_episode(images, TaskLabel.parse(label))
 
     def action_texts(self, response: dict) -> list[str]:
         obs = response["observation_tokens"]
@@ -71,7 +69,6 @@ class Oracle:
     def replay(self, qid: str, response: dict) -> tuple[object, list]:
         """The episode after feeding it the sample's action texts, and each step's result."""
         episode, results = self.episode(qid), []
-        episode.input_images()
         for text in self.action_texts(response):
             if episode.done:
                 break
@@ -86,9 +83,6 @@ class Oracle:
         mm = response["mm_train_inputs"]
         sizes = mm["image_grid_thw"].prod(-1).tolist()
         return list(mm["pixel_values"].split(sizes))
-
-    def schedule(self, qid: str) -> list:
-        return self.data["schedules"][qid.rsplit("-", 1)[0]][0]
 
     def records(self, qid: str, response: dict | None = None) -> list[dict]:
         """Engine calls of one sample, in turn order (matched by the exact token ids it generated)."""

@@ -11,7 +11,6 @@ import pytest
 
 from openrlhf_ext.data import ConvertOptions, convert, split_choices
 from openrlhf_ext.labels import TaskLabel
-from pixel_reasoner.config import EpisodeLimits
 from pixel_reasoner.episode import Episode, EpisodeConfig
 from pixel_reasoner.errors import DataError
 from pixel_reasoner.media import VideoSource
@@ -58,9 +57,8 @@ def load_with_openrlhf(path, processor):
 def core_prompt(images, question, choices=None, video=None):
     """The prompt as the core renders it (what the SFT data and the eval harness show the model)."""
     profile = get_profile("released")
-    episode = Episode(profile, images=images, video=video,
-                      config=EpisodeConfig(limits=EpisodeLimits(max_images=32)))  # 16 frames + produced images
-    messages = episode.prompt_messages(question, choices, video_as="images")
+    episode = Episode(profile, images=images, video=video, config=EpisodeConfig())
+    messages = episode.prompt_messages(question, choices)
     return render_messages(messages, tools=profile.tool_schemas(), add_generation_prompt=True)
 
 
@@ -79,9 +77,9 @@ def test_released_parquet_converts_to_prompts_openrlhf_renders_like_the_core(tmp
     assert TaskLabel.parse(l_count).kind == "count" and p_count == core_prompt(i_count, "How many cars are there?")
     video = TaskLabel.parse(l_video)
     assert video.is_video and len(i_video) == 16
-    assert p_video == core_prompt(VideoSource(frame_paths=i_video).frames(), "What does the person do?",
-                                  video=VideoSource(frame_paths=i_video))
-    assert p_video.count("<|vision_start|><|image_pad|><|vision_end|>") == 16  # frames are images in OpenRLHF
+    assert p_video == core_prompt([], "What does the person do?", video=VideoSource(frame_paths=i_video))
+    assert p_video.count("<|vision_start|><|video_pad|><|vision_end|>") == 1  # the video as a video, as in SFT
+    assert "<|image_pad|>" not in p_video
     saved = json.loads((tmp_path / "out.jsonl.summary.json").read_text())
     assert saved["written"] == 3 and saved["datasources"] == {"vstar": 1, "tallyqa": 1, "star": 1}
 
@@ -129,7 +127,7 @@ def test_trajectory_and_seed_jsonl(tmp_path, tiny_processor):
                             "media": [{"type": "video", "path": "clip.mp4"}]}) + "\n")
         f.write(json.dumps({"id": "web-3", "question": "Total?", "answer": 12, "images": ["a.png"],
                             "kind": "exact_match"}) + "\n")
-    convert(str(src), str(tmp_path / "out.jsonl"), ConvertOptions(video_frames=16))
+    convert(str(src), str(tmp_path / "out.jsonl"), ConvertOptions())
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "x-1", "question": "Q?", "answer": "a", "images": ["a.png"],
                                "kind": "multiple-choice"}) + "\n{not json\n")
@@ -142,7 +140,7 @@ def test_trajectory_and_seed_jsonl(tmp_path, tiny_processor):
     assert p_traj == core_prompt(i_traj, "What colour is the car?", ["red", "blue"])  # choices shown by the profile
     assert TaskLabel.parse(l_traj).score("blue") == 1.0
     assert i_video == [video] and TaskLabel.parse(l_video).is_video
-    assert p_video.count("<|image_pad|>") == 16  # a video file: one placeholder per sampled frame
+    assert p_video.count("<|video_pad|>") == 1 and "<|image_pad|>" not in p_video  # a video file: one video part
     assert TaskLabel.parse(l_num) == TaskLabel("12", "exact_match", None, False, "web-3")
 
 

@@ -25,7 +25,7 @@ def all_samples(data):
 
 
 def test_agent_loaded_through_openrlhf_loader_and_config_logged(rollouts):
-    assert "pixel-reasoner rollout agent, config from $PIXEL_REASONER_ROLLOUT_CONFIG" in rollouts["log"]
+    assert "pixel-reasoner rollout agent, config from the RolloutContext" in rollouts["log"]
     assert '"max_operations": 2' in rollouts["log"]
     assert all(r["stop"] == ["</tool_call>"] and r["include_stop"] for r in rollouts["records"])
 
@@ -112,27 +112,36 @@ def test_operation_limit(rollouts, oracle):
 
 
 @pytest.mark.parametrize("qid", ["video_frames-0", "video_file-0"])
-def test_select_frames_on_a_video_sample(rollouts, oracle, qid):
+def test_a_video_is_a_video_and_selected_frames_come_back_as_images_numbered_from_1(rollouts, oracle, qid):
     response = rollouts["responses"][qid]
     episode, results = oracle.replay(qid, response)
     selected = episode.stats.operations[0].arguments["target_frames"]
     assert len(selected) == 2 and results[0].observation.error is None
+    assert "Numbered 1 to 2)" in results[0].observation.text  # as in SFT and eval, not 17 to 18
+    frames = episode.video_frames()
+    mm = response["mm_train_inputs"]
+    expected = oracle.processor(text=["<|vision_start|><|video_pad|><|vision_end|>"], videos=[frames],
+                                video_metadata=[{"fps": 2.0, "total_num_frames": 16}], return_tensors="pt")
+    assert torch.equal(mm["pixel_values_videos"], expected["pixel_values_videos"])
+    assert torch.equal(mm["video_grid_thw"], expected["video_grid_thw"]) and mm["video_grid_thw"][0, 0] == 8
+    assert mm["second_per_grid_ts"].tolist() == [1.0]  # 2 frames per temporal patch at 2 fps: time-aware M-RoPE
+    video_pads = torch.tensor(response["observation_tokens"]) == rollouts["video_token_id"]
+    assert int(video_pads.sum()) == int(mm["video_grid_thw"].prod()) // 4
+    records = oracle.records(qid, response)
+    assert (records[0]["n_videos"], records[0]["n_images"]) == (1, 0) and records[1]["n_images"] == 2
     rows = oracle.image_rows(response)
-    assert len(rows) == 16 + 2  # the 16 frames are input images, the 2 selected frames come back as images
-    frames = episode.input_images()
-    for k, frame in enumerate(frames):
-        assert torch.equal(rows[k], oracle.pixel_values([frame]))
-    for row, image, index in zip(rows[16:], results[0].observation.images, selected):
+    assert len(rows) == 2  # only the selected frames are images
+    for row, image, index in zip(rows, results[0].observation.images, selected):
         assert torch.equal(row, oracle.pixel_values([image]))
-        assert torch.equal(row, oracle.pixel_values([frames[index - 1]]))  # frame k is input image k
+        assert image.tobytes() == frames[index - 1].tobytes()  # frame k of the sampled video
     if qid == "video_file-0":
         from pixel_reasoner.media import uniform_frame_indices
         from pixel_reasoner.testing.media import frame_color
 
         for index, image in zip(selected, results[0].observation.images):
             color = image.getpixel((image.width // 2, image.height // 2))
-            expected = frame_color(uniform_frame_indices(64, 16)[index - 1])
-            assert max(abs(a - b) for a, b in zip(color, expected)) < 12, (index, color, expected)
+            expected_color = frame_color(uniform_frame_indices(64, 16)[index - 1])
+            assert max(abs(a - b) for a, b in zip(color, expected_color)) < 12, (index, color, expected_color)
     logs = response["extra_logs"]
     assert logs["is_video"] == 1 and logs["num_images"] == 2 and logs["num_operation_errors"] == 0
 
@@ -141,7 +150,7 @@ def test_concurrent_samples_of_one_prompt_keep_their_own_images(rollouts, oracle
     qids = [q for q in rollouts["responses"] if q.startswith("concurrent-")]
     prompts = {rollouts["prompts"][q][0] for q in qids}
     assert len(qids) == 8 and len(prompts) == 1  # same prompt text, different images
-    starts = sorted(r["start"] for r in rollouts["records"] if r["scenario"] == "concurrent" and r["turn"] == 1)
+    starts = sorted(r["enter"] for r in rollouts["records"] if r["scenario"] == "concurrent" and r["turn"] == 1)
     ends = sorted(r["end"] for r in rollouts["records"] if r["scenario"] == "concurrent" and r["turn"] == 1)
     assert starts[-1] < ends[0], "the 8 samples were not in flight together"
     crops = []

@@ -7,11 +7,12 @@ Runs in its own process (vLLM's engine and OpenMP threads stay out of pytest). I
    with OpenRLHF's `PromptDataset` (the prompts, labels and images the trainer would dispatch);
 2. starts OpenRLHF's `RolloutRayActor` in-process (`openrlhf_ext.local_rollout`: the engine kwargs
    `create_vllm_engines` builds, `agent_func_path=openrlhf_ext/agent.py` loaded by OpenRLHF's own loader), fp32;
-3. plays the model: a random tiny model never calls a tool, so `ForcedTurns` forces some turns with structured
-   outputs (regex) following a per-scenario schedule, found from the question text ("Scenario <name>:") and
-   the number of assistant turns so far; `None` turns are free generation;
-4. runs every scenario's samples concurrently through `RolloutRayActor.generate_responses` (one query with
-   n samples, the others with one), and saves the responses, per-call engine records and cache statistics.
+3. plays the model: a random tiny model never calls a tool, so the rollout config's `forced_turns` force some
+   turns with structured outputs (regex), one schedule per scenario, found from the question text ("Scenario
+   <name>:"); `None` turns are free generation;
+4. runs every scenario's samples concurrently through `RolloutRayActor.generate_responses` with a
+   `RolloutContext` as `hf_tokenizer`, as our trainer sends it (one query with n samples, the others with one),
+   and saves the responses, per-call engine records (`EngineRecorder`) and cache statistics.
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ SCHEDULES = {
     "limit": ([CROP, CROP, CROP, CROP], 1536),
     "video_frames": ([SELECT, ANSWER], 1024),
     "video_file": ([SELECT, ANSWER], 1024),
+    "video_parity": ([SELECT, None], 1024),  # the free turn sees the video and two selected frames
+    "video_free": ([None], 900),  # a video and no image: one free turn
     "concurrent": ([CROP, ANSWER], 1024),
     "group": ([CROP, ANSWER], 1024),
     "overflow": ([CROP, ANSWER], 610),  # the crop's observation does not fit: the trajectory ends there
@@ -54,10 +57,12 @@ ROLLOUT_CONFIG = {  # small budgets: the tiny model's processor accepts up to 25
     "budgets": {"original": {"min_pixels": 4 * 784, "max_pixels": 64 * 784},
                 "crop": {"min_pixels": 4 * 784, "max_pixels": 48 * 784},
                 "frame": {"min_pixels": 4 * 784, "max_pixels": 16 * 784}},
-    "limits": {"max_operations": 2, "max_images": 32, "max_turns": 6},
+    "limits": {"max_operations": 2, "max_images": 16, "max_turns": 6},
     "image_cache_bytes": 64 << 20,
+    "pixel_dtype": "float32",  # the parity tests compare with an fp32 forward
+    "forced_turns": [{"match": f"Scenario {name}:", "schedules": [turns]} for name, (turns, _) in SCHEDULES.items()],
 }
-MAX_IMAGES_PER_PROMPT = 32
+MAX_IMAGES_PER_PROMPT = 16
 
 
 def make_media(workdir: str) -> list[dict]:
@@ -86,6 +91,11 @@ def make_media(workdir: str) -> list[dict]:
         Image.new("RGB", (64, 48), frame_color(k)).save(frames[-1])
     row("video_frames", "video_frames-0", video={"frame_paths": frames})
     row("video_file", "video_file-0", video={"path": write_video(f"{media}/clip.mp4", num_frames=64)})
+    scenes = []
+    for k in range(16):  # a video whose frames differ in content, so that frame order and time matter
+        scenes.append(save_scene(f"{media}/scene_frame{k:02d}.png", 112, 84, seed=50 + k))
+    row("video_parity", "video_parity-0", video={"frame_paths": scenes})
+    row("video_free", "video_free-0", video={"frame_paths": scenes})
     for k in range(CONCURRENT_SAMPLES):
         row("concurrent", f"concurrent-{k}", [save_scene(f"{media}/concurrent{k}.jpg", 240 + 16 * k, 180 + 8 * k,
                                                          seed=10 + k)])
@@ -125,7 +135,9 @@ async def run(a) -> dict:
     from openrlhf.utils.utils import get_tokenizer
     from vllm import SamplingParams
 
-    from openrlhf_ext.local_rollout import ForcedTurns, engine_kwargs, start_rollout_actor
+    from openrlhf_ext.local_rollout import EngineRecorder, engine_kwargs, start_rollout_actor
+    from openrlhf_ext.rollout_config import RolloutConfig
+    from openrlhf_ext.rollout_context import RolloutContext
 
     processor = get_tokenizer(a.model, None)  # a VLM -> AutoProcessor, as OpenRLHF's trainer does
     prompts = load_prompts(a.workdir, processor)
@@ -134,31 +146,28 @@ async def run(a) -> dict:
                                                       max_images=MAX_IMAGES_PER_PROMPT))
     startup = time.time() - t0
 
-    def schedule(prompt_text: str, turn: int):
-        turns = SCHEDULES[re.search(r"Scenario (\w+):", prompt_text).group(1)][0]
-        return turns[turn - 1] if turn <= len(turns) else None
-
-    forced = ForcedTurns(actor, processor.tokenizer, schedule)
+    recorder = EngineRecorder(actor, processor.tokenizer)
+    context = RolloutContext(a.model, RolloutConfig.from_dict(ROLLOUT_CONFIG))
     params = SamplingParams(temperature=1.0, top_p=1.0, top_k=-1, max_tokens=None, min_tokens=1,
                             skip_special_tokens=False, logprobs=1)  # as SamplesGenerator builds them
 
     def dispatch(qid, n=1):
         prompt, label, images = prompts[qid]
         return actor.generate_responses(prompt=prompt, label=label, sampling_params=params,
-                                        max_length=SCHEDULES[scenario_of(qid)][1], hf_tokenizer=processor,
+                                        max_length=SCHEDULES[scenario_of(qid)][1], hf_tokenizer=context,
                                         num_samples=n, images=images)
 
     t0 = time.time()
     outs = await asyncio.gather(*[dispatch(q, GROUP_SAMPLES if scenario_of(q) == "group" else 1) for q in prompts])
     scenarios_s = time.time() - t0
-    cache = actor.executor.cache.stats()
+    cache = actor.executor.runtime.cache.stats()
     actor.llm.shutdown()
-    for record in forced.records:
+    for record in recorder.records:
         record["scenario"] = re.search(r"Scenario (\w+):", record.pop("prompt_text")).group(1)
     return dict(responses={q: r[0] for q, r in zip(prompts, outs)}, group=outs[list(prompts).index("group-0")],
-                records=forced.records, prompts=prompts, config=ROLLOUT_CONFIG, cache=cache, schedules=SCHEDULES,
+                records=recorder.records, prompts=prompts, config=ROLLOUT_CONFIG, cache=cache, schedules=SCHEDULES,
                 timing=dict(engine_startup=startup, scenarios=scenarios_s), model=a.model,
-                image_token_id=processor.image_token_id,
+                image_token_id=processor.image_token_id, video_token_id=processor.video_token_id,
                 im_end_id=processor.tokenizer.convert_tokens_to_ids("<|im_end|>"),
                 endoftext_id=processor.tokenizer.convert_tokens_to_ids("<|endoftext|>"))
 
@@ -170,7 +179,6 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    os.environ["PIXEL_REASONER_ROLLOUT_CONFIG"] = json.dumps(ROLLOUT_CONFIG)
     import torch
 
     t0 = time.time()

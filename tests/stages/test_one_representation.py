@@ -4,12 +4,16 @@ One video trajectory, made by the episode engine as synthesis makes it and store
 the SFT collator (chat template, images reloaded from disk and resized to their kind's budget) and checked against
 the media themselves (`target_image=k` is the k-th *selected* frame); every other stage must then show exactly
 the same `StageView`: text (observations included), video frames and images. Stages here: the eval runner (live
-episode, incremental ChatML); the RL agent joins as another entry of `views`.
+episode, incremental ChatML) and the RL agent (the converter's prompt record, the agent's token ids and the media
+it hands vLLM). `tests/rollout/test_video_stages.py` compares the three stages' processor tensors as well.
 """
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -106,6 +110,40 @@ def eval_view(clip: VideoSource, out: str) -> StageView:
     return StageView(requests[-1].prompt + TURNS[-1] + "<|im_end|>\n", requests[-1].video, requests[-1].images)
 
 
+class RecordingEngine:
+    """The scripted engine (the model's turns as vLLM returns them), recording the media of every request."""
+
+    def __init__(self, tokenizer):
+        from pixel_reasoner.testing.scripted_engine import ScriptedEngine
+
+        self.scripted, self.media = ScriptedEngine(tokenizer, TURNS), []
+
+    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
+        self.media.append(multi_modal_data or {})
+        return await self.scripted.generate(prompt_token_ids, sampling_params, multi_modal_data)
+
+
+def rl_view(clip: VideoSource, processor) -> StageView:
+    """The RL agent on the record the prompt converter writes for this video, rendered by the chat template as
+    upstream's prompt dataset does; the text is the sample's token ids decoded, media what the last turn got."""
+    from openrlhf_ext.agent import AgentExecutor
+    from openrlhf_ext.data import ConvertOptions, Converter, from_jsonl
+    from openrlhf_ext.rollout_config import RolloutConfig
+
+    row = {"qid": "clip", "question": QUESTION, "choices": CHOICES, "answer": "B", "video": list(clip.frame_paths)}
+    record = Converter(ConvertOptions(), os.path.dirname(clip.frame_paths[0])).record(from_jsonl(row, 0), 0)
+    prompt = processor.apply_chat_template(record["input"], tokenize=False, add_generation_prompt=True)
+    engine = RecordingEngine(processor.tokenizer)
+    params = SimpleNamespace(logprobs=None, stop=None, logit_bias=None, include_stop_str_in_output=False,
+                             max_tokens=None)
+    response = asyncio.run(AgentExecutor(RolloutConfig(budgets=BUDGETS)).execute(
+        prompt, record["label"], params, 8192, processor, engine, images=record["images"]))
+    text = re.sub(r"(<\|(image|video)_pad\|>)+", r"\1", processor.tokenizer.decode(response["observation_tokens"]))
+    frames, _metadata = engine.media[-1]["video"][0]
+    # the sample ends on the end-of-turn token it generated; the template's "\n" after it is not generated
+    return StageView(text + "\n", [Image.fromarray(f) for f in frames], engine.media[-1].get("image", []))
+
+
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
@@ -114,11 +152,11 @@ def same_pixels(a: list[Image.Image], b: list[Image.Image]) -> bool:
     return len(a) == len(b) and all(np.array_equal(pixels(x), pixels(y)) for x, y in zip(a, b))
 
 
-def test_a_video_trajectory_reads_the_same_through_the_sft_collator_and_the_eval_runner(clip, tiny_model_dir,
-                                                                                        tmp_path):
+def test_a_video_trajectory_reads_the_same_through_the_sft_collator_the_eval_runner_and_the_rl_agent(
+        clip, tiny_model_dir, tiny_processor, tmp_path):
     record = write_sft_data(clip, str(tmp_path / "sft"))
     sft = sft_view(tiny_model_dir, str(tmp_path / "sft"))
-    views = {"eval": eval_view(clip, str(tmp_path / "eval"))}
+    views = {"eval": eval_view(clip, str(tmp_path / "eval")), "rl": rl_view(clip, tiny_processor)}
 
     # what SFT trains on, checked against the media themselves
     width, height = resize_to_budget(Image.open(clip.frame_paths[0]), BUDGETS.frame).size
