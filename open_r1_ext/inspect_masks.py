@@ -22,7 +22,7 @@ import sys
 
 from pixel_reasoner import settings
 from pixel_reasoner.budget_check import recorded_budgets
-from pixel_reasoner.config import IMAGE_KINDS
+from pixel_reasoner.config import budget_fields
 
 from open_r1_ext.collator import IGNORE_INDEX, TrajectoryCollator
 from open_r1_ext.config import SFTScriptArguments
@@ -74,8 +74,7 @@ def recorded_budget_fields(paths: list[str], image_root: str | None) -> dict[str
         for row in rows:
             budgets = recorded_budgets(row.trajectory.meta)
             if budgets is not None:
-                return {f"{kind}_{bound}": getattr(budgets.for_kind(kind), bound)
-                        for kind in IMAGE_KINDS for bound in ("min_pixels", "max_pixels")}
+                return budget_fields(budgets)
     return {}
 
 

@@ -105,6 +105,12 @@ BUDGET_PRESETS = ("consistent", "paper_sft", "paper_rl", "paper_eval")  # names 
 IMAGE_KINDS = ("original", "crop", "frame")  # the kinds of image that have a budget of their own
 
 
+def budget_fields(budgets: PixelBudgets) -> dict[str, int]:
+    """`BudgetOptions` fields that give exactly `budgets`: {"original_min_pixels": .., ..., "frame_max_pixels": ..}."""
+    return {f"{kind}_{bound}": getattr(budgets.for_kind(kind), bound)
+            for kind in IMAGE_KINDS for bound in ("min_pixels", "max_pixels")}
+
+
 @dataclass
 class BudgetOptions:
     """The pixel budgets as a stage's settings, spelled the same in every stage's recipe and flags: a preset,

@@ -123,7 +123,7 @@ def _tail(path: str, chars: int = 3000) -> str:
         return "(no log)"
 
 
-RL_KEYS = ("step", "correct", "curiosity/rapr_mean", "curiosity/bonus_mean", "curiosity/penalty_mean",
+RL_KEYS = ("step", "rollout/correct_mean", "rollout/rapr_mean", "reward/curiosity_mean", "reward/efficiency_mean",
            "ssr/reward_uniform_group_ratio", "ssr/replayed_share", "ssr/buffer_size", "ssr/batch_size",
            "ssr/batch_multiple_of_train_batch", "policy_loss")
 

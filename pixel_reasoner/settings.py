@@ -10,7 +10,8 @@ help text (`option`), and is then a YAML key of the stage's recipe and a command
   `_` in the last part (`--budget-preset`); a bool field takes `--flag`, `--flag false` and `--no_flag`.
 - `--set KEY=VALUE` (repeatable, a YAML value) reaches every key, also inside mappings and lists of sections that
   have no flag of their own (`--set endpoints.expert.model=gpt-4o-mini`).
-- Precedence: the dataclass defaults < the recipe (`--config`) < `--set` < flags.
+- Precedence: the dataclass defaults < the recipe (`--config`; several files are merged in order) < `--set` <
+  flags.
 - Loading is strict: an unknown key, a wrong type, a value outside the field's `choices` or a missing required
   field raises `ConfigError` naming the key's full path (`expert.sampling.temprature: unknown key; did you mean
   temperature?`).
@@ -226,6 +227,28 @@ def set_path(data: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def merge(base: dict, update: Mapping) -> dict:
+    """`update`'s keys set in `base` (in place), mappings merged key by key: a later recipe file changes only what
+    it names."""
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def flat(data: Mapping, prefix: str = "") -> dict:
+    """A nested recipe mapping as {dotted key: leaf value}."""
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def apply_override(data: dict, item: str) -> None:
     """`a.b.c=value` (`--set`): set a nested key; the value is read as YAML (numbers, booleans, lists)."""
     import yaml
@@ -319,8 +342,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") 
     `--pr.config`, `--pr.set` and `--pr.<path>`, for settings that share a command line with another program's.
     Given flags land in the namespace under their dotted name; absent ones are absent (`values` overlays only what
     was given)."""
-    parser.add_argument(f"--{_dotted(prefix, CONFIG_FLAG)}", dest=_dotted(prefix, CONFIG_FLAG), default=None,
-                        metavar="YAML", help="recipe file (YAML) of these settings")
+    parser.add_argument(f"--{_dotted(prefix, CONFIG_FLAG)}", dest=_dotted(prefix, CONFIG_FLAG), action="append",
+                        default=[], metavar="YAML",
+                        help="recipe file (YAML) of these settings; several are merged, later ones winning")
     parser.add_argument(f"--{_dotted(prefix, SET_FLAG)}", dest=_dotted(prefix, SET_FLAG), action="append",
                         default=[], metavar="KEY=VALUE",
                         help="set any key of the recipe, e.g. --set a.b=1 (a YAML value; repeatable)")
@@ -361,11 +385,14 @@ def values(cls: type, namespace: argparse.Namespace, prefix: str = "", section: 
     """The recipe mapping a command line describes: the YAML file (its `section` when given), then `--set`, then
     the given flags."""
     given = vars(namespace)
-    data = load_yaml(given[_dotted(prefix, CONFIG_FLAG)]) if given.get(_dotted(prefix, CONFIG_FLAG)) else {}
-    if section is not None:
-        data = data.get(section) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{given[_dotted(prefix, CONFIG_FLAG)]}: `{section}` must be a mapping of settings")
+    data: dict = {}
+    for path in given.get(_dotted(prefix, CONFIG_FLAG)) or []:
+        recipe = load_yaml(path)
+        if section is not None:
+            recipe = recipe.get(section) or {}
+            if not isinstance(recipe, dict):
+                raise ConfigError(f"{path}: `{section}` must be a mapping of settings")
+        merge(data, recipe)
     for item in given.get(_dotted(prefix, SET_FLAG)) or []:
         apply_override(data, item)
     types_by_path = {path: tp for path, _, tp in leaves(cls)}

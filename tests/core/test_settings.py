@@ -141,3 +141,11 @@ def test_a_prefix_shares_a_command_line_with_another_programs_flags(tmp_path):
     r = settings.build(Recipe, settings.values(Recipe, ns, prefix="pr", section="pixel_reasoner"))
     assert (r.name, r.mode, r.sampling.temperature, r.sampling.max_turn_tokens) == ("a", "slow", 0.2, 5)
     assert getattr(ns, "actor.lr") == "3"
+
+
+def test_several_recipe_files_merge_in_order(tmp_path):
+    base, local = tmp_path / "base.yaml", tmp_path / "local.yaml"
+    base.write_text("name: a\nmode: slow\nsampling: {temperature: 0.1, max_turn_tokens: 9}\n")
+    local.write_text("sampling: {temperature: 0.3}\n")
+    r = parse("--config", str(base), "--config", str(local))
+    assert (r.name, r.mode, r.sampling.temperature, r.sampling.max_turn_tokens) == ("a", "slow", 0.3, 9)

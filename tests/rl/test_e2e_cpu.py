@@ -90,9 +90,10 @@ def test_curiosity_bonus_and_penalty_were_applied_per_group(run):
         assert g["rapr"] == pytest.approx(rapr)
         bonus = alpha * max(h - rapr, 0.0) * pixel_reasoning
         penalty = beta * np.minimum(n_free - n_vo, 0)
-        assert g["bonus"] == pytest.approx(bonus.tolist())
-        assert g["penalty"] == pytest.approx(penalty.tolist())
-        shaped = np.array(g["correctness"]) + bonus + penalty
+        assert g["terms"]["curiosity"] == pytest.approx(bonus.tolist())
+        assert g["terms"]["efficiency"] == pytest.approx(penalty.tolist())
+        assert g["terms"]["correctness"] == g["correct"]  # weight 1
+        shaped = np.array(g["correct"]) + bonus + penalty
         assert g["reward"] == pytest.approx(shaped.tolist())
         expected_adv = shaped - shaped.mean()  # the recipe's dr_grpo: the official GRPO, r' − mean(group)
         assert g["advantage"] == pytest.approx(expected_adv.tolist(), abs=1e-3)
@@ -100,7 +101,7 @@ def test_curiosity_bonus_and_penalty_were_applied_per_group(run):
         penalty_seen += int((penalty < 0).sum())
     assert bonus_seen == 3 and penalty_seen >= 1  # RaPR 1/4 < H in each mixed group; n_vo = 2 in mixed-a
     for m in run["metrics"]:
-        assert {"curiosity/rapr_mean", "curiosity/bonus_mean", "curiosity/penalty_mean",
+        assert {"rollout/rapr_mean", "reward/curiosity_mean", "reward/efficiency_mean", "reward/correctness_mean",
                 "ssr/reward_uniform_group_ratio"} <= set(m)
 
 
