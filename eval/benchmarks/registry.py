@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from pixel_reasoner.errors import ConfigError, DataError
-from pixel_reasoner.plugins import import_extension
+from pixel_reasoner.plugins import Registry
 from pixel_reasoner.scoring import SCORERS
 
 if TYPE_CHECKING:
@@ -75,33 +75,25 @@ class Benchmark:
             raise ConfigError(f"benchmark {self.name!r}: headline={self.headline!r}; choose one of {HEADLINES}")
 
 
-_REGISTRY: dict[str, Benchmark] = {}
+_REGISTRY: Registry[Benchmark] = Registry(
+    "benchmark", "A benchmark of your own is registered by its file: --benchmark_modules path/to/my_bench.py",
+    unknown_error=DataError)
 
 
 def register_benchmark(benchmark: Benchmark) -> Benchmark:
     """Make a benchmark available to `eval run/score/report` by its name (re-registering the same is harmless)."""
-    existing = _REGISTRY.get(benchmark.name)
-    if existing is not None and existing.load.__qualname__ != benchmark.load.__qualname__:
-        raise ConfigError(f"benchmark name {benchmark.name!r} is registered twice ({existing.load.__module__} and "
-                          f"{benchmark.load.__module__}); give one another name")
-    _REGISTRY[benchmark.name] = benchmark
-    return benchmark
+    return _REGISTRY.add(benchmark.name, benchmark, benchmark.load)
 
 
 def get_benchmark(name: str) -> Benchmark:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise DataError(f"unknown benchmark {name!r}; registered: {', '.join(_REGISTRY)}. A benchmark of your own "
-                        "is registered by its file: --benchmark_modules path/to/my_bench.py") from None
+    return _REGISTRY.get(name)
 
 
 def benchmark_names() -> list[str]:
     """Registered benchmarks, in registration order (the built-ins in the paper's Table-1 order)."""
-    return list(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def load_benchmark_modules(modules: Iterable[str]) -> None:
     """Import the modules (names or `.py` paths) that register benchmarks."""
-    for module in modules:
-        import_extension(module, "benchmark module")
+    _REGISTRY.load(modules)

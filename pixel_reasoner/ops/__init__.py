@@ -6,32 +6,26 @@ from typing import Iterable
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.ops.base import (EpisodeImage, OperationContext, OperationResult, ProducedImage,
                                      VisualOperation)
-from pixel_reasoner.plugins import import_extension
+from pixel_reasoner.plugins import Registry
 
-_REGISTRY: dict[str, VisualOperation] = {}
+_REGISTRY: Registry[VisualOperation] = Registry(
+    "visual operation", "Import its module first (config `operation_modules`).")
 
 
 def register_operation(cls: type[VisualOperation]) -> type[VisualOperation]:
     """Class decorator: make an operation available to profiles by its `name`."""
     if not getattr(cls, "name", None):
         raise ConfigError(f"{cls.__name__} needs a class attribute `name`")
-    existing = _REGISTRY.get(cls.name)
-    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
-        raise ConfigError(f"operation name {cls.name!r} is registered twice ({type(existing).__name__}, {cls.__name__})")
-    _REGISTRY[cls.name] = cls()
+    _REGISTRY.add(cls.name, cls(), cls)
     return cls
 
 
 def get_operation(name: str) -> VisualOperation:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown visual operation {name!r}; registered: {sorted(_REGISTRY)}. "
-                          "Import its module first (config `operation_modules`).") from None
+    return _REGISTRY.get(name)
 
 
 def registered_operations() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY.names())
 
 
 def load_operation_modules(modules: Iterable[str]) -> list[str]:
@@ -41,11 +35,10 @@ def load_operation_modules(modules: Iterable[str]) -> list[str]:
     so a new operation can live in one file outside any package.
     """
     names: list[str] = []
-    for module in modules:
-        loaded = import_extension(module, "operation module")
+    for loaded in _REGISTRY.load(modules):
         for value in vars(loaded).values():
             if isinstance(value, type) and issubclass(value, VisualOperation) and value.__module__ == loaded.__name__ \
-                    and _REGISTRY.get(getattr(value, "name", None)) is not None and value.name not in names:
+                    and getattr(value, "name", None) in _REGISTRY.names() and value.name not in names:
                 names.append(value.name)
     return names
 

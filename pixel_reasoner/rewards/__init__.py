@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Iterable
 
 from pixel_reasoner.errors import ConfigError
-from pixel_reasoner.plugins import import_extension
+from pixel_reasoner.plugins import Registry
 from pixel_reasoner.rewards.base import (GroupRewardTerm, RewardTerm, SampleOutcome, SampleRewardTerm,
                                          TermSettings)
 
-_REGISTRY: dict[str, RewardTerm] = {}
+_REGISTRY: Registry[RewardTerm] = Registry(
+    "reward term", "A term of your own is registered by its file: list it in the reward config's `modules`.")
 
 
 def register_reward(cls: type[RewardTerm]) -> type[RewardTerm]:
@@ -26,29 +27,21 @@ def register_reward(cls: type[RewardTerm]) -> type[RewardTerm]:
         raise ConfigError(f"{cls.__name__}: a reward term subclasses SampleRewardTerm or GroupRewardTerm")
     if not issubclass(cls.settings_class, TermSettings):
         raise ConfigError(f"{cls.__name__}.settings_class must extend TermSettings (it carries the term's weight)")
-    existing = _REGISTRY.get(cls.name)
-    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
-        raise ConfigError(f"reward term {cls.name!r} is registered twice ({type(existing).__name__}, {cls.__name__})")
-    _REGISTRY[cls.name] = cls()
+    _REGISTRY.add(cls.name, cls(), cls)
     return cls
 
 
 def get_reward(name: str) -> RewardTerm:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown reward term {name!r}; registered: {sorted(_REGISTRY)}. A term of your own is "
-                          "registered by its file: list it in the reward config's `modules`") from None
+    return _REGISTRY.get(name)
 
 
 def registered_rewards() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY.names())
 
 
 def load_reward_modules(modules: Iterable[str]) -> None:
     """Import the modules (names or `.py` paths) that register reward terms."""
-    for module in modules:
-        import_extension(module, "reward module")
+    _REGISTRY.load(modules)
 
 
 from pixel_reasoner.rewards import correctness, curiosity, efficiency  # noqa: E402,F401  (built-ins register)

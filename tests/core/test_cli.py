@@ -145,7 +145,7 @@ def test_model_text_from_stdin_and_file(capsys, tmp_path, media, monkeypatch):
     (["--profile", "released", "--image", "{image}", "--budgets", "huge", "--text", "x"], "pixel-budget preset"),
     (["--profile", "released", "--image", "{image}", "--max-operations", "0", "--text", "x"], "max_operations"),
     (["--profile", "released", "--image", "{image}", "--operation-module", "no_such_mod", "--text", "x"],
-     "cannot import operation module"),
+     "cannot import visual operation module"),
     (["--profile", "released", "--image", "{not_an_image}", "--text", "x"], "cannot decode"),
 ])
 def test_bad_usage_is_a_clear_error_with_exit_status_2(capsys, tmp_path, media, args, fragment):

@@ -68,7 +68,7 @@ def test_the_names_before_the_rename_are_read_with_a_warning():
      "forced_turns[0].schedules[0][0]: logit_bias must map token ids"),
     ({"stop": "</tool_call>"}, "rollout.stop: expected a list"),
     ({"extra_operations": ["rotate"]}, "unknown visual operation 'rotate'"),
-    ({"operation_modules": ["no_such_module_xyz"]}, "cannot import operation module 'no_such_module_xyz'"),
+    ({"operation_modules": ["no_such_module_xyz"]}, "cannot import visual operation module 'no_such_module_xyz'"),
 ])
 def test_mistakes_are_errors_naming_the_field(data, message):
     with pytest.raises(ConfigError) as err:
