@@ -18,9 +18,9 @@ def test_rl_7b_recipe_dry_run_as_ray_job(ray_head, tiny_rl_inputs, tmp_path):
     assert done.returncode == 0, out[-4000:]
     assert "dry run (--pr.dry_run): configuration valid" in out and "succeeded" in out
     command = next(line for line in out.splitlines() if line.startswith("==> command:"))
-    assert "python -m openrlhf.cli.train_ppo_ray --pr.enable --pr.dry_run " in command  # the patched upstream CLI
+    assert "python -m openrlhf.cli.train_ppo_ray --pr.enable " in command and "--pr.dry_run" in command.split()
     for flag in ("--actor.model_name_or_path TIGER-Lab/PixelReasoner-WarmStart", "--rollout.n_samples_per_prompt 8",
-                 "--rollout.batch_size 512", "--train.batch_size 256", "--actor.adam.lr 1e-6",
+                 "--rollout.batch_size 512", "--train.batch_size 256", "--actor.adam.lr 1e-06",
                  "--actor.lr_scheduler cosine_with_min_lr", "--actor.lr_warmup_ratio 0.03",
                  "--algo.advantage.estimator dr_grpo", "--algo.kl.init_coef 0", "--vllm.num_engines 4",
                  "--actor.num_gpus_per_node 4", "--data.max_images_per_prompt 16", "--actor.dual_clip 3",
