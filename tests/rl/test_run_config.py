@@ -108,3 +108,26 @@ def test_the_resolved_configuration_reads_back_as_the_same_run():
     again = settings.build(RunConfig, json.loads(json.dumps(run.to_dict())))  # the run's config.json
     assert again.rewards.active() == run.rewards.active()
     assert (again.ssr, again.rollout, again.log, again.cpu) == (run.ssr, run.rollout, run.log, run.cpu)
+
+
+def test_rl_7b_sh_passes_the_layout_and_the_old_knobs_as_flags_with_a_note(tmp_path):
+    """The script computes only the cluster layout and paths; an old environment knob becomes its flag."""
+    import subprocess
+
+    shim, out = tmp_path / "python", tmp_path / "argv"
+    shim.write_text('#!/bin/sh\nfor a in "$@"; do printf \'%s\\0\' "$a"; done > "$ARGV_OUT"\n')
+    shim.chmod(0o755)
+    knobs = ("MODEL", "DATA", "EVAL_DATA", "OUT", "RECIPE", "WANDB_API_KEY", "DRY_RUN", "GPUS_PER_NODE", "COLOCATE",
+             "VLLM_NUM_ENGINES")
+    clean = {key: value for key, value in os.environ.items() if key not in knobs}
+    done = subprocess.run(["bash", os.path.join(REPO, "recipes", "rl_7b.sh"), "--actor.adam.lr", "2e-6"],
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(clean, PYTHON=str(shim), ARGV_OUT=str(out), NNODES="2", ALPHA="0.3",
+                                   SSR_CAPACITY="64"))
+    assert done.returncode == 0, done.stderr
+    argv = out.read_text().split("\0")[:-1]
+    assert argv[:4] == ["-m", "openrlhf_ext.train", "--config", RL_7B]
+    assert " ".join(argv[4:]) == ("--actor.num_nodes 1 --actor.num_gpus_per_node 8 --vllm.num_engines 8 --pr.set "
+                                  "rewards.settings.curiosity.weight=0.3 --pr.ssr.capacity 64 --actor.adam.lr 2e-6")
+    assert "ALPHA is deprecated, pass --pr.set rewards.settings.curiosity.weight=0.3" in done.stderr
+    assert "SSR_CAPACITY is deprecated, pass --pr.ssr.capacity 64" in done.stderr
