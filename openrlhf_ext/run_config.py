@@ -37,6 +37,11 @@ class RunLogConfig:
         "One JSON line per query group: rewards by term, n_vo, 1_PR, RaPR, advantages (groups.jsonl)."))
     uniform_tolerance: float = option(1e-6, help=(
         "A group counts as reward-uniform (zero advantage, the paper's Fig. 9) when max - min <= this."))
+    sample_means: tuple[str, ...] = option(
+        ("num_operations", "num_operation_errors", "num_images", "turns", "answered", "truncated", "correct"), help=(
+            "Per-sample agent logs whose mean over each step's fresh rollout is logged as `agent/<key>_mean` "
+            "(upstream averages per-sample values over what the actors trained on, which with SSR includes "
+            "replays); keys the samples do not carry are left out."))
 
     def __post_init__(self) -> None:
         if self.uniform_tolerance < 0:

@@ -51,7 +51,7 @@ from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker  #
 from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator  # noqa: E402
 from openrlhf.utils.logging_utils import init_logger  # noqa: E402
 
-from openrlhf_ext import run_config  # noqa: E402
+from openrlhf_ext import resume, run_config  # noqa: E402
 from openrlhf_ext.rollout_context import RolloutContext  # noqa: E402
 from openrlhf_ext.run_config import RunConfig  # noqa: E402
 from openrlhf_ext.step_rewards import StepRewards, complete_rewards  # noqa: E402
@@ -199,6 +199,19 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
             self._recompute_log_probs([e for e in selected if float(e.info["ssr_from_earlier_step"][0]) > 0])
         return selected
 
+    # -- resuming
+
+    def state_dict(self) -> dict:
+        """What this maker carries from step to step: the SSR replay (buffer, step count, random stream) and the
+        random stream that spreads samples over ranks. Curiosity carries nothing (RaPR is per group and step)."""
+        return {"ssr": None if self.replay is None else self.replay.state_dict(),
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        if self.replay is not None and state["ssr"] is not None:
+            self.replay.load_state_dict(state["ssr"])
+
     # -- the group reward terms
 
     @staticmethod
@@ -287,6 +300,25 @@ def _numeric(d: dict) -> dict:
     return out
 
 
+def agent_sample_means(experiences: Sequence[Experience], config: RunConfig) -> Dict[str, float]:
+    """`agent/<key>_mean` over the samples for each of `config.log.sample_means` they all carry, and
+    `agent/operation_error_rate`: failed / requested operations (0.0 when none was requested)."""
+    def values(key: str) -> torch.Tensor | None:
+        if not experiences or not all(key in e.info for e in experiences):
+            return None
+        return torch.cat([e.info[key].reshape(-1).float() for e in experiences])
+
+    stats = {}
+    for key in config.log.sample_means:
+        v = values(key)
+        if v is not None:
+            stats[f"agent/{key}_mean"] = float(v.mean())
+    requested, failed = values("num_operations"), values("num_operation_errors")  # `SampleOutcome.LOG_KEYS`
+    if requested is not None and failed is not None:
+        stats["agent/operation_error_rate"] = float(failed.sum() / requested.sum()) if requested.sum() > 0 else 0.0
+    return stats
+
+
 class PixelReasonerTrainerMixin:
     """Hooks shared by the sync `PPOTrainer` and the async `TrainingActor` (both `BasePPOTrainer`s)."""
 
@@ -305,6 +337,7 @@ class PixelReasonerTrainerMixin:
             train_batch_size=args.train.batch_size, group_log_path=os.path.join(run_dir, "groups.jsonl"))
         self.pr_started = time.time()
         self.pr_history: List[dict] = []
+        self.pr_restored: dict | None = None
         logger.info(f"Pixel Reasoner trainer hooks installed: {json.dumps(self.pr_config.to_dict())}")
 
     def pr_describe(self) -> dict:
@@ -313,8 +346,33 @@ class PixelReasonerTrainerMixin:
         generator = getattr(self, "samples_generator", None)
         return {"trainer": type(self).__name__, "experience_maker": type(maker).__name__,
                 "ssr_target": None if maker.replay is None else maker.replay.target,
-                "run_dir": self.pr_run_dir, "config": self.pr_config.to_dict(),
+                "run_dir": self.pr_run_dir, "config": self.pr_config.to_dict(), "restored": self.pr_restored,
                 **(describe_rollout_requests(generator) if generator is not None else {})}
+
+    def init_checkpoint_states(self) -> Dict:
+        """Upstream's checkpoint states (step, episode, data loader) and, when it resumes, our state saved with
+        that checkpoint (the SSR buffer; `openrlhf_ext.resume`)."""
+        states = super().init_checkpoint_states()
+        if states.get("global_step", 0) > 0:
+            self._pr_restore(states)
+        return states
+
+    def _pr_restore(self, states: Dict) -> None:
+        step = states["global_step"]
+        state = resume.load_state(self.args.ckpt.path, states)
+        if state is None:
+            logger.warning(f"resuming from step {step}: its checkpoint carries no Pixel Reasoner state (saved "
+                           "without it), so the SSR buffer starts empty")
+        else:
+            self.experience_maker.load_state_dict(state["experience_maker"])
+        self.pr_history, dropped = resume.trim_records(self.pr_metrics_path, step)
+        group_log = self.experience_maker.group_log_path
+        dropped_groups = resume.trim_records(group_log, step)[1] if group_log else 0
+        entries = self.experience_maker.replay.buffer.entries() if self.experience_maker.replay else []
+        self.pr_restored = {"global_step": step, "state": states.get(resume.STATE_KEY),
+                            "ssr_buffer_size": len(entries), "ssr_buffer_steps": sorted({e.step for e in entries}),
+                            "dropped_metric_lines": dropped, "dropped_group_lines": dropped_groups}
+        logger.info(f"Pixel Reasoner state restored: {json.dumps(self.pr_restored)}")
 
     def train_step(self, rollout_samples, global_step: int):
         self.experience_maker.current_step = global_step + 1
@@ -322,23 +380,38 @@ class PixelReasonerTrainerMixin:
             return super().train_step(rollout_samples, global_step)
         except SkipTrainingStep as skip:  # SSR has logged why
             status = dict(skip.stats)
-            status.update(self._base_rollout_stats(self.experience_maker.fresh_experiences))
+            status.update(self._fresh_rollout_stats(self.experience_maker.fresh_experiences))
             return status, global_step + 1
 
-    def _base_rollout_stats(self, experiences) -> Dict:
-        return super()._compute_rollout_stats(experiences) if experiences else {}
+    def _fresh_rollout_stats(self, experiences) -> Dict:
+        """Upstream's rollout numbers and the agent's per-sample means, over the step's fresh samples."""
+        if not experiences:
+            return {}
+        stats = super()._compute_rollout_stats(experiences)
+        stats.update(agent_sample_means(experiences, self.pr_config))
+        return stats
 
     def _compute_rollout_stats(self, experiences) -> Dict:
-        """Rollout numbers of the fresh samples (not the SSR batch) plus the reward terms' and SSR numbers."""
-        stats = self._base_rollout_stats(self.experience_maker.fresh_experiences or experiences)
+        """Rollout numbers of the fresh samples (not the SSR batch) plus the reward terms' and SSR numbers.
+        Upstream logs what this returns to every configured logger (wandb, tensorboard, the "Global step" line)."""
+        stats = self._fresh_rollout_stats(self.experience_maker.fresh_experiences or experiences)
         stats.update(self.experience_maker.step_stats)
         return stats
 
     def save_logs_and_checkpoints(self, global_step: int, logs_dict=None, client_states=None) -> None:
+        """Our records, then upstream's loggers and checkpoint; at a checkpoint step our state is written first and
+        named in the checkpoint's `client_states` (`openrlhf_ext.resume`)."""
         record = {"step": global_step, "time_s": round(time.time() - self.pr_started, 3), **_numeric(logs_dict or {})}
         write_jsonl(self.pr_metrics_path, [record], append=True)
         self.pr_history.append(record)
+        client_states = {} if client_states is None else client_states
+        saving = global_step % self.args.ckpt.save_steps == 0
+        if saving:
+            state = {"experience_maker": self.experience_maker.state_dict()}
+            client_states[resume.STATE_KEY] = resume.save_state(self.args.ckpt.path, global_step, state)
         super().save_logs_and_checkpoints(global_step, logs_dict, client_states)
+        if saving:
+            resume.prune_states(self.args.ckpt.path, keep=client_states[resume.STATE_KEY])
 
     def fit(self, *args, **kwargs):
         result = super().fit(*args, **kwargs)
@@ -424,15 +497,24 @@ class PixelReasonerGenerateSamplesActor(ppo_trainer_async.GenerateSamplesActor._
         return {"actor": type(self).__name__, **describe_rollout_requests(self.samples_generator)}
 
 
+def _class_key(cls) -> tuple[str, str]:
+    """Where a (Ray actor) class is defined. Identity does not do: in async mode upstream's `PPOTrainerAsync` is
+    itself a Ray actor, which Ray ships to its worker by value (its module name holds the actor handle, not the
+    class), and with it copies of the actor handles it creates; their module and name are kept."""
+    cls = getattr(cls, "__ray_actor_class__", cls)
+    return cls.__module__, cls.__qualname__
+
+
 def subclass_of(upstream_cls):
     """Our actor class for the upstream class `train()` is about to create (the async trainer itself is upstream's:
     it creates our rollout and training actors through the same hook)."""
-    if upstream_cls is ppo_trainer_async.PPOTrainerAsync:
+    key = _class_key(upstream_cls)
+    if key == _class_key(ppo_trainer_async.PPOTrainerAsync):
         return upstream_cls
-    ours = {ppo_trainer.PPOTrainer: PixelReasonerPPOTrainer,
-            ppo_trainer_async.TrainingActor: PixelReasonerTrainingActor,
-            ppo_trainer_async.GenerateSamplesActor: PixelReasonerGenerateSamplesActor}
-    if upstream_cls not in ours:
+    ours = {_class_key(ppo_trainer.PPOTrainer): PixelReasonerPPOTrainer,
+            _class_key(ppo_trainer_async.TrainingActor): PixelReasonerTrainingActor,
+            _class_key(ppo_trainer_async.GenerateSamplesActor): PixelReasonerGenerateSamplesActor}
+    if key not in ours:
         raise ConfigError(f"--pr.enable: no Pixel Reasoner actor extends {upstream_cls!r}; openrlhf_ext.trainer "
                           "subclasses PPOTrainer, TrainingActor and GenerateSamplesActor of OpenRLHF 0.11.2")
-    return ours[upstream_cls]
+    return ours[key]

@@ -145,6 +145,13 @@ class ReplayBuffer(Generic[T]):
     def entries(self) -> list[_Entry[T]]:
         return list(self._entries)
 
+    def restore(self, entries: Sequence[dict]) -> None:
+        """Replace the contents with saved entries (`SelectiveSampleReplay.state_dict`), oldest first; this
+        buffer's own capacity and byte cap apply (a resumed run may have been given smaller ones)."""
+        self.clear()
+        for e in entries:
+            self.add([e["item"]], [e["priority"]], e["step"], [e["size"]])
+
 
 def draw_proportional(priorities: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k indices ∝ priorities: without replacement as long as possible, then whole passes + a remainder."""
@@ -182,6 +189,20 @@ class SelectiveSampleReplay(Generic[T]):
         self.buffer: ReplayBuffer[T] = ReplayBuffer(config.capacity or rollout_size, config.max_bytes)
         self.rng = np.random.default_rng(config.seed)
         self.step = 0
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue this replay: the buffer's entries (items as stored, oldest
+        first), the step count (for `reset_every_steps`) and the random generator's state. The caller saves it
+        with the run's checkpoints (its items are whatever the caller stores, e.g. experiences with tensors)."""
+        return {"step": self.step, "rng": self.rng.bit_generator.state,
+                "entries": [{"item": e.item, "priority": e.priority, "step": e.step, "size": e.size}
+                            for e in self.buffer.entries()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict()`'s result: the same buffer, step count and random stream."""
+        self.step = int(state["step"])
+        self.rng.bit_generator.state = state["rng"]
+        self.buffer.restore(state["entries"])
 
     def select(self, items: Sequence[T], advantages: Sequence[float],
                sizes: Sequence[float] | None = None) -> SSRSelection[T]:

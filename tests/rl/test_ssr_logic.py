@@ -151,3 +151,19 @@ def test_replay_reports_buffer_bytes_and_byte_evictions():
     assert uncapped.select(items_of(1, 8), [1.0] * 8, sizes=[1000.0] * 8).stats["buffer_size"] == 8
     with pytest.raises(ConfigError, match="max_bytes"):
         SSRConfig(max_bytes=0)
+
+
+def test_state_dict_continues_the_replay_and_applies_the_new_caps():
+    original = SelectiveSampleReplay(SSRConfig(), rollout_size=16, train_batch_size=4)
+    original.select(items_of(1, 16), [1.0] * 6 + [0.0] * 10)
+    original.select(items_of(2, 16), [0.5] * 3 + [0.0] * 13)
+    state = original.state_dict()
+    resumed = SelectiveSampleReplay(SSRConfig(), rollout_size=16, train_batch_size=4)
+    resumed.load_state_dict(state)
+    later = [0.5, 0.0] + [0.0] * 14
+    a, b = original.select(items_of(3, 16), later), resumed.select(items_of(3, 16), later)
+    assert a.items == b.items and a.from_earlier_step == b.from_earlier_step and sum(b.from_earlier_step) == 7
+    smaller = SelectiveSampleReplay(SSRConfig(capacity=4), rollout_size=16, train_batch_size=4)
+    smaller.load_state_dict(state)  # a resumed run given a smaller buffer keeps the newest samples
+    assert [e.item for e in smaller.buffer.entries()] == ["s1-5", "s2-0", "s2-1", "s2-2"]
+    assert smaller.step == 2

@@ -25,6 +25,20 @@ def test_the_patch_hook_picks_our_actor_classes_only_with_pr_enable():
         assert patch_hooks.actor_class(off, cls) is cls
 
 
+def test_the_hook_recognises_actor_handles_ray_shipped_by_value():
+    """Inside the async trainer's Ray worker, upstream's actor handles are copies (Ray ships `PPOTrainerAsync` by
+    value): a cloudpickle round trip makes the same kind of copy, a different object of the same class."""
+    from openrlhf_ext import patch_hooks, trainer
+    from openrlhf.trainer import ppo_trainer_async
+    from ray import cloudpickle
+
+    on = SimpleNamespace(pr=SimpleNamespace(enable=True))
+    for upstream, ours in ((ppo_trainer_async.GenerateSamplesActor, trainer.PixelReasonerGenerateSamplesActor),
+                           (ppo_trainer_async.TrainingActor, trainer.PixelReasonerTrainingActor)):
+        copy = cloudpickle.loads(cloudpickle.dumps(upstream))
+        assert copy is not upstream and patch_hooks.actor_class(on, copy) is ours
+
+
 def test_rollout_requests_carry_a_small_context_instead_of_the_processor(tiny_processor, tiny_model_dir):
     """Upstream's dispatch sends `SamplesGenerator.tokenizer` with every request: ours is the context."""
     from openrlhf_ext.trainer import rollout_samples_generator  # first: the flash-attn stub
