@@ -92,7 +92,7 @@ def test_mvbench_video_frames_are_segment_centres_within_the_bound(tmp_path, mon
     if decoder == "pyav":
         monkeypatch.setitem(__import__("sys").modules, "decord", None)
     root = make_mvbench(str(tmp_path / "mv"), n_per_task=1)
-    q = load_questions("mvbench", root, LoadOptions(subset="action_sequence", num_frames=8))[0]
+    q = load_questions("mvbench", root, LoadOptions(subset="action_sequence", video_frames=8))[0]
     frames = q.video.load_frames()
     # red = 4 i and blue = 255 - 4 i, both shifted alike by the codec's colour conversion: average them
     decoded = [round((f.getpixel((10, 10))[0] + 255 - f.getpixel((10, 10))[2]) / 8) for f in frames]
