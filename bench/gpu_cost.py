@@ -511,9 +511,9 @@ def samples_for(a, tokenizer) -> tuple[dict[str, Sample], dict[str, str]]:
     if a.tiny:
         sft_args, sft_media, rl_media = demo_script_arguments(), DemoMedia(), DemoMedia()
     else:
-        sft_args = SFTScriptArguments(pixel_budgets="paper_sft")
+        sft_args = SFTScriptArguments(budget_preset="paper_sft")
         sft_media = DemoMedia(budgets=sft_args.budgets(), scale=PAPER_SCALE)
-        rl_media = DemoMedia(budgets=RolloutConfig().budgets, scale=PAPER_SCALE)
+        rl_media = DemoMedia(budgets=RolloutConfig().budgets(), scale=PAPER_SCALE)
     samples, skipped = {}, {}
     with tempfile.TemporaryDirectory() as work:
         samples["rl"] = rl_sample(configure_processor(build_processor(tokenizer), rl_media.budgets), rl_media, work)

@@ -52,9 +52,9 @@ def run(argv: list[str], log: str) -> float:
 
 
 def synthesis(py: str, seeds: str, out: str, profile: str, limit: int | None = None) -> list[str]:
-    source = f"{{kind: jsonl, name: zoom, path: '{seeds}'" + (f", limit: {limit}" if limit else "") + "}"
+    source = f"{{format: jsonl, name: zoom, path: '{seeds}'" + (f", limit: {limit}" if limit else "") + "}"
     return [py, "-m", "data_synthesis", "run", "--config", "recipes/synth_zoom_cpu.yaml", "--set", f"profile={profile}",
-            "--set", f"sources=[{source}]", "--output-dir", out, "--no-progress"]
+            "--set", f"sources=[{source}]", "--output.dir", out, "--no-progress"]
 
 
 def evaluate(py: str, model: str, bench: dict[str, str], out: str, tools: bool = True) -> list[str]:

@@ -134,10 +134,8 @@ def run_level(in_flight: int, model: str, sources: list[str], seed: int) -> dict
     from pixel_reasoner.episode import Episode
     from pixel_reasoner.protocol.chatml import render_messages
 
-    from pixel_reasoner.config import PixelBudgets
-
     # the official RL budgets (the figures in docs/rollout.md), the paper's limits, bf16 pixels, 1 GiB image cache
-    config = RolloutConfig(budgets=PixelBudgets.paper_rl())
+    config = RolloutConfig(budget_preset="paper_rl")
     processor = AutoProcessor.from_pretrained(model)
     tokenizer = processor.tokenizer
     rng = random.Random(seed)

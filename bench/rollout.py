@@ -118,14 +118,13 @@ async def rollouts(a, model: str, tokenizer, prompts: dict) -> dict:
     from openrlhf_ext.local_rollout import EngineRecorder, engine_kwargs, start_rollout_actor
     from openrlhf_ext.rollout_config import RolloutConfig
     from openrlhf_ext.rollout_context import RolloutContext
-    from pixel_reasoner.config import PixelBudgets
 
     t0 = time.perf_counter()
     actor = await start_rollout_actor(**engine_kwargs(model, dtype="float32", max_model_len=8192, max_images=16))
     startup = time.perf_counter() - t0
     forced = EngineRecorder(actor, tokenizer)
     forced_turns = tuple({"match": f"Scenario {name}:", "schedules": [turns]} for name, turns in SCHEDULES.items())
-    config = RolloutConfig(budgets=PixelBudgets.paper_rl(), extra_operations=("sleep_bench",), pixel_dtype="float32",
+    config = RolloutConfig(budget_preset="paper_rl", extra_operations=("sleep_bench",), pixel_dtype="float32",
                            forced_turns=forced_turns)  # the official RL budgets: the figures in docs/rollout.md
     context = RolloutContext(model, config)
     params = SamplingParams(temperature=1.0, top_p=1.0, top_k=-1, max_tokens=None, min_tokens=1,

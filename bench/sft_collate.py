@@ -32,7 +32,7 @@ from pixel_reasoner.testing.tiny_qwen import cached_build
 KINDS = {"1_image": "text_only", "4_images": "recrop_twice"}
 SETTINGS = {"demo": (DemoMedia(), demo_script_arguments),
             "paper": (DemoMedia(budgets=PixelBudgets.paper_sft(), scale=5.0),
-                      lambda **kw: SFTScriptArguments(pixel_budgets="paper_sft", **kw))}
+                      lambda **kw: SFTScriptArguments(budget_preset="paper_sft", **kw))}
 
 
 def collation_rate(collator, specs, batch: int, repeats: int) -> tuple[float, float, int]:

@@ -1,5 +1,8 @@
 """Command line: `python -m data_synthesis run --config recipes/synth.yaml [--dry-run] [--max-items N]`.
 
+Every field of the recipe (`SynthesisConfig`) is also a flag (`--expert.sampling.temperature 0.2`,
+`--output.dir out/`); `--set KEY=VALUE` reaches the rest (`--set endpoints.expert.model=gpt-4o-mini`).
+
 Subcommands:
     run      synthesise trajectories (resumable: rerun the same command after an interruption)
     prompts  write the paper's default prompts to a directory, to edit and use via `prompts_dir`
@@ -11,10 +14,12 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 
-from data_synthesis.config import load_config
+from data_synthesis.config import SynthesisConfig
 from data_synthesis.prompts import write_default_prompts
 from data_synthesis.report import build_report, write_report
+from pixel_reasoner import settings
 from pixel_reasoner.errors import PixelReasonerError
 
 
@@ -23,14 +28,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="synthesise trajectories")
-    run.add_argument("--config", required=True, help="YAML recipe (see recipes/synth.yaml)")
     run.add_argument("--dry-run", action="store_true",
                      help="send nothing, write nothing: show the requests that would be sent (uncached ones)")
     run.add_argument("--max-items", type=int, default=None, help="process at most this many unfinished items")
-    run.add_argument("--output-dir", default=None, help="override output.dir")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config value, e.g. --set expert.sampling.temperature=0.2 (repeatable)")
+    run.add_argument("--output-dir", default=None, help="deprecated: use --output.dir")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    settings.add_arguments(run, SynthesisConfig)
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging (each rejection)")
     prompts = sub.add_parser("prompts", help="write the default prompts to a directory")
     prompts.add_argument("--write", required=True, metavar="DIR")
@@ -46,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         print(write_report(args.output_dir, build_report(args.output_dir)))
         return 0
 
-    overrides = list(args.set) + ([f"output.dir={args.output_dir}"] if args.output_dir else [])
     try:
-        config = load_config(args.config, overrides)
+        if args.output_dir:
+            warnings.warn("--output-dir is deprecated, use --output.dir (the old flag is removed in the next release)",
+                          FutureWarning, stacklevel=1)
+            args.set.append(f"output.dir={args.output_dir}")
+        config = settings.build(SynthesisConfig, settings.values(SynthesisConfig, args))
     except PixelReasonerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

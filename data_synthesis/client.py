@@ -211,7 +211,7 @@ class ChatClient:
                       extra_stop: Sequence[str] = ()) -> dict:
         request: dict[str, Any] = {"model": self.config.model, "messages": messages,
                                    "temperature": sampling.temperature, "top_p": sampling.top_p,
-                                   "max_tokens": sampling.max_tokens, "n": n}
+                                   "max_tokens": sampling.max_turn_tokens, "n": n}
         stop = list(sampling.stop) + [s for s in extra_stop if s not in sampling.stop]
         if stop:
             request["stop"] = stop

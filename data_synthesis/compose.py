@@ -33,6 +33,7 @@ from data_synthesis.reference import Reference
 from data_synthesis.rejection import Rejected
 from data_synthesis.seeds import SeedItem
 from data_synthesis.self_correction import Plan
+from pixel_reasoner.config import VIDEO_FRAMES
 from pixel_reasoner.episode import Episode, EpisodeConfig, OperationRecord
 from pixel_reasoner.media import DecodedImageCache, VideoSource
 from pixel_reasoner.protocol import ProtocolProfile
@@ -43,7 +44,7 @@ STAGE = "compose"
 
 @dataclass
 class Composed:
-    kind: str
+    trajectory_type: str
     messages: list[dict]  # prompt + episode messages (PIL images), wrong turns marked `loss: False`
     episode: Episode
     operations: list[dict] = field(default_factory=list)  # what was executed, for the trajectory's meta
@@ -51,7 +52,7 @@ class Composed:
 
 class Composer:
     def __init__(self, profile: ProtocolProfile, episode_config: EpisodeConfig, cache: DecodedImageCache,
-                 num_frames: int = 16, frame_zoom_text: str = ""):
+                 num_frames: int = VIDEO_FRAMES, frame_zoom_text: str = ""):
         self.profile = profile
         self.episode_config = episode_config
         self.cache = cache
@@ -131,11 +132,11 @@ class Composer:
         lead = f"{analysis.global_text}\n\n{analysis.transition}\n"
         for i, wrong in enumerate(plan.wrong):
             if wrong.box is not None:
-                text = lead + self.crop_call(episode, wrong.box, 1, outward=plan.kind == "further_zoom_in")
+                text = lead + self.crop_call(episode, wrong.box, 1, outward=plan.trajectory_type == "further_zoom_in")
             else:
                 text = lead + self.frames_call(wrong.frames or [])
             record = self._operate(episode, text)
-            self._check_wrong(plan.kind, record, reference)
+            self._check_wrong(plan.trajectory_type, record, reference)
             operations.append(_describe(record, loss=False))
             lead = plan.recovery_texts[i] + "\n"
         if reference.frames is not None:
@@ -152,19 +153,19 @@ class Composer:
         result = episode.step(analysis.local_text)
         if not result.done or result.termination != "answer":
             raise Rejected(STAGE, "engine_no_answer", f"the final turn ended as {result.termination!r}")
-        check_answer(result.answer, item.answer, item.answer_kind, item.choices, min_score, stage=STAGE)
+        check_answer(result.answer, item.answer, item.scoring, item.choices, min_score, stage=STAGE)
         messages = self.prompt(episode, item) + [dict(m) for m in episode.messages]
         assistant = [m for m in messages if m["role"] == "assistant"]
         for m in assistant[: len(plan.wrong)]:
             m["loss"] = False
-        return Composed(plan.kind, messages, episode, operations)
+        return Composed(plan.trajectory_type, messages, episode, operations)
 
     def compose_text_only(self, item: SeedItem, text: str, min_score: float) -> Composed:
         episode = self.episode(item, operations=False)
         result = episode.step(text)
         if not result.done or result.termination != "answer":
             raise Rejected("text_only", "engine_no_answer", f"ended as {result.termination!r}")
-        check_answer(result.answer, item.answer, item.answer_kind, item.choices, min_score, stage="text_only")
+        check_answer(result.answer, item.answer, item.scoring, item.choices, min_score, stage="text_only")
         return Composed("text_only", self.prompt(episode, item) + [dict(m) for m in episode.messages], episode)
 
     def prompt(self, episode: Episode, item: SeedItem) -> list[dict]:

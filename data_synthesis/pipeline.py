@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import os
@@ -40,6 +39,7 @@ from data_synthesis.writer import TrajectoryWriter
 from pixel_reasoner.config import to_dict
 from pixel_reasoner.episode import Episode, EpisodeConfig
 from pixel_reasoner.errors import PixelReasonerError
+from pixel_reasoner.jsonl import write_jsonl
 from pixel_reasoner.media import default_cache
 from pixel_reasoner.parsing import parse_turn
 from pixel_reasoner.protocol import get_profile
@@ -68,7 +68,7 @@ class SynthesisRun:
         self.out = config.output.dir
         self.profile = get_profile(config.profile)
         self.prompts = load_prompts(config.prompts_dir)
-        self.episode_config = EpisodeConfig(budgets=config.pixel_budgets(), limits=config.limits)
+        self.episode_config = EpisodeConfig(budgets=config.budgets(), limits=config.limits)
         self.composer = Composer(self.profile, self.episode_config, default_cache(),
                                  frame_zoom_text=config.expert.frame_zoom_text)
         self.writer = TrajectoryWriter(self.out, config.output.copy_media, self.profile.name)
@@ -164,7 +164,7 @@ class SynthesisRun:
         if self.dry_run:
             return None
         meta = {"item_id": item.id, "seed_location": item.location, "route": route, "template": item.template,
-                "answer_kind": item.answer_kind, "budgets": to_dict(cfg.pixel_budgets()), "budget_preset": cfg.budgets,
+                "scoring": item.scoring, "budgets": to_dict(cfg.budgets()), "budget_preset": cfg.budget_preset,
                 "synthesis_seed": cfg.seed, **extra,
                 **item.meta}
         if generated is not None:
@@ -182,7 +182,7 @@ class SynthesisRun:
                 self.questions.append(record)
         item.question, item.choices, item.answer = record["question"], record["choices"], record["answer"]
         item.ref_box = tuple(record["ref_box"])  # type: ignore[assignment]
-        item.answer_kind = "multiple_choice"
+        item.scoring = "multiple_choice"
         return record
 
     async def _ask_question_writer(self, item: SeedItem) -> dict:
@@ -213,7 +213,7 @@ class SynthesisRun:
         second = sent + [{"role": "assistant", "content": turn}] + observation
         result2 = await client.chat(client.build_request(second, cfg.sampling), qgen.STAGE, item.id)
         if result2.finish_reasons[0] == "length":
-            raise Rejected(qgen.STAGE, "truncated", "the question writer hit max_tokens")
+            raise Rejected(qgen.STAGE, "truncated", "the question writer hit max_turn_tokens")
         question = qgen.parse_question(result2.texts[0], cfg.num_choices)
         return {"item_id": item.id, "question": question.question, "choices": question.choices,
                 "answer": question.answer, "ref_box": ref_box, "turns": [turn, result2.texts[0]]}
@@ -235,7 +235,7 @@ class SynthesisRun:
         plan = await asyncio.to_thread(self._plan, item, kind, reference, analysis.target)
         composed = await asyncio.to_thread(self.composer.compose, item, reference, analysis, plan,
                                            cfg.expert.min_score)
-        return composed, {"planned_kind": plan.planned_kind, "fallback_reason": plan.fallback_reason,
+        return composed, {"planned_type": plan.planned_type, "fallback_reason": plan.fallback_reason,
                           "reference": reference.to_dict(), "operations": composed.operations,
                           "expert": expert_meta}
 
@@ -250,10 +250,10 @@ class SynthesisRun:
         result = await client.chat(client.build_request(messages, cfg.expert.sampling), expert_stage.STAGE, item.id)
         meta = {"endpoint": cfg.expert.endpoint, "model": client.config.model, "text": result.texts[0]}
         if result.finish_reasons[0] == "length":
-            raise Rejected(expert_stage.STAGE, "truncated", "the expert hit max_tokens", meta)
+            raise Rejected(expert_stage.STAGE, "truncated", "the expert hit max_turn_tokens", meta)
         try:
             analysis = expert_stage.parse_analysis(result.texts[0], cfg.expert)
-            expert_stage.check_answer(analysis.answer, item.answer, item.answer_kind, item.choices,
+            expert_stage.check_answer(analysis.answer, item.answer, item.scoring, item.choices,
                                       cfg.expert.min_score)
         except Rejected as r:
             raise Rejected(r.stage, r.reason, r.detail, meta) from None
@@ -312,7 +312,7 @@ class SynthesisRun:
                 failures["tool_call"] += 1
             elif parsed.answer is None:
                 failures["no_answer"] += 1
-            elif score(parsed.answer, item.answer, item.answer_kind, item.choices) < cfg.min_score:
+            elif score(parsed.answer, item.answer, item.scoring, item.choices) < cfg.min_score:
                 failures["wrong_answer"] += 1
             else:
                 composed = await asyncio.to_thread(self.composer.compose_text_only, item, text, cfg.min_score)
@@ -404,8 +404,8 @@ class SynthesisRun:
     def _log_run_start(self) -> None:
         with open(os.path.join(self.out, "config.json"), "w", encoding="utf-8") as f:
             f.write(dump_json(self.config) + "\n")
-        with open(os.path.join(self.out, "runs.jsonl"), "a", encoding="utf-8") as f:
-            f.write(json.dumps({"started": time.time(), "argv": sys.argv, "config": self.config.to_dict()}) + "\n")
+        write_jsonl(os.path.join(self.out, "runs.jsonl"),
+                    [{"started": time.time(), "argv": sys.argv, "config": self.config.to_dict()}], append=True)
 
     def _this_run_summary(self, processed: int, already: int, seconds: float) -> dict[str, Any]:
         total = self.accounting.total()

@@ -28,10 +28,11 @@ def build_report(output_dir: str, this_run: dict | None = None) -> dict:
     model_rejections: Counter = Counter()
     for t in read_jsonl(os.path.join(output_dir, TRAJECTORIES)):
         total += 1
-        by_source[t.get("source") or "?"][t.get("kind") or "?"] += 1
-        planned = (t.get("meta") or {}).get("planned_kind")
-        if planned and planned != t.get("kind"):
-            fallbacks[f"{planned}->{t.get('kind')}"] += 1
+        trajectory_type = t.get("trajectory_type") or t.get("kind")  # `kind`: written before 0.2
+        by_source[t.get("source") or "?"][trajectory_type or "?"] += 1
+        planned = (t.get("meta") or {}).get("planned_type") or (t.get("meta") or {}).get("planned_kind")
+        if planned and planned != trajectory_type:
+            fallbacks[f"{planned}->{trajectory_type}"] += 1
         masked_turns += sum(1 for m in t["messages"] if m.get("role") == "assistant" and m.get("loss") is False)
         template = _template_record(t.get("meta") or {})
         if template is not None:
@@ -39,9 +40,9 @@ def build_report(output_dir: str, this_run: dict | None = None) -> dict:
             rejection = template.get("model_rejection")
             if rejection:
                 model_rejections[f"{rejection['stage']}/{rejection['reason']}"] += 1
-    by_kind = Counter()
+    by_type: Counter = Counter()
     for counts in by_source.values():
-        by_kind.update(counts)
+        by_type.update(counts)
     rejections: dict[str, Counter] = defaultdict(Counter)
     rejections_by_source: dict[str, Counter] = defaultdict(Counter)
     for r in read_jsonl(os.path.join(output_dir, REJECTS)):
@@ -60,7 +61,7 @@ def build_report(output_dir: str, this_run: dict | None = None) -> dict:
             target["cost_usd"] += u["cost_usd"]
     report = {
         "output_dir": os.path.abspath(output_dir),
-        "trajectories": {"total": total, "by_kind": dict(sorted(by_kind.items())),
+        "trajectories": {"total": total, "by_type": dict(sorted(by_type.items())),
                          "by_source": {s: dict(sorted(c.items())) for s, c in sorted(by_source.items())},
                          "loss_masked_turns": masked_turns, "fallbacks": dict(fallbacks),
                          "from_templates": {"total": from_templates,
@@ -90,8 +91,8 @@ def summarize(report: dict) -> str:
     lines = [f"Synthesis report for {report['output_dir']}",
              f"trajectories: {t['total']}  (assistant turns with loss=false: {t['loss_masked_turns']})"]
     if t["total"]:
-        lines.append("  by kind:   " + ", ".join(f"{k} {v} ({100 * v / t['total']:.1f}%)"
-                                              for k, v in t["by_kind"].items()))
+        lines.append("  by type:   " + ", ".join(f"{k} {v} ({100 * v / t['total']:.1f}%)"
+                                              for k, v in t["by_type"].items()))
     for source, counts in t["by_source"].items():
         lines.append(f"  {source}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if t["fallbacks"]:

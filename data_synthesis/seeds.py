@@ -9,7 +9,7 @@ Layouts (details and examples in docs/synthesis.md):
 - star: the STAR-QA annotation JSON (a list of `{"question_id", "video_id", "question", "choices", "answer",
   "start", "end"}`; choices as strings or `{"choice": ...}`), videos at `<media_root>/<video_id><video_ext>`.
 - jsonl: `{"id"?, "image" | "video" | "frames", "question", "choices"?, "answer", "ref_box"? | "ref_frames"? |
-  "ref_window"? ([start_s, end_s]), "answer_kind"?, "route"?}`. A frame-list video seed may give `ref_box` as well
+  "ref_window"? ([start_s, end_s]), "scoring"?, "route"?}`. A frame-list video seed may give `ref_box` as well
   (source pixels of a frame): the trajectory then selects the reference frames and crops the first of them. `route`
   fixes the item's route: `text_only` (a question answerable without a visual operation) or `pixel` (a
   trajectory type drawn from Table 2); without it the route is drawn (`text_only.share`).
@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -28,6 +29,7 @@ from PIL import Image
 
 from data_synthesis.config import SourceConfig
 from pixel_reasoner.errors import DataError
+from pixel_reasoner.jsonl import jsonl_lines
 from pixel_reasoner.scoring import SCORERS, choice_letter, parse_count
 
 logger = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ class SeedItem:
     question: str | None = None  # None until stage 1 writes it (SA1B)
     choices: list[str] | None = None
     answer: Any = None
-    answer_kind: str = "auto"
+    scoring: str = "auto"
     ref_box: tuple[int, int, int, int] | None = None
     ref_frames: list[int] | None = None
     ref_window: tuple[float, float] | None = None  # seconds; resolved to ref_frames when the video is read
@@ -91,7 +93,7 @@ def load_source(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
     if not os.path.exists(config.path):
         raise DataError(f"source {config.name!r}: path not found: {config.path}")
     count = 0
-    for entry in loaders[config.kind](config):
+    for entry in loaders[config.format](config):
         if isinstance(entry, SeedItem):
             if config.limit is not None and count >= config.limit:
                 return
@@ -117,21 +119,9 @@ def _resolve(path: Any, root: str, what: str) -> str:
 
 
 def _jsonl_records(config: SourceConfig) -> Iterator[tuple[str, dict | None, str, str | None]]:
-    """(location, record or None, raw line, parse error) for each non-empty line."""
-    with open(config.path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            location = f"{config.path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield location, None, line, f"not valid JSON ({e.msg} at column {e.colno})"
-                continue
-            if not isinstance(record, dict):
-                yield location, None, line, f"expected a JSON object, got {type(record).__name__}"
-                continue
-            yield location, record, line, None
+    """(location, record or None, raw line, why it is not a record) for each non-empty line."""
+    for line in jsonl_lines(config.path):
+        yield f"{config.path}:{line.number}", line.value, line.text, line.error
 
 
 def _shorten(raw: str, limit: int = 500) -> str:
@@ -229,7 +219,7 @@ def _load_sa1b(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
             continue
         image_id = info.get("image_id", os.path.splitext(os.path.basename(path))[0])
         yield SeedItem(id=f"{config.name}-{image_id}", source=config.name, template=config.template or "sa1b",
-                       location=path, image=image, answer_kind="multiple_choice",
+                       location=path, image=image, scoring="multiple_choice",
                        meta={"num_segments": len(valid), "width": info.get("width"), "height": info.get("height")})
 
 
@@ -245,7 +235,7 @@ def _load_web(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
                                 template=config.template or "web", location=location, image=image,
                                 question=_text(record, "question"), choices=choices,
                                 answer=_answer(record.get("answer"), choices),
-                                answer_kind=_kind(config, choices, "anls"),
+                                scoring=_scoring(config, choices, "anls"),
                                 ref_box=_image_box(record.get("bbox"), image, config, "bbox"))
                 yield item
                 continue
@@ -282,7 +272,7 @@ def _load_star(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
             yield SeedItem(id=f"{config.name}-{record.get('question_id', number)}", source=config.name,
                            template=config.template or "star", location=location, video=video,
                            question=_text(record, "question"), choices=choices,
-                           answer=_answer(record.get("answer"), choices), answer_kind=_kind(config, choices, ""),
+                           answer=_answer(record.get("answer"), choices), scoring=_scoring(config, choices, ""),
                            ref_window=(float(start), float(end)), meta={"video_id": video_id})
         except BadSeed as e:
             yield SeedReject(config.name, location, str(e), _shorten(json.dumps(record, default=str)), e.reason)
@@ -291,7 +281,7 @@ def _load_star(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
 def _load_jsonl(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
     root = _media_root(config)
     known = {"id", "image", "video", "frames", "question", "choices", "answer", "ref_box", "ref_frames",
-             "ref_window", "answer_kind", "route"}
+             "ref_window", "scoring", "answer_kind", "route"}
     for number, (location, record, raw, error) in enumerate(_jsonl_records(config), 1):
         if error is None:
             try:
@@ -309,17 +299,20 @@ def _jsonl_item(record: dict, config: SourceConfig, root: str, location: str, nu
     if len(media) != 1:
         raise BadSeed(f"give exactly one of `image`, `video`, `frames`; got {media or 'none'}")
     choices = _choices(record.get("choices"))
-    kind = record.get("answer_kind") or _kind(config, choices, "exact_match")
+    if "answer_kind" in record:
+        warnings.warn("the seed field `answer_kind` is deprecated, use `scoring` (the old name is removed in the "
+                      "next release)", FutureWarning, stacklevel=2)
+    kind = record.get("scoring") or record.get("answer_kind") or _scoring(config, choices, "exact_match")
     if kind not in SCORERS:
-        raise BadSeed(f"`answer_kind` {kind!r} is not one of {SCORERS}")
+        raise BadSeed(f"`scoring` {kind!r} is not one of {SCORERS}")
     if kind == "count" and parse_count(str(record.get("answer"))) is None:
-        raise BadSeed(f"`answer` {record.get('answer')!r} is not a count (answer_kind count)")
+        raise BadSeed(f"`answer` {record.get('answer')!r} is not a count (scoring count)")
     route = record.get("route")
     if route is not None and route not in ROUTES:
         raise BadSeed(f"`route` {route!r}; choose one of {ROUTES} (or leave it out to draw the route)")
     item = SeedItem(id=f"{config.name}-{record.get('id', number)}", source=config.name, template="",
                     location=location, question=_text(record, "question"), choices=choices,
-                    answer=_answer(record.get("answer"), choices), answer_kind=kind, route=route,
+                    answer=_answer(record.get("answer"), choices), scoring=kind, route=route,
                     meta={k: v for k, v in record.items() if k not in known})
     if media == ["image"]:
         item.image = _resolve(record["image"], root, "image")
@@ -357,7 +350,7 @@ def _jsonl_item(record: dict, config: SourceConfig, root: str, location: str, nu
     return item
 
 
-def _kind(config: SourceConfig, choices: list[str] | None, free_text_kind: str) -> str:
-    if config.answer_kind != "auto":
-        return config.answer_kind
+def _scoring(config: SourceConfig, choices: list[str] | None, free_text_kind: str) -> str:
+    if config.scoring != "auto":
+        return config.scoring
     return "multiple_choice" if choices else (free_text_kind or "exact_match")

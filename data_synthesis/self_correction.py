@@ -69,8 +69,8 @@ class WrongOperation:
 
 @dataclass
 class Plan:
-    kind: str  # the realised type
-    planned_kind: str  # the drawn type (differs after a fallback)
+    trajectory_type: str  # the realised type
+    planned_type: str  # the drawn type (differs after a fallback)
     wrong: list[WrongOperation] = field(default_factory=list)
     recovery_texts: list[str] = field(default_factory=list)  # one per turn after a wrong operation
     fallback_reason: str = ""

@@ -17,6 +17,9 @@ import os
 import tempfile
 from typing import Any, Iterator
 
+from pixel_reasoner.errors import DataError
+from pixel_reasoner.jsonl import JsonlAppender, iter_jsonl, jsonl_lines, repair_tail
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,43 +31,14 @@ class JsonlStore:
         self.path = path
         self.key_field = key_field
         self.keys: set[str] = set()
-        self.repaired = 0  # bytes of a torn last line that were cut off
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._repair_and_index()
-        self._file = open(path, "a", encoding="utf-8")
-
-    def _repair_and_index(self) -> None:
-        if not os.path.exists(self.path):
-            return
-        with open(self.path, "rb") as f:
-            data = f.read()
-        good_end = 0
-        pos = 0
-        while pos < len(data):
-            newline = data.find(b"\n", pos)
-            if newline < 0:
-                break  # no newline: the last write was cut
-            line = data[pos:newline]
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    if data[newline + 1:].strip():
-                        raise ValueError(f"{self.path}: line at byte {pos} is not JSON and is not the last line; "
-                                         "the file was edited or corrupted, fix or remove that line") from None
-                    break
-                if self.key_field is not None:
-                    self.keys.add(str(record[self.key_field]))
-            good_end = newline + 1
-            pos = newline + 1
-        if good_end < len(data):
-            self.repaired = len(data) - good_end
-            logger.warning("%s: discarding a torn last line (%d bytes) left by an interrupted run",
-                           self.path, self.repaired)
-            with open(self.path, "r+b") as f:
-                f.truncate(good_end)
-                f.flush()
-                os.fsync(f.fileno())
+        self.repaired = repair_tail(path, lambda row: False)  # bytes of a torn last line that were cut off
+        if self.repaired:
+            logger.warning("%s: discarding a torn last line (%d bytes) left by an interrupted run", path,
+                           self.repaired)
+        if key_field is not None and os.path.exists(path):
+            self.keys = {str(record[key_field]) for _, record in iter_jsonl(path)}
+        self._file = JsonlAppender(path)
 
     def __contains__(self, key: str) -> bool:
         return key in self.keys
@@ -73,9 +47,7 @@ class JsonlStore:
         key = str(record[self.key_field]) if self.key_field is not None else None
         if key is not None and key in self.keys:
             raise ValueError(f"{self.path}: key {key!r} is already written")
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._file.write(record)
         if key is not None:
             self.keys.add(key)
 
@@ -93,12 +65,12 @@ def read_jsonl(path: str) -> Iterator[dict]:
     """Records of a JSONL file, skipping a torn last line (a reader may run while a writer is appending)."""
     if not os.path.exists(path):
         return
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                return
-            if line.strip():
-                yield json.loads(line)
+    for line in jsonl_lines(path):
+        if not line.complete:
+            return
+        if line.error is not None:
+            raise DataError(f"{path} line {line.number}: {line.error}")
+        yield line.value  # type: ignore[misc]
 
 
 def request_key(request: dict) -> str:

@@ -47,7 +47,7 @@ class TrajectoryWriter:
                  if isinstance(m.get("content"), list) for p in m["content"] if p["type"] in ("image", "video")]
         trajectory = Trajectory(id=item.id, messages=records, profile=self.profile_name, media=media,
                                 question=item.question, choices=item.choices, answer=item.answer,
-                                source=item.source, kind=composed.kind, meta=meta)
+                                source=item.source, trajectory_type=composed.trajectory_type, meta=meta)
         problems = trajectory.validate(root=self.output_dir, where=f"trajectory {item.id}")
         if problems:
             raise AssertionError("composed an invalid trajectory: " + "; ".join(problems))

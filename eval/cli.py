@@ -2,41 +2,25 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
-from typing import Sequence
+import warnings
+from typing import Any, Sequence
 
+from pixel_reasoner import settings
 from pixel_reasoner.budget_check import compare_with_checkpoint
+from pixel_reasoner.config import TOKEN_PIXELS
 from pixel_reasoner.episode import EpisodeConfig
 from pixel_reasoner.errors import ConfigError, DataError, PixelReasonerError
 
-from eval.config import MANIFEST, PREDICTIONS, RunConfig, check_resume, now, package_versions
-from eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
+from eval.benchmarks import get_benchmark, load_benchmark_modules
+from eval.config import (MANIFEST, PREDICTIONS, SUBMISSION, RunConfig, ScoreConfig, check_resume, now,
+                         package_versions)
 from eval.records import read_predictions, recover_predictions, row_key, write_json_atomic
 
 logger = logging.getLogger("eval")
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field (help, default and choices come from the dataclass)."""
-    for f in dataclasses.fields(RunConfig):
-        meta = dict(f.metadata)
-        flag = meta.pop("flag", "--" + f.name.replace("_", "-"))
-        kwargs = {"dest": f.name, "help": meta.pop("help")}
-        action = meta.pop("action", None)
-        if action:
-            kwargs["action"] = action
-        else:
-            type_name = str(f.type)
-            kwargs["type"] = int if "int" in type_name else float if "float" in type_name else str
-            kwargs["default"] = f.default
-            if f.default is not None and not meta.get("required"):
-                kwargs["help"] += f" (default: {f.default})"
-        kwargs.update(meta)
-        parser.add_argument(flag, **kwargs)
 
 
 def _load_manifest(path: str) -> dict | None:
@@ -66,7 +50,7 @@ def run(config: RunConfig, make_generator=vllm_generator) -> dict:
     from eval.choices import order_choices
     from eval.records import PredictionWriter
     from eval.runner import RunnerSettings, run_trajectories
-    from eval.scoring import format_summary, score_file, submission
+    from eval.scoring import format_summary, score_file
 
     os.makedirs(config.out, exist_ok=True)
     manifest_path = os.path.join(config.out, MANIFEST)
@@ -113,7 +97,7 @@ def run(config: RunConfig, make_generator=vllm_generator) -> dict:
         generator = make_generator(config, any(q.video is not None for q in questions))
         settings = RunnerSettings(
             profile=config.protocol(), config=EpisodeConfig(config.budgets(), config.limits()), tools=config.tools,
-            samples=config.samples, seed=config.seed, max_tokens_per_turn=config.max_tokens_per_turn,
+            samples=config.samples, seed=config.seed, max_turn_tokens=config.max_turn_tokens,
             max_response_tokens=config.max_response_tokens, batch_size=config.batch_size,
             force_first_call=config.force_first_call,
             image_dir=os.path.join(config.out, "images") if config.save_images else None)
@@ -128,10 +112,11 @@ def run(config: RunConfig, make_generator=vllm_generator) -> dict:
     summary = format_summary(metrics)
     with open(os.path.join(config.out, "summary.md"), "w", encoding="utf-8") as f:
         f.write(summary)
-    if metrics.get("score") is None and config.benchmark == "infovqa":
-        write_json_atomic(os.path.join(config.out, "submission.json"),
-                          submission(read_predictions(predictions), config.scoring_protocol))
-        logger.info("answers are hidden in this split: wrote %s", os.path.join(config.out, "submission.json"))
+    submission = get_benchmark(config.benchmark).submission
+    if metrics.get("score") is None and submission is not None:
+        write_json_atomic(os.path.join(config.out, SUBMISSION), submission(read_predictions(predictions),
+                                                                        config.scoring_protocol))
+        logger.info("answers are hidden in this split: wrote %s", os.path.join(config.out, SUBMISSION))
     print(summary)
     return metrics
 
@@ -139,11 +124,18 @@ def run(config: RunConfig, make_generator=vllm_generator) -> dict:
 PER_BENCHMARK_FIELDS = ("split", "subset", "image_root")
 
 
+def _as_list(value: Any, key: str) -> list[str]:
+    if value is None:
+        raise ConfigError(f"{key}: required key is missing (give `{key}:` in the recipe or --{key})")
+    return [value] if isinstance(value, str) else list(value)
+
+
 def configs_from_args(values: dict) -> list[RunConfig]:
-    """One RunConfig per `--benchmark`/`--data` pair. With several benchmarks each writes to OUT/<benchmark>/ and
-    `--split`/`--subset`/`--image-root` name the benchmark they apply to (`--split infovqa=test`)."""
-    values = dict(values)
-    benchmarks, data = list(values.pop("benchmark")), list(values.pop("data"))
+    """One RunConfig per `--benchmark`/`--data` pair (a recipe mapping: `settings.values`). With several
+    benchmarks each writes to OUT/<benchmark>/ and `--split`/`--subset`/`--image_root` name the benchmark they
+    apply to (`--split infovqa=test`)."""
+    values = settings.upgrade_names(RunConfig, values)
+    benchmarks, data = _as_list(values.pop("benchmark", None), "benchmark"), _as_list(values.pop("data", None), "data")
     if len(benchmarks) != len(data):
         raise ConfigError(f"give one --data per --benchmark, in the same order: got {len(benchmarks)} benchmark(s) "
                           f"({' '.join(benchmarks)}) and {len(data)} data path(s)")
@@ -151,10 +143,10 @@ def configs_from_args(values: dict) -> list[RunConfig]:
         raise ConfigError(f"--benchmark lists a benchmark twice ({' '.join(benchmarks)}); run a second layout of the "
                           "same benchmark with its own --out")
     if len(benchmarks) == 1:
-        return [RunConfig(benchmark=benchmarks[0], data=data[0], **values)]
+        return [settings.build(RunConfig, {**values, "benchmark": benchmarks[0], "data": data[0]})]
     per_benchmark: dict[str, dict] = {b: {} for b in benchmarks}
     for name in PER_BENCHMARK_FIELDS:
-        value = values.pop(name)
+        value = values.pop(name, None)
         if value is None:
             continue
         target, sep, setting = value.partition("=")
@@ -162,8 +154,11 @@ def configs_from_args(values: dict) -> list[RunConfig]:
             raise ConfigError(f"--{name.replace('_', '-')} {value!r}: with several benchmarks write BENCHMARK=VALUE "
                               f"with BENCHMARK one of {' '.join(benchmarks)} (e.g. --split infovqa=test)")
         per_benchmark[target][name] = setting
-    out = values.pop("out")
-    return [RunConfig(benchmark=b, data=d, out=os.path.join(out, b), **values, **per_benchmark[b])
+    out = values.pop("out", None)
+    if out is None:
+        raise ConfigError("out: required key is missing (give `out:` in the recipe or --out)")
+    return [settings.build(RunConfig, {**values, "benchmark": b, "data": d, "out": os.path.join(out, b),
+                                       **per_benchmark[b]})
             for b, d in zip(benchmarks, data)]
 
 
@@ -172,7 +167,7 @@ def run_many(configs: Sequence[RunConfig], make_generator=vllm_generator) -> dic
     reuse it (one vLLM start instead of one per benchmark). The engine enables video when any benchmark may need
     it (MVBench), so every benchmark sees the same engine settings; results do not depend on the order."""
     shared: list = []
-    video = any(c.benchmark == "mvbench" for c in configs)
+    video = any(get_benchmark(c.benchmark).video for c in configs)
 
     def shared_generator(config: RunConfig, needs_video: bool):
         if not shared:
@@ -182,20 +177,23 @@ def run_many(configs: Sequence[RunConfig], make_generator=vllm_generator) -> dic
     return {c.benchmark: run(c, shared_generator if len(configs) > 1 else make_generator) for c in configs}
 
 
-def score_command(args: argparse.Namespace) -> None:
-    from eval.scoring import format_summary, score_file, submission
+def score_command(config: ScoreConfig) -> None:
+    from eval.scoring import format_summary, score_file
 
-    metrics = score_file(args.predictions, args.benchmark, args.bootstrap, args.seed, args.protocol)
-    if args.out:
-        write_json_atomic(args.out, metrics)
+    metrics = score_file(config.predictions, config.benchmark, config.bootstrap, config.seed, config.scoring_protocol)
+    if config.out:
+        write_json_atomic(config.out, metrics)
     else:
         print(json.dumps(metrics, indent=2))
-    if metrics.get("score") is None or args.submission:
-        path = args.submission or os.path.join(os.path.dirname(os.path.abspath(args.out or args.predictions)),
-                                               "submission.json")
-        write_json_atomic(path, submission(read_predictions(args.predictions), args.protocol))
+    submission = get_benchmark(config.benchmark).submission
+    if config.submission and submission is None:
+        raise ConfigError(f"--submission: benchmark {config.benchmark!r} has no submission format")
+    if submission is not None and (metrics.get("score") is None or config.submission):
+        path = config.submission or os.path.join(os.path.dirname(os.path.abspath(config.out or config.predictions)),
+                                                 SUBMISSION)
+        write_json_atomic(path, submission(read_predictions(config.predictions), config.scoring_protocol))
         logger.info("wrote the submission file %s", path)
-    print(format_summary(metrics), file=sys.stderr if not args.out else sys.stdout)
+    print(format_summary(metrics), file=sys.stderr if not config.out else sys.stdout)
 
 
 def report_command(args: argparse.Namespace) -> None:
@@ -208,26 +206,63 @@ def report_command(args: argparse.Namespace) -> None:
     print(text)
 
 
+TOKEN_OVERRIDES = ("original_tokens", "crop_tokens", "frame_tokens")  # before 0.2: per-kind budgets in tokens
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run_parser = sub.add_parser("run", help="evaluate a model (vLLM, multi-turn, resumable)")
-    add_config_arguments(run_parser)
+    run_parser = sub.add_parser("run", help="evaluate a model (vLLM, multi-turn, resumable)",
+                                usage="python -m eval run [--config YAML] [--FIELD VALUE ...]")
+    settings.add_arguments(run_parser, RunConfig)
+    _add_protocol_flag(run_parser)
+    for name in TOKEN_OVERRIDES:
+        kind = name.removesuffix("_tokens")
+        run_parser.add_argument(f"--{name.replace('_', '-')}", f"--{name}", dest=f"deprecated.{name}", type=int,
+                                nargs=2, metavar=("MIN", "MAX"),
+                                help=f"deprecated: use --{kind}_min_pixels / --{kind}_max_pixels (tokens x 784)")
     score_parser = sub.add_parser("score", help="metrics from a predictions file alone (no torch, no vLLM)")
-    score_parser.add_argument("--benchmark", required=True, help="benchmark of the predictions")
-    score_parser.add_argument("--predictions", required=True, help="predictions.jsonl written by `eval run`")
-    score_parser.add_argument("--out", help="write metrics JSON here (default: print it)")
-    score_parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the CI")
-    score_parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    score_parser.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
-                              help="scoring rules: paper (the official evaluation's, comparable to Table 1; needs "
-                                   "math-verify) or lenient (accepts more answer formats) (default: paper)")
-    score_parser.add_argument("--submission", help="also write an InfoVQA submission file here (written next to "
-                                                   "the metrics anyway when the split hides its answers)")
+    settings.add_arguments(score_parser, ScoreConfig)
+    _add_protocol_flag(score_parser)
     report_parser = sub.add_parser("report", help="markdown table in the paper's Table 1 layout + RaPR")
     report_parser.add_argument("metrics", nargs="+", help="metrics.json files")
     report_parser.add_argument("--out", help="write the markdown here too")
+    report_parser.add_argument("--benchmark_modules", "--benchmark-modules", action="append", default=[],
+                               metavar="MODULE", help="a module or .py file that registers more benchmarks "
+                                                      "(repeatable)")
     return parser
+
+
+def _add_protocol_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--protocol", dest="deprecated.protocol", default=None,
+                        help="deprecated: use --scoring_protocol")
+
+
+def command_values(cls: type, args: argparse.Namespace) -> dict:
+    """A command's recipe mapping (recipe file, --set, flags), with the deprecated `--protocol` read as
+    `--scoring_protocol`."""
+    values = settings.values(cls, args)
+    protocol = getattr(args, "deprecated.protocol", None)
+    if protocol is not None:
+        warnings.warn("--protocol is deprecated, use --scoring_protocol (the old flag is removed in the next release)",
+                      FutureWarning, stacklevel=2)
+        values.setdefault("scoring_protocol", protocol)
+    return values
+
+
+def run_values(args: argparse.Namespace) -> dict:
+    """The `eval run` recipe mapping, with the deprecated token overrides as pixels."""
+    values = command_values(RunConfig, args)
+    for name in TOKEN_OVERRIDES:
+        tokens = getattr(args, f"deprecated.{name}", None)
+        if tokens is None:
+            continue
+        kind = name.removesuffix("_tokens")
+        warnings.warn(f"--{name.replace('_', '-')} is deprecated, use --{kind}_min_pixels {tokens[0] * TOKEN_PIXELS} "
+                      f"--{kind}_max_pixels {tokens[1] * TOKEN_PIXELS} (the old flag is removed in the next release)",
+                      FutureWarning, stacklevel=2)
+        values[f"{kind}_min_pixels"], values[f"{kind}_max_pixels"] = (t * TOKEN_PIXELS for t in tokens)
+    return values
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -235,11 +270,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            names = {f.name for f in dataclasses.fields(RunConfig)}
-            run_many(configs_from_args({k: v for k, v in vars(args).items() if k in names}))
+            values = run_values(args)
+            load_benchmark_modules(values.get("benchmark_modules") or [])
+            run_many(configs_from_args(values))
         elif args.command == "score":
-            score_command(args)
+            score_command(settings.build(ScoreConfig, command_values(ScoreConfig, args)))
         else:
+            load_benchmark_modules(args.benchmark_modules)
             report_command(args)
     except PixelReasonerError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,17 +1,17 @@
-"""The run configuration: one typed dataclass whose fields are the CLI flags and the manifest's settings.
+"""The run configuration: one typed dataclass whose fields are the recipe keys, the CLI flags and the manifest's
+settings (`pixel_reasoner.settings`: `python -m eval run --config recipes/eval_7b.yaml --model ckpt/`).
 
 Defaults are the paper's evaluation protocol except the pixel budgets: the `released` profile, the `consistent`
 budgets every stage's recipe uses (`PixelBudgets.consistent()`: originals 256–2000 visual tokens, crops 256–1000,
-frames ≤400; `--budget-preset paper_eval` gives the official eval code's 256–8000 / 256–5120 / ≤512, which the
+frames ≤400; `--budget_preset paper_eval` gives the official eval code's 256–8000 / 256–5120 / ≤512, which the
 paper's numbers were measured with), at most 4 operations / 16 images per trajectory, greedy decoding, 2048 new
 tokens per turn and 8192 per response, options in the data's order, the paper's scoring rules
-(`--protocol paper`). Every field is recorded in `run_manifest.json`; a resumed run must agree on every field that
-can change its predictions (`identity`); the scoring protocol only changes the metrics, which are recomputed from
-all rows each time.
+(`--scoring_protocol paper`). Every field is recorded in `run_manifest.json`; a resumed run must agree on every
+field that can change its predictions (`identity`); the scoring protocol only changes the metrics, which are
+recomputed from all rows each time.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import hashlib
 import importlib.metadata
@@ -19,14 +19,15 @@ import json
 import os
 import platform
 import subprocess
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
-from pixel_reasoner.config import BUDGET_PRESETS, EpisodeLimits, PixelBudget, PixelBudgets, to_dict
+from pixel_reasoner.config import IMAGE_KINDS, TOKEN_PIXELS, VIDEO_FRAMES, BudgetOptions, EpisodeLimits, to_dict
 from pixel_reasoner.errors import ConfigError
-from pixel_reasoner.protocol import ProtocolProfile, get_profile, profile_names
+from pixel_reasoner.protocol import ProtocolProfile, get_profile
+from pixel_reasoner.settings import check_choices, option
 
-from eval.benchmarks import BENCHMARKS, frame_sampling
+from eval.benchmarks import benchmark_names, frame_sampling, get_benchmark, load_benchmark_modules
 from eval.benchmarks.common import LoadOptions
 from eval.choices import option_order
 from eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
@@ -34,106 +35,102 @@ from eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 FORCED_CALL_TOKENS = 128  # a forced call is ~110 characters; a random model may spell it one character a token
 MANIFEST = "run_manifest.json"
 PREDICTIONS = "predictions.jsonl"
+SUBMISSION = "submission.json"  # a benchmark's file for its evaluation server (`Benchmark.submission`)
 
 
-def _opt(default: Any, help: str, **extra) -> Any:
-    return field(default=default, metadata={"help": help, **extra})
+@dataclass(kw_only=True)
+class RunConfig(BudgetOptions):
+    """One evaluation run (one benchmark). The pixel budgets are the fields every stage shares (`BudgetOptions`:
+    `budget_preset` and per-kind `*_pixels` overrides); `--budget_preset paper_eval` gives the official eval's."""
 
+    RENAMED: ClassVar[dict[str, str]] = {"num_frames": "video_frames", "max_tokens_per_turn": "max_turn_tokens"}
 
-@dataclass
-class RunConfig:
-    model: str = _opt(None, "model directory or hub id (e.g. TIGER-Lab/PixelReasoner-RL-v1)", required=True)
-    benchmark: str = _opt(None, "which benchmark; several (with one --data each) share one engine and write "
-                                "OUT/<benchmark>/", required=True, choices=BENCHMARKS, nargs="+")
-    data: str = _opt(None, "benchmark directory in its own layout, or a Pixel-Reasoner eval .parquet "
-                           "(docs/eval.md); one per --benchmark, in the same order", required=True, nargs="+")
-    out: str = _opt(None, "output directory (predictions.jsonl, run_manifest.json, metrics.json); re-running "
-                          "with the same settings resumes", required=True)
-    profile: str = _opt("released", "tool protocol profile", choices=tuple(profile_names()))
-    tools: bool = _opt(True, "offer no tools: no tools block, a text-only guideline, one turn", flag="--no-tools",
-                       action="store_false")
-    samples: int = _opt(1, "samples per question (K); metrics report Avg@K with a bootstrap CI")
-    split: str | None = _opt(None, "tallyqa: test|train (file); infovqa: val|test (test writes submission.json); "
-                                   "with several benchmarks: BENCHMARK=VALUE")
-    subset: str | None = _opt(None, "tallyqa: complex|simple|all (default complex); mvbench: comma-separated tasks; "
-                                    "with several benchmarks: BENCHMARK=VALUE")
-    image_root: str | None = _opt(None, "directory the annotation files' image paths are relative to; with several "
-                                        "benchmarks: BENCHMARK=PATH")
-    num_frames: int = _opt(16, "frames sampled uniformly from each video")
-    shuffle_options: int | None = _opt(None, "shuffle multiple-choice options with this seed (per question) to "
-                                             "measure order bias; default: the data's order, as the paper",
-                                       metavar="SEED")
-    sort_options: bool = _opt(False, "list multiple-choice options sorted by their text: one fixed order for every "
-                                     "question, without the data's bias (V* lists the correct option first); the "
-                                     "order the zoom task trains on", action="store_true")
-    scoring_protocol: str = _opt(DEFAULT_PROTOCOL, "scoring rules: paper (the official evaluation's, comparable "
-                                                   "to Table 1) or lenient (accepts more answer formats)",
-                                 flag="--protocol", choices=PROTOCOLS)
-    seed: int = _opt(0, "seed of sampling")
-    budget_preset: str = _opt("consistent", "pixel budgets preset: consistent (as SFT and RL) or the official "
-                                            "per-stage paper_eval (the paper's reported numbers), paper_rl, paper_sft",
-                              choices=BUDGET_PRESETS)
-    original_tokens: tuple[int, int] | None = _opt(None, "override: min and max visual tokens of input images",
-                                                   nargs=2, metavar=("MIN", "MAX"))
-    crop_tokens: tuple[int, int] | None = _opt(None, "override: min and max visual tokens of crops", nargs=2,
-                                               metavar=("MIN", "MAX"))
-    frame_tokens: tuple[int, int] | None = _opt(None, "override: min and max visual tokens of video frames", nargs=2,
-                                                metavar=("MIN", "MAX"))
-    max_operations: int = _opt(EpisodeLimits.max_operations, "visual operations per trajectory")
-    max_images: int = _opt(EpisodeLimits.max_images, "images per trajectory (inputs included)")
-    max_turns: int = _opt(EpisodeLimits.max_turns, "assistant turns per trajectory")
-    temperature: float = _opt(0.0, "sampling temperature (0 = greedy)")
-    top_p: float = _opt(1.0, "nucleus sampling")
-    top_k: int = _opt(0, "top-k sampling (0 = off)")
-    max_tokens_per_turn: int = _opt(2048, "new tokens per assistant turn")
-    max_response_tokens: int = _opt(8192, "new tokens per trajectory, all turns together")
-    max_model_len: int = _opt(32768, "context length of the engine (prompt + images + response)")
-    force_first_call: bool = _opt(False, "TESTING/DEBUG ONLY: force a visual operation on the first turn with "
-                                         "structured outputs (for random test models); never for reported numbers",
-                                  action="store_true")
-    dtype: str = _opt("auto", "model dtype for vLLM")
-    batch_size: int = _opt(64, "trajectories in flight at once (each turn of all of them is one vLLM batch)")
-    limit: int | None = _opt(None, "evaluate only the first N questions (smoke runs); a later run with a larger "
-                                   "limit continues")
-    tensor_parallel_size: int = _opt(1, "vLLM tensor parallelism")
-    gpu_memory_utilization: float = _opt(0.9, "vLLM GPU memory share")
-    enforce_eager: bool = _opt(False, "disable CUDA graphs in vLLM (always on for CPU)", action="store_true")
-    save_images: bool = _opt(False, "write every image a trajectory saw under OUT/images/ (PNG)",
-                             action="store_true")
+    model: str = option(help="Model directory or hub id (e.g. TIGER-Lab/PixelReasoner-RL-v1).")
+    benchmark: str = option(nargs="+", help=(
+        f"Which benchmark ({', '.join(benchmark_names())}, or one a --benchmark_modules file registers); "
+        "several (with one --data each) share one engine and write OUT/<benchmark>/."))
+    data: str = option(nargs="+", help=(
+        "Benchmark directory in its own layout, or a Pixel-Reasoner eval .parquet (docs/eval.md); one per "
+        "--benchmark, in the same order."))
+    out: str = option(help=(
+        "Output directory (predictions.jsonl, run_manifest.json, metrics.json); re-running with the same settings "
+        "resumes."))
+    benchmark_modules: list[str] = option(factory=list, help=(
+        "Modules or .py files that register more benchmarks (docs/adding_a_benchmark.md)."))
+    profile: str = option("released", help="Tool protocol profile.")
+    tools: bool = option(True, help="Offer the tools; --no_tools: no tools block, a text-only guideline, one turn.")
+    samples: int = option(1, help="Samples per question (K); metrics report Avg@K with a bootstrap CI.")
+    split: str | None = option(None, help=(
+        "tallyqa: test|train (file); infovqa: val|test (test writes submission.json); with several benchmarks: "
+        "BENCHMARK=VALUE."))
+    subset: str | None = option(None, help=(
+        "tallyqa: complex|simple|all (default complex); mvbench: comma-separated tasks; with several benchmarks: "
+        "BENCHMARK=VALUE."))
+    image_root: str | None = option(None, help=(
+        "Directory the annotation files' image paths are relative to; with several benchmarks: BENCHMARK=PATH."))
+    video_frames: int = option(VIDEO_FRAMES, help="Frames sampled uniformly from each video (the paper: 16).")
+    shuffle_options: int | None = option(None, metavar="SEED", help=(
+        "Shuffle multiple-choice options with this seed (per question) to measure order bias; default: the data's "
+        "order, as the paper."))
+    sort_options: bool = option(False, help=(
+        "List multiple-choice options sorted by their text: one fixed order for every question, without the data's "
+        "bias (V* lists the correct option first); the order the zoom task trains on."))
+    scoring_protocol: str = option(DEFAULT_PROTOCOL, choices=PROTOCOLS, help=(
+        "Scoring rules: paper (the official evaluation's, comparable to Table 1) or lenient (accepts more answer "
+        "formats)."))
+    seed: int = option(0, help="Seed of sampling.")
+    max_operations: int = option(EpisodeLimits.max_operations, help="Visual operations per trajectory.")
+    max_images: int = option(EpisodeLimits.max_images, help="Images per trajectory (inputs included).")
+    max_turns: int = option(EpisodeLimits.max_turns, help="Assistant turns per trajectory.")
+    temperature: float = option(0.0, help="Sampling temperature (0 = greedy).")
+    top_p: float = option(1.0, help="Nucleus sampling.")
+    top_k: int = option(0, help="Top-k sampling (0 = off).")
+    max_turn_tokens: int = option(2048, help="New tokens per assistant turn.")
+    max_response_tokens: int = option(8192, help="New tokens per trajectory, all turns together.")
+    max_model_len: int = option(32768, help="Context length of the engine (prompt + images + response).")
+    force_first_call: bool = option(False, help=(
+        "TESTING/DEBUG ONLY: force a visual operation on the first turn with structured outputs (for random test "
+        "models); never for reported numbers."))
+    dtype: str = option("auto", help="Model dtype for vLLM.")
+    batch_size: int = option(64, help="Trajectories in flight at once (each turn of all of them is one vLLM batch).")
+    limit: int | None = option(None, help=(
+        "Evaluate only the first N questions (smoke runs); a later run with a larger limit continues."))
+    tensor_parallel_size: int = option(1, help="vLLM tensor parallelism.")
+    gpu_memory_utilization: float = option(0.9, help="vLLM GPU memory share.")
+    enforce_eager: bool = option(False, help="Disable CUDA graphs in vLLM (always on for CPU).")
+    save_images: bool = option(False, help="Write every image a trajectory saw under OUT/images/ (PNG).")
 
     # fields that cannot change results: may differ when resuming
-    RUNTIME_FIELDS = ("out", "batch_size", "limit", "tensor_parallel_size", "gpu_memory_utilization",
-                      "enforce_eager", "save_images", "scoring_protocol")
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = (
+        "out", "batch_size", "limit", "tensor_parallel_size", "gpu_memory_utilization", "enforce_eager",
+        "save_images", "scoring_protocol", "benchmark_modules")
 
     def __post_init__(self) -> None:
+        check_choices(self)
         if self.sort_options and self.shuffle_options is not None:
-            raise ConfigError("--sort-options and --shuffle-options both set: choose one option order")
-        for name in ("samples", "num_frames", "max_tokens_per_turn", "max_response_tokens", "max_model_len",
+            raise ConfigError("--sort_options and --shuffle_options both set: choose one option order")
+        load_benchmark_modules(self.benchmark_modules)
+        get_benchmark(self.benchmark)  # an unknown name lists the registered ones
+        for name in ("samples", "video_frames", "max_turn_tokens", "max_response_tokens", "max_model_len",
                      "batch_size", "tensor_parallel_size"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {self.limit}")
-        if self.force_first_call and self.max_tokens_per_turn < FORCED_CALL_TOKENS:
-            raise ConfigError(f"--force-first-call needs --max-tokens-per-turn >= {FORCED_CALL_TOKENS} to write the "
-                              f"whole call, got {self.max_tokens_per_turn}")
+        if self.force_first_call and self.max_turn_tokens < FORCED_CALL_TOKENS:
+            raise ConfigError(f"--force_first_call needs --max_turn_tokens >= {FORCED_CALL_TOKENS} to write the "
+                              f"whole call, got {self.max_turn_tokens}")
         if self.temperature < 0:
             raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
-        self.budgets()
+        super().__post_init__()
         self.limits()
-
-    def budgets(self) -> PixelBudgets:
-        base = PixelBudgets.preset(self.budget_preset)
-        overrides = {kind: PixelBudget.tokens(*value) for kind, value in
-                     (("original", self.original_tokens), ("crop", self.crop_tokens), ("frame", self.frame_tokens))
-                     if value is not None}
-        return dataclasses.replace(base, **overrides)
 
     def limits(self) -> EpisodeLimits:
         return EpisodeLimits(self.max_operations, self.max_images, self.max_turns if self.tools else 1)
 
     def load_options(self) -> LoadOptions:
-        return LoadOptions(split=self.split, subset=self.subset, image_root=self.image_root, num_frames=self.num_frames)
+        return LoadOptions(split=self.split, subset=self.subset, image_root=self.image_root,
+                           video_frames=self.video_frames)
 
     def protocol(self) -> ProtocolProfile:
         """The profile the model sees; without tools, its guideline is the official text-only one."""
@@ -141,11 +138,7 @@ class RunConfig:
         return profile if self.tools else profile.without_tools()
 
     def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        for key in ("original_tokens", "crop_tokens", "frame_tokens"):
-            if d[key] is not None:
-                d[key] = list(d[key])
-        return d
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def settings(self) -> dict:
         """Everything recorded with the results: the flags plus what they resolve to."""
@@ -159,11 +152,34 @@ class RunConfig:
                 "protocol": {**profile.summary(), "system_prompt": profile.system_prompt,
                              "guidelines": profile.guidelines},
                 "sampling": {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                             "max_tokens_per_turn": self.max_tokens_per_turn,
+                             "max_turn_tokens": self.max_turn_tokens,
                              "max_response_tokens": self.max_response_tokens, "seed": self.seed}}
 
     def identity(self) -> dict:
         return {k: v for k, v in self.settings().items() if k not in self.RUNTIME_FIELDS}
+
+
+@dataclass
+class ScoreConfig:
+    """`eval score`: metrics from a predictions file alone (no torch, no vLLM)."""
+
+    benchmark: str = option(help="Benchmark of the predictions.")
+    predictions: str = option(help="predictions.jsonl written by `eval run`.")
+    out: str | None = option(None, help="Write metrics JSON here (default: print it).")
+    bootstrap: int = option(1000, help="Bootstrap resamples of the CI.")
+    seed: int = option(0, help="Bootstrap seed.")
+    scoring_protocol: str = option(DEFAULT_PROTOCOL, choices=PROTOCOLS, help=(
+        "Scoring rules: paper (the official evaluation's, comparable to Table 1; needs math-verify) or lenient "
+        "(accepts more answer formats)."))
+    submission: str | None = option(None, help=(
+        "Also write the benchmark's submission file here (written next to the metrics anyway when the split "
+        "hides its answers)."))
+    benchmark_modules: list[str] = option(factory=list, help="Modules or .py files that register more benchmarks.")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        load_benchmark_modules(self.benchmark_modules)
+        get_benchmark(self.benchmark)
 
 
 def model_fingerprint(model: str) -> str | None:
@@ -213,7 +229,23 @@ def _differences(old: Any, new: Any, path: str) -> list[str]:
     return [] if old_n == new_n else [f"{path}: the existing run has {old_n!r}, this run has {new_n!r}"]
 
 
+def upgrade_settings(settings: dict) -> dict:
+    """A manifest's settings as this version names them: renamed fields under their new names, visual-token
+    overrides (`original_tokens: [min, max]`, before 0.2) as the per-kind pixel fields."""
+    out = {RunConfig.RENAMED.get(k, k): v for k, v in settings.items()}
+    for kind in IMAGE_KINDS:
+        tokens = out.pop(f"{kind}_tokens", None)
+        if f"{kind}_min_pixels" not in out:
+            out[f"{kind}_min_pixels"] = None if tokens is None else tokens[0] * TOKEN_PIXELS
+            out[f"{kind}_max_pixels"] = None if tokens is None else tokens[1] * TOKEN_PIXELS
+    sampling = out.get("sampling")
+    if isinstance(sampling, dict) and "max_tokens_per_turn" in sampling:
+        out["sampling"] = {RunConfig.RENAMED.get(k, k): v for k, v in sampling.items()}
+    return out
+
+
 def check_resume(manifest: dict, config: RunConfig) -> list[str]:
     """Differences between an existing manifest's settings and this run's, on the fields that change results."""
-    old = {k: v for k, v in (manifest.get("settings") or {}).items() if k not in RunConfig.RUNTIME_FIELDS}
+    old = {k: v for k, v in upgrade_settings(manifest.get("settings") or {}).items()
+           if k not in RunConfig.RUNTIME_FIELDS}
     return _differences(old, config.identity(), "")

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from pixel_reasoner.config import PixelBudgets
+from pixel_reasoner.media import visual_tokens
 from pixel_reasoner.protocol.chatml import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
 
 from eval.runner import GenerationRequest, GenerationResult
@@ -29,28 +30,26 @@ CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
 
 @dataclass(frozen=True)
 class EngineConfig:
+    """The engine's part of a `RunConfig` (`engine_config`), whose fields hold the defaults."""
+
     model: str
     budgets: PixelBudgets
     max_images: int
     video: bool
-    num_frames: int = 16
-    max_model_len: int = 32768
-    dtype: str = "auto"
-    seed: int = 0
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    enforce_eager: bool = False
+    video_frames: int
+    max_model_len: int
+    dtype: str
+    seed: int
+    temperature: float
+    top_p: float
+    top_k: int
+    tensor_parallel_size: int
+    gpu_memory_utilization: float
+    enforce_eager: bool
 
 
 def _side(pixels: int) -> int:
     return max(28, int(math.sqrt(pixels)) // 28 * 28)
-
-
-def visual_tokens(width: int, height: int) -> int:
-    return (width // 28) * (height // 28)
 
 
 class VLLMGenerator:
@@ -71,7 +70,7 @@ class VLLMGenerator:
         low = min(b.original.min_pixels, b.crop.min_pixels, b.frame.min_pixels)
         limits: dict = {"image": {"count": config.max_images, "width": _side(image_pixels),
                                   "height": _side(image_pixels)}}
-        limits["video"] = ({"count": 1, "num_frames": config.num_frames, "width": _side(b.frame.max_pixels),
+        limits["video"] = ({"count": 1, "num_frames": config.video_frames, "width": _side(b.frame.max_pixels),
                             "height": _side(b.frame.max_pixels)} if config.video else 0)
         kwargs = dict(model=config.model, dtype=config.dtype, max_model_len=config.max_model_len, seed=config.seed,
                       enable_prefix_caching=True, limit_mm_per_prompt=limits,
@@ -147,7 +146,7 @@ def engine_config(run_config, video: bool) -> EngineConfig:
     """The engine settings a `RunConfig` implies."""
     c = run_config
     return EngineConfig(model=c.model, budgets=c.budgets(), max_images=c.max_images, video=video,
-                        num_frames=c.num_frames, max_model_len=c.max_model_len, dtype=c.dtype, seed=c.seed,
+                        video_frames=c.video_frames, max_model_len=c.max_model_len, dtype=c.dtype, seed=c.seed,
                         temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
                         tensor_parallel_size=c.tensor_parallel_size,
                         gpu_memory_utilization=c.gpu_memory_utilization, enforce_eager=c.enforce_eager)

@@ -2,10 +2,12 @@
 evaluation, quirks included, so a number is comparable to Table 1; `lenient` accepts many answer formats.
 
 paper (docs/eval.md "Protocols" has every rule with its source):
-- V*, TallyQA, MVBench: `pixel_reasoner.paper_scoring.paper_correct` on the whole trajectory (every assistant turn
-  and the observations between them), against the row's gold (the option letter as shown, the count).
-- InfoVQA: lmms-eval's ANLS (`pixel_reasoner.scoring.anls`) of the last complete `\\boxed{}` of the official
-  eval output text (`eval_output_text`), as written (no clean-up); the same string goes to `submission.json`.
+- benchmarks scored by correctness (V*, TallyQA, MVBench): `pixel_reasoner.paper_scoring.paper_correct` on the whole
+  trajectory (every assistant turn and the observations between them), against the row's gold (the option letter
+  as shown, the count).
+- benchmarks scored by ANLS (InfoVQA): lmms-eval's ANLS (`pixel_reasoner.scoring.anls`) of the last complete
+  `\\boxed{}` of the official eval output text (`eval_output_text`), as written (no clean-up); the same string
+  goes to `submission.json`.
 
 lenient (the harness's original rules, kept for new models whose formatting differs):
 - the answer is extracted from the final turn only (last `\\boxed{}`, else `<answer>`, else an `Answer:` line);
@@ -19,7 +21,7 @@ from pixel_reasoner.parsing import extract_answer, extract_boxed
 from pixel_reasoner.paper_scoring import eval_output_text, paper_correct, solution_text
 from pixel_reasoner.scoring import anls, clean_answer, score
 
-from eval.question import SCORING
+from eval.benchmarks.registry import get_benchmark
 
 PROTOCOLS = ("paper", "lenient")
 DEFAULT_PROTOCOL = "paper"
@@ -27,7 +29,7 @@ DEFAULT_PROTOCOL = "paper"
 
 def check_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
-        raise DataError(f"scoring protocol {protocol!r}; choose one of {PROTOCOLS} (--protocol)")
+        raise DataError(f"scoring protocol {protocol!r}; choose one of {PROTOCOLS} (--scoring_protocol)")
     return protocol
 
 
@@ -42,15 +44,24 @@ def trajectory_text(row: dict) -> str:
     return solution_text(_messages(row), ended_with_end_of_turn=row.get("termination") == "answer")
 
 
+def scoring_of(row: dict) -> str:
+    """How the row's benchmark is scored (`Benchmark.scoring`); DataError naming the row for an unknown one."""
+    try:
+        return get_benchmark(row["benchmark"]).scoring
+    except DataError as e:
+        raise DataError(f"row {row.get('id')!r}: {e}") from None
+
+
 def answer_text(row: dict, protocol: str) -> str | None:
-    """The answer string a protocol reads from a row (InfoVQA: what ANLS compares and `submission.json` holds;
-    elsewhere: for display and the `answer_extracted` rate). None when the response states none."""
+    """The answer string a protocol reads from a row (ANLS benchmarks: what ANLS compares and `submission.json`
+    holds; elsewhere: for display and the `answer_extracted` rate). None when the response states none."""
+    anls_scored = scoring_of(row) == "anls"
     if check_protocol(protocol) == "paper":
-        if row["benchmark"] == "infovqa":
+        if anls_scored:
             return extract_boxed(eval_output_text(_messages(row)))
         return extract_boxed(trajectory_text(row))
     extracted = extract_answer(row.get("response") or "")
-    if row["benchmark"] == "infovqa" and extracted is not None:
+    if anls_scored and extracted is not None:
         return clean_answer(extracted)
     return extracted
 
@@ -58,7 +69,7 @@ def answer_text(row: dict, protocol: str) -> str | None:
 def has_answer(row: dict, protocol: str) -> bool:
     """Whether the response states an answer the protocol looks for (paper: a `\\boxed` anywhere in the
     trajectory, closed or not, which is what the official rule looks for first)."""
-    if check_protocol(protocol) == "paper" and row["benchmark"] != "infovqa":
+    if check_protocol(protocol) == "paper" and scoring_of(row) != "anls":
         return "\\boxed" in trajectory_text(row)
     return answer_text(row, protocol) is not None
 
@@ -67,14 +78,12 @@ def score_row(row: dict, protocol: str = DEFAULT_PROTOCOL) -> float | None:
     """Score of one response in [0, 1]; None when the split hides its answers."""
     if row["answer"] is None:
         return None
-    benchmark = row["benchmark"]
-    if benchmark not in SCORING:
-        raise DataError(f"row {row.get('id')!r}: unknown benchmark {benchmark!r}; expected one of {list(SCORING)}")
+    scoring = scoring_of(row)
     try:
-        if SCORING[benchmark] == "anls":
+        if scoring == "anls":
             return anls(answer_text(row, protocol), row["answer"])
         if check_protocol(protocol) == "paper":
             return paper_correct(trajectory_text(row), row["answer"])
-        return score(extract_answer(row.get("response") or ""), row["answer"], SCORING[benchmark], row.get("choices"))
+        return score(extract_answer(row.get("response") or ""), row["answer"], scoring, row.get("choices"))
     except ValueError as e:
         raise DataError(f"question {row['id']!r} sample {row.get('sample_idx', 0)}: {e}") from None

@@ -6,8 +6,6 @@ from typing import Any
 
 from pixel_reasoner.media import ImageSource, VideoSource
 
-SCORING = {"vstar": "multiple_choice", "mvbench": "multiple_choice", "tallyqa": "count", "infovqa": "anls"}
-
 
 @dataclass
 class Question:
@@ -32,4 +30,6 @@ class Question:
 
     @property
     def scoring(self) -> str:
-        return SCORING[self.benchmark]
+        from eval.benchmarks.registry import get_benchmark
+
+        return get_benchmark(self.benchmark).scoring

@@ -7,45 +7,52 @@ the run resumes. A malformed line anywhere else is not a crash artefact and rais
 
 Row schema (keys every row has; `eval score` needs only these):
     id, benchmark, sample_idx, question, choices, answer, category, response (the final assistant turn's full
-    text), num_ops, op_errors, crops ([{"box": [x1, y1, x2, y2] in source-image pixels, "image", "turn"}]),
-    target_boxes (V*), termination, turns, generated_tokens, messages, meta
+    text), num_operations, num_operation_errors, crops ([{"box": [x1, y1, x2, y2] in source-image pixels, "image",
+    "turn"}]), target_boxes (V*), termination, turns, generated_tokens, messages, meta
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import warnings
 from typing import Iterable, Iterator
 
 from pixel_reasoner.errors import DataError
+from pixel_reasoner.jsonl import JsonlAppender, iter_jsonl, repair_tail
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_FIELDS = ("id", "benchmark", "response", "answer")
+RENAMED_FIELDS = {"num_ops": "num_operations", "op_errors": "num_operation_errors"}  # rows written before 0.2
 
 
 def row_key(row: dict) -> tuple[str, int]:
     return str(row["id"]), int(row.get("sample_idx", 0))
 
 
+def upgrade_row(row: dict) -> dict:
+    """A row as this version names its fields (rows written before 0.2 said `num_ops` and `op_errors`)."""
+    if not any(old in row for old in RENAMED_FIELDS):
+        return row
+    return {RENAMED_FIELDS.get(k, k): v for k, v in row.items()}
+
+
 def iter_rows(path: str) -> Iterator[tuple[int, dict]]:
     """(line number, row) for every line; DataError naming the line for anything that is not a JSON object."""
     if not os.path.isfile(path):
         raise DataError(f"predictions file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path} line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
-            missing = [k for k in REQUIRED_FIELDS if k not in row]
-            if missing:
-                raise DataError(f"{path} line {n}: missing field(s) {missing}")
-            yield n, row
+    old_names = False
+    for n, row in iter_jsonl(path):
+        missing = [k for k in REQUIRED_FIELDS if k not in row]
+        if missing:
+            raise DataError(f"{path} line {n}: missing field(s) {missing}")
+        old_names = old_names or any(old in row for old in RENAMED_FIELDS)
+        yield n, upgrade_row(row)
+    if old_names:
+        warnings.warn(f"{path}: rows with the old field names {', '.join(RENAMED_FIELDS)} were read as "
+                      f"{', '.join(RENAMED_FIELDS.values())} (the old names are not read after the next release)",
+                      FutureWarning, stacklevel=2)
 
 
 def read_predictions(path: str) -> list[dict]:
@@ -61,57 +68,16 @@ def read_predictions(path: str) -> list[dict]:
 
 
 def recover_predictions(path: str) -> int:
-    """Repair the end of a predictions file after a crash; returns the number of bytes discarded.
-
-    Rows are written as one line ending in a newline, so only a last line without its newline can be partial.
-    If that line is nevertheless a complete row (the crash hit between the row and its newline), the newline is
-    added and the row kept; otherwise the partial line is cut off.
-    """
-    if not os.path.isfile(path):
-        return 0
-    with open(path, "rb+") as f:
-        data = f.read()
-        if not data or data.endswith(b"\n"):
-            return 0
-        start = data.rfind(b"\n") + 1
-        try:
-            row = json.loads(data[start:])
-            complete = isinstance(row, dict) and all(k in row for k in REQUIRED_FIELDS)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            complete = False
-        if complete:
-            f.write(b"\n")
-            removed = 0
-        else:
-            logger.warning("%s: discarding a partially written last line (%d bytes) left by an interrupted run",
-                           path, len(data) - start)
-            f.truncate(start)
-            removed = len(data) - start
-        f.flush()
-        os.fsync(f.fileno())
+    """Repair the end of a predictions file after a crash (`pixel_reasoner.jsonl.repair_tail`: a whole last row
+    missing its newline is kept); returns the number of bytes discarded."""
+    removed = repair_tail(path, lambda row: all(k in row for k in REQUIRED_FIELDS))
+    if removed:
+        logger.warning("%s: discarding a partially written last line (%d bytes) left by an interrupted run", path,
+                       removed)
     return removed
 
 
-class PredictionWriter:
-    """Appends rows durably: one line per row, flushed and fsynced before `write` returns."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self._file = open(path, "a", encoding="utf-8")
-
-    def write(self, row: dict) -> None:
-        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> "PredictionWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+PredictionWriter = JsonlAppender  # one durable line per finished (question, sample)
 
 
 def write_json_atomic(path: str, obj) -> None:

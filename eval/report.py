@@ -18,12 +18,10 @@ from typing import NamedTuple, Sequence
 from pixel_reasoner.config import BUDGET_PRESETS, PixelBudgets
 from pixel_reasoner.errors import ConfigError, DataError
 
-from eval.paper import ABLATION_ROWS, BASELINE_ROWS, COLUMNS, PAPER_RAPR, PIXEL_REASONER
+from eval.benchmarks import benchmark_names, get_benchmark
+from eval.paper import ABLATIONS, BASELINES, PIXEL_REASONER
 
-
-SHORT_NAMES = {"vstar": "V*", "tallyqa": "TallyQA-complex", "mvbench": "MVBench", "infovqa": "InfoVQA"}
 PAPER_BUDGETS = "paper_eval"  # the pixel budgets the paper's numbers were measured with
-CHOICE_BENCHMARKS = ("vstar", "mvbench")
 
 
 def load_metrics(path: str) -> dict:
@@ -117,31 +115,49 @@ def _cell(value: float | None, ci: Sequence[float] | None = None, digits: int = 
     return f"{value:.{digits}f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
 
 
+def columns(measured: set[str]) -> list[tuple[str, str]]:
+    """(benchmark, header) of the report's columns: the benchmarks the paper reports (its Table-1 headers), then
+    any other measured one (its short name and headline metric)."""
+    out = []
+    for name in benchmark_names():
+        spec = get_benchmark(name)
+        if spec.paper is not None:
+            out.append((name, spec.paper.column))
+        elif name in measured:
+            out.append((name, f"{spec.short_name} {'ANLS' if spec.headline == 'anls' else 'Acc'}"))
+    return out
+
+
+def _paper_row(label: str, cols: Sequence[tuple[str, str]]) -> str:
+    values = [(get_benchmark(b).paper.table1.get(label) if get_benchmark(b).paper else None) for b, _ in cols]
+    return f"| {label} | " + " | ".join(_cell(v) for v in values) + " |"
+
+
 def build_report(paths: Sequence[str]) -> str:
     runs: "OrderedDict[tuple[str, Protocol], dict[str, dict]]" = OrderedDict()
     for path in paths:
         m = load_metrics(path)
+        get_benchmark(m["benchmark"])  # an unknown benchmark names --benchmark_modules
         key = (run_label(m), Protocol.of(m))
         if m["benchmark"] in runs.setdefault(key, {}):
             raise DataError(f"two metrics files for {key[0]} ({key[1].describe()}) on {m['benchmark']}: "
                             f"{runs[key][m['benchmark']]['_path']} and {path}")
         runs[key][m["benchmark"]] = m
-    header = "| Model | " + " | ".join(name for _, name in COLUMNS) + " |"
-    rule = "|---" * (len(COLUMNS) + 1) + "|"
+    cols = columns({b for by_bench in runs.values() for b in by_bench})
+    header = "| Model | " + " | ".join(name for _, name in cols) + " |"
+    rule = "|---" * (len(cols) + 1) + "|"
 
     def cells(by_bench: dict[str, dict], key: str = "score", ci: bool = True) -> str:
         return " | ".join(_cell(by_bench[b].get(key), by_bench[b].get("ci95") if ci else None) if b in by_bench
-                          else "–" for b, _ in COLUMNS)
+                          else "–" for b, _ in cols)
 
     lines = ["## Main results (paper Table 1 layout)", "",
              "Our rows here are scored by the paper's rules (`--protocol paper`) on the data's option order.", "",
              header, rule]
     lines += [f"| {_row_label(c, p, b)} | {cells(b)} |" for (c, p), b in runs.items() if p.comparable]
-    for label, values in [("Pixel-Reasoner (paper)", PIXEL_REASONER), *BASELINE_ROWS.items()]:
-        lines.append(f"| {label} | " + " | ".join(_cell(values.get(b)) for b, _ in COLUMNS) + " |")
-    lines.append("| *Ablations (paper)* |" + " |" * len(COLUMNS))
-    for label, values in ABLATION_ROWS.items():
-        lines.append(f"| {label} | " + " | ".join(_cell(values.get(b)) for b, _ in COLUMNS) + " |")
+    lines += [_paper_row(label, cols) for label in (PIXEL_REASONER, *BASELINES)]
+    lines.append("| *Ablations (paper)* |" + " |" * len(cols))
+    lines += [_paper_row(label, cols) for label in ABLATIONS]
     lines += ["", "Ours: score [95% bootstrap CI over questions]. The paper's InfoVQA number was computed with "
               "lmms-eval's ANLS from its own eval output, which holds the ground truths (see docs/eval.md), and "
               "MVBench on its 4,000 questions from the Pixel-Reasoner parquet (16 pre-extracted frames)."]
@@ -152,9 +168,10 @@ def build_report(paths: Sequence[str]) -> str:
         lines += [""] + [f"- {c}, {p.describe()}: {p.why_not_comparable()}." for c, p, _ in others]
     lines += _bias_section(runs)
     lines += ["", "## RaPR: share of responses using a visual operation, % (paper appendix D.1)", "",
-              "| Model | " + " | ".join(SHORT_NAMES[b] for b, _ in COLUMNS) + " |", rule]
+              "| Model | " + " | ".join(get_benchmark(b).short_name for b, _ in cols) + " |", rule]
     lines += [f"| {_row_label(c, p, b)} | {cells(b, 'rapr', ci=False)} |" for (c, p), b in runs.items()]
-    lines.append("| Pixel-Reasoner (paper) | " + " | ".join(f"{PAPER_RAPR[b]:.2f}" for b, _ in COLUMNS) + " |")
+    paper_rapr = [get_benchmark(b).paper.rapr if get_benchmark(b).paper else None for b, _ in cols]
+    lines.append(f"| {PIXEL_REASONER} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in paper_rapr) + " |")
     details = ["", "## Details", "", "| run | protocol | benchmark | questions | K | ops/response | op error % | "
                "crops containing target % | source |", "|---|---|---|---|---|---|---|---|---|"]
     for (config, protocol), by_bench in runs.items():
@@ -174,12 +191,13 @@ def _bias_section(runs: "OrderedDict[tuple[str, Protocol], dict[str, dict]]") ->
         if not protocol.shuffled:
             continue
         original = runs.get((config, Protocol(protocol.scoring, False, None, protocol.budgets)), {})
-        for b in CHOICE_BENCHMARKS:
+        for b in [b for b in benchmark_names() if get_benchmark(b).scoring == "multiple_choice"]:
             if b in original and b in shuffled and original[b].get("score") is not None \
                     and shuffled[b].get("score") is not None:
                 diff = original[b]["score"] - shuffled[b]["score"]
                 seed = f" (seed {protocol.seed})" if protocol.seed is not None else ""
-                rows.append(f"| {config} | {protocol.scoring} | {SHORT_NAMES[b]} | {_cell(original[b]['score'])} | "
+                rows.append(f"| {config} | {protocol.scoring} | {get_benchmark(b).short_name} | "
+                            f"{_cell(original[b]['score'])} | "
                             f"{_cell(shuffled[b]['score'])}{seed} | {diff:+.1f} |")
     if not rows:
         return []

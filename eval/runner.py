@@ -28,6 +28,7 @@ from pixel_reasoner.protocol.chatml import render_messages
 from pixel_reasoner.trajectory import messages_to_records
 
 from eval.choices import question_rng
+from eval.config import RunConfig
 from eval.question import Question
 from eval.records import PredictionWriter
 
@@ -63,8 +64,8 @@ class RunnerSettings:
     tools: bool = True
     samples: int = 1
     seed: int = 0
-    max_tokens_per_turn: int = 2048
-    max_response_tokens: int = 8192
+    max_turn_tokens: int = RunConfig.max_turn_tokens
+    max_response_tokens: int = RunConfig.max_response_tokens
     batch_size: int = 64
     force_first_call: bool = False
     image_dir: str | None = None  # save every image of a trajectory here (PNG) when set
@@ -149,7 +150,7 @@ class LiveTrajectory:
         regex = forced_call_regex(s.profile, self.video is not None) if s.force_first_call and turn == 0 else None
         return GenerationRequest(
             prompt=self.prompt, images=list(self.images), video=self.video,
-            max_tokens=min(s.max_tokens_per_turn, s.max_response_tokens - self.generated_tokens),
+            max_tokens=min(s.max_turn_tokens, s.max_response_tokens - self.generated_tokens),
             stop=[TOOL_CALL_CLOSE] if s.tools else [],
             seed=_seed(s.seed, self.question.benchmark, self.question.id, self.sample_idx, turn), regex=regex)
 
@@ -187,8 +188,8 @@ class LiveTrajectory:
         return {
             "id": q.id, "benchmark": q.benchmark, "sample_idx": self.sample_idx, "question": q.question,
             "choices": q.choices, "answer": q.answer, "category": q.category, "response": response,
-            "prediction": extract_answer(response), "num_ops": stats.num_operations,
-            "op_errors": stats.num_operation_errors, "crops": crops, "target_boxes": q.target_boxes,
+            "prediction": extract_answer(response), "num_operations": stats.num_operations,
+            "num_operation_errors": stats.num_operation_errors, "crops": crops, "target_boxes": q.target_boxes,
             "termination": self.termination, "turns": stats.turns, "generated_tokens": self.generated_tokens,
             "prompt_tokens": self.prompt_tokens,
             "operations": [{"turn": op.turn, "tool": op.tool_name, "arguments": op.arguments, "error": op.error}

@@ -20,10 +20,10 @@ import numpy as np
 from pixel_reasoner.errors import DataError
 from pixel_reasoner.paper_scoring import MATH_VERIFY_VERSION, require_math_verify
 
-from eval.protocols import DEFAULT_PROTOCOL, answer_text, check_protocol, has_answer, score_row
+from eval.benchmarks.registry import get_benchmark
+from eval.protocols import DEFAULT_PROTOCOL, check_protocol, has_answer, score_row
 from eval.records import read_predictions, row_key
 
-HEADLINE = {"vstar": "accuracy", "mvbench": "accuracy", "tallyqa": "accuracy", "infovqa": "anls"}
 DEFAULT_BOOTSTRAP = 1000
 CI_LEVEL = 0.95
 
@@ -157,18 +157,19 @@ def compute_metrics(rows: Sequence[dict], resamples: int = DEFAULT_BOOTSTRAP, se
     if len(benchmarks) != 1:
         raise DataError(f"predictions mix benchmarks {benchmarks}; score each benchmark's file separately")
     benchmark = benchmarks[0]
+    spec = get_benchmark(benchmark)
     seen: set = set()
     for r in rows:
         if row_key(r) in seen:
             raise DataError(f"question {r['id']!r} sample {r.get('sample_idx', 0)} appears twice")
         seen.add(row_key(r))
-    if protocol == "paper" and benchmark != "infovqa" and any(r["answer"] is not None for r in rows):
+    if protocol == "paper" and spec.scoring != "anls" and any(r["answer"] is not None for r in rows):
         require_math_verify()
     scores = [score_row(r, protocol) for r in rows]
     answered = [(r, s) for r, s in zip(rows, scores) if s is not None]
     samples = Counter(str(r["id"]) for r in rows)
     k = max(samples.values())
-    metrics: dict = {"benchmark": benchmark, "metric": HEADLINE.get(benchmark, "accuracy"),
+    metrics: dict = {"benchmark": benchmark, "metric": spec.headline,
                      "protocol": protocol_record(rows, protocol),
                      "n_responses": len(rows), "n_questions": len(samples), "samples_per_question": k}
     if answered:
@@ -191,14 +192,14 @@ def compute_metrics(rows: Sequence[dict], resamples: int = DEFAULT_BOOTSTRAP, se
         sample_scores = [100 * sum(v) / len(v) for _, v in sorted(per_sample.items())]
         metrics["per_sample"] = {"scores": sample_scores,
                                  "std": float(np.std(sample_scores, ddof=1)) if len(sample_scores) > 1 else None}
-        with_ops = [s for r, s in zip(a_rows, a_scores) if r.get("num_ops", 0) > 0]
-        without_ops = [s for r, s in zip(a_rows, a_scores) if not r.get("num_ops", 0) > 0]
+        with_ops = [s for r, s in zip(a_rows, a_scores) if r.get("num_operations", 0) > 0]
+        without_ops = [s for r, s in zip(a_rows, a_scores) if not r.get("num_operations", 0) > 0]
         metrics["score_with_visual_ops"] = _pct(_mean(with_ops))
         metrics["score_without_visual_ops"] = _pct(_mean(without_ops))
     else:
         metrics.update(score=None, ci95=None, note="the answers of this split are hidden: submit the submission file")
-    num_ops = [int(r.get("num_ops", 0)) for r in rows]
-    op_errors = sum(int(r.get("op_errors", 0)) for r in rows)
+    num_ops = [int(r.get("num_operations", 0)) for r in rows]
+    op_errors = sum(int(r.get("num_operation_errors", 0)) for r in rows)
     metrics["rapr"] = _pct(_mean(float(n > 0) for n in num_ops))
     metrics["ops_per_response"] = _mean(num_ops)
     metrics["op_error_rate"] = _pct(op_errors / sum(num_ops)) if sum(num_ops) else None
@@ -232,25 +233,6 @@ def score_file(predictions: str, benchmark: str | None = None, resamples: int = 
         with open(manifest, encoding="utf-8") as f:
             metrics["run"] = json.load(f).get("settings")
     return metrics
-
-
-def submission(rows: Sequence[dict], protocol: str = DEFAULT_PROTOCOL) -> list[dict]:
-    """InfoVQA's official submission format [{"questionId": int, "answer": str}], from each question's first
-    sample (the greedy run's only one). Each answer is the string the protocol's local ANLS scores, so the
-    server's ANLS and a local one on the same outputs are one function of one string."""
-    first: dict[str, dict] = {}
-    for r in rows:
-        if str(r["id"]) not in first or int(r.get("sample_idx", 0)) < int(first[str(r["id"])].get("sample_idx", 0)):
-            first[str(r["id"])] = r
-    out = []
-    for qid, r in first.items():
-        question_id = (r.get("meta") or {}).get("questionId", qid)
-        try:
-            question_id = int(question_id)
-        except (TypeError, ValueError):
-            pass
-        out.append({"questionId": question_id, "answer": answer_text(r, protocol) or ""})
-    return sorted(out, key=lambda d: (isinstance(d["questionId"], str), d["questionId"]))
 
 
 def format_summary(metrics: dict) -> str:

@@ -14,18 +14,21 @@ import sys
 
 from PIL import ImageDraw
 
+from pixel_reasoner.jsonl import write_jsonl
 from pixel_reasoner.testing.media import scene_image, write_video
 
+SMALL_BUDGETS = {"original_min_pixels": 4 * 784, "original_max_pixels": 128 * 784,  # RunConfig fields: test images
+                 "crop_min_pixels": 4 * 784, "crop_max_pixels": 64 * 784}  # stay small (a few visual tokens)
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (30, 60, 220), "yellow": (230, 220, 40)}
 
 
 def _write_json(path: str, obj) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if path.endswith(".jsonl"):
+        write_jsonl(path, obj)
+        return path
     with open(path, "w", encoding="utf-8") as f:
-        if path.endswith(".jsonl"):
-            f.writelines(json.dumps(r) + "\n" for r in obj)
-        else:
-            json.dump(obj, f)
+        json.dump(obj, f)
     return path
 
 

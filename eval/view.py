@@ -10,8 +10,10 @@ from __future__ import annotations
 from pixel_reasoner.trajectory import Trajectory
 from pixel_reasoner.viewer.load import RowFormat, register_row_format
 
+from eval.records import upgrade_row
+
 # Row fields kept in the trajectory's `meta`, for whoever reads the trajectories back (`load_for_view`).
-META_FIELDS = ("prediction", "termination", "num_ops", "op_errors", "category", "sample_idx")
+META_FIELDS = ("prediction", "termination", "num_operations", "num_operation_errors", "category", "sample_idx")
 
 
 def is_prediction_row(row: dict) -> bool:
@@ -19,9 +21,11 @@ def is_prediction_row(row: dict) -> bool:
 
 
 def prediction_trajectory(row: dict) -> Trajectory:
+    row = upgrade_row(row)
     return Trajectory(id=f"{row['benchmark']}/{row['id']} sample {row['sample_idx']}", messages=row["messages"],
                       question=row.get("question"), choices=row.get("choices"), answer=row.get("answer"),
-                      source=row["benchmark"], kind="eval", meta={k: row[k] for k in META_FIELDS if k in row})
+                      source=row["benchmark"], trajectory_type="eval",
+                      meta={k: row[k] for k in META_FIELDS if k in row})
 
 
 PREDICTIONS = register_row_format(RowFormat("prediction", is_prediction_row, prediction_trajectory))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Sequence, TypeVar
 
 from pixel_reasoner.errors import DataError
+from pixel_reasoner.jsonl import jsonl_lines
 from pixel_reasoner.trajectory import Trajectory, from_released_sft
 
 logger = logging.getLogger(__name__)
@@ -62,22 +63,18 @@ def read_data_file(path: str, image_root: str | None = None) -> tuple[list[Row],
         raise DataError(f"data file not found: {path} (check `data_files` in the recipe)")
     root = os.path.abspath(image_root if image_root is not None else os.path.dirname(os.path.abspath(path)))
     with open(path, encoding="utf-8") as f:
-        text = f.read()
+        is_list = f.read(4096).lstrip().startswith("[")
     records: list[tuple[int, object]] = []
-    if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    if is_list:  # the released data: one JSON list
+        with open(path, encoding="utf-8") as f:
+            try:
+                items = json.load(f)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
         records = list(enumerate(items))
     else:
-        for i, line in enumerate(text.splitlines()):
-            if not line.strip():
-                continue
-            try:
-                records.append((i, json.loads(line)))
-            except json.JSONDecodeError as e:
-                records.append((i, DataError(f"not valid JSON ({e.msg} at column {e.colno})")))
+        records = [(line.number - 1, line.value if line.error is None else DataError(line.error))
+                   for line in jsonl_lines(path)]
     rows, problems = [], []
     for index, record in records:
         try:

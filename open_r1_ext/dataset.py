@@ -44,7 +44,7 @@ class PreparedData:
         return {"policy": self.policy, "max_length": self.max_length, "rows": rows, "valid_rows": rows - invalid,
                 "invalid_rows": invalid, "skipped_rows": invalid if self.policy == "skip" else 0,
                 "training_samples": len(self.samples), "tokens": token_stats(self.samples), "files": self.files,
-                "mixture": self.mixture, "pixel_budgets": self.budgets, "notes": self.notes,
+                "mixture": self.mixture, "budgets": self.budgets, "notes": self.notes,
                 "problems": [p.to_dict() for p in self.problems]}
 
 

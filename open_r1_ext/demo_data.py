@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from pixel_reasoner.config import EpisodeLimits, PixelBudget, PixelBudgets, to_dict
+from pixel_reasoner.config import EpisodeLimits, PixelBudget, PixelBudgets, budget_fields, to_dict
 from pixel_reasoner.episode import Episode, EpisodeConfig
 from pixel_reasoner.media import VideoSource
 from pixel_reasoner.testing.media import save_scene, scene_image
@@ -35,8 +35,7 @@ CHOICES = ["red", "green", "blue", "yellow"]
 
 def demo_budget_fields() -> dict[str, int]:
     """The per-kind SFT fields (`original_min_pixels`, ...) that set the demo budgets whatever the preset."""
-    return {f"{kind}_{bound}": getattr(DEMO_BUDGETS.for_kind(kind), bound)
-            for kind in ("original", "crop", "frame") for bound in ("min_pixels", "max_pixels")}
+    return budget_fields(DEMO_BUDGETS)
 
 
 def demo_script_arguments(**overrides) -> SFTScriptArguments:
@@ -195,7 +194,7 @@ def run_scenario(name: str, profile: str, out_dir: str, copy: int = 0, media: De
     messages = messages_to_records(prompt + ep.messages, os.path.join(media_dir, stem), out_dir, stem)
     media = [p for p in messages[1]["content"] if p["type"] in ("image", "video")]
     return Trajectory(id=stem, messages=messages, profile=ep.profile.name, media=media, question=question,
-                      choices=CHOICES, answer=answer, source="demo", kind=name,
+                      choices=CHOICES, answer=answer, source="demo", trajectory_type=name,
                       meta={"stats": ep.stats.to_dict(), "budgets": to_dict(ep.config.budgets)})
 
 

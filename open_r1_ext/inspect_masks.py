@@ -20,12 +20,12 @@ import dataclasses
 import json
 import sys
 
-import yaml
-
+from pixel_reasoner import settings
 from pixel_reasoner.budget_check import recorded_budgets
+from pixel_reasoner.config import budget_fields
 
 from open_r1_ext.collator import IGNORE_INDEX, TrajectoryCollator
-from open_r1_ext.config import KINDS, SFTScriptArguments
+from open_r1_ext.config import SFTScriptArguments
 from open_r1_ext.data import read_data_file
 from open_r1_ext.dataset import prepare_samples
 from open_r1_ext.modeling import load_processor
@@ -62,10 +62,9 @@ def decode_run(ids: list[int], tokenizer, media_token_ids) -> str:
 def script_arguments_from_recipe(path: str) -> tuple[SFTScriptArguments, dict]:
     """Our dataclass from a recipe YAML (the SFTConfig/ModelConfig keys are returned, not validated: a GPU
     recipe must be inspectable on a laptop)."""
-    with open(path, encoding="utf-8") as f:
-        recipe = yaml.safe_load(f) or {}
-    ours = {f.name for f in dataclasses.fields(SFTScriptArguments)}
-    return SFTScriptArguments(**{k: v for k, v in recipe.items() if k in ours}), recipe
+    recipe = settings.load_yaml(path)
+    ours = {f.name for f in dataclasses.fields(SFTScriptArguments)} | set(SFTScriptArguments.RENAMED)
+    return settings.build(SFTScriptArguments, {k: v for k, v in recipe.items() if k in ours}), recipe
 
 
 def recorded_budget_fields(paths: list[str], image_root: str | None) -> dict[str, int]:
@@ -75,8 +74,7 @@ def recorded_budget_fields(paths: list[str], image_root: str | None) -> dict[str
         for row in rows:
             budgets = recorded_budgets(row.trajectory.meta)
             if budgets is not None:
-                return {f"{kind}_{bound}": getattr(budgets.for_kind(kind), bound)
-                        for kind in KINDS for bound in ("min_pixels", "max_pixels")}
+                return budget_fields(budgets)
     return {}
 
 

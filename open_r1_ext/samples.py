@@ -202,7 +202,7 @@ class SampleValidator:
         if pixels:
             raise ValueError(f"made under other pixel budgets than this run's ({'; '.join(differences)}): profile "
                              f"{spec.profile!r} gives boxes in pixels of the image as shown, so every box would point "
-                             "elsewhere. Train with the budgets the data was made with (`pixel_budgets` and the "
+                             "elsewhere. Train with the budgets the data was made with (`budget_preset` and the "
                              "per-kind *_pixels fields) or synthesize it again with this run's budgets")
         return ["rows_other_budgets"]
 

@@ -23,6 +23,7 @@ from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config
 from pixel_reasoner.config import to_dict
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.protocol import get_profile
+from pixel_reasoner.settings import upgrade_flags, upgrade_names
 
 from open_r1_ext.collator import TrajectoryCollator
 from open_r1_ext.config import SFTScriptArguments
@@ -35,9 +36,20 @@ RUN_CONFIG_FILE = "sft_run_config.json"
 VALIDATION_REPORT_FILE = "data_validation.json"
 
 
+class SFTParser(TrlParser):
+    """TRL's parser over (SFTScriptArguments, SFTConfig, ModelConfig), reading renamed fields by their old names
+    too (recipe keys and flags), with a warning naming the new one (`pixel_reasoner.settings`)."""
+
+    def set_defaults_with_config(self, **kwargs) -> list[str]:
+        return super().set_defaults_with_config(**upgrade_names(SFTScriptArguments, kwargs))
+
+    def parse_args_and_config(self, args=None, **kwargs):
+        argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_args_and_config(upgrade_flags(argv, SFTScriptArguments.RENAMED), **kwargs)
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[SFTScriptArguments, SFTConfig, ModelConfig]:
-    parser = TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
-    return parser.parse_args_and_config(argv)
+    return SFTParser((SFTScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config(argv)
 
 
 def setup_logging(training_args: SFTConfig) -> None:
@@ -65,7 +77,7 @@ def resolved_config(script_args, training_args, model_args, attn_implementation,
 
     profiles = sorted({s.profile for s in prepared.samples})
     return {
-        "script": asdict(script_args), "pixel_budgets": to_dict(script_args.budgets()),
+        "script": asdict(script_args), "budgets": to_dict(script_args.budgets()),
         "profiles": {name: get_profile(name).summary() for name in profiles},
         "model": {**asdict(model_args), "attn_implementation_resolved": attn_implementation,
                   "frozen_vision_parameters": frozen},

@@ -15,16 +15,18 @@ One sample (`execute`), read top to bottom:
    sample as trained tokens, the episode steps on the generated text (parse, run the operation), and the
    observation, processed into token ids and pixel tensors, joins as untrained tokens.
 3. when the episode ends (answer, limit, truncation, or an observation that would leave fewer than
-   `min_turn_tokens` to generate): the correctness reward and the per-sample logs, and the pixel tensors
+   `min_turn_tokens` to generate): the sample reward terms and the per-sample logs, and the pixel tensors
    concatenated once (`RolloutSample.response`), in a worker thread.
 The event loop, which drives every sample of the actor, only awaits: decoding, operations, the processor and
 every per-token loop run in the agent's threads.
 
-`reward` = `scores` = correctness in [0, 1] (`TaskLabel.reward`: `pixel_reasoner.scoring` on the extracted answer,
-0 unless the episode ended with an answer; for kind "paper", the official rule on the whole trajectory; kind and
-choices from the label, see `openrlhf_ext.labels`). The curiosity bonus and efficiency penalty need the whole
-group of samples: the trainer applies them.
-`extra_logs` (per sample, floats; `Experience.info[key]`): `EXTRA_LOG_KEYS`.
+`scores` = correctness in [0, 1] (`TaskLabel.reward`: `pixel_reasoner.scoring` on the extracted answer, 0 unless
+the episode ended with an answer; for scoring "paper", the official rule on the whole trajectory; scoring and
+choices from the label, see `openrlhf_ext.labels`). `reward` = the sum of the configured sample reward terms'
+`weight * value` (`pixel_reasoner.rewards`: by default correctness and the efficiency penalty); group terms (the
+curiosity bonus) need the whole group of samples: the trainer adds them.
+`extra_logs` (per sample, floats; `Experience.info[key]`): the outcome (`SampleOutcome.LOG_KEYS`, what group
+terms read) and each sample term's contribution under `reward/<name>`.
 
 Configuration: the `RolloutContext` our trainer sends as `hf_tokenizer` (`openrlhf_ext.rollout_context`);
 under plain upstream OpenRLHF (the processor itself as `hf_tokenizer`) the defaults. `AgentExecutor(config)`
@@ -51,15 +53,14 @@ from openrlhf_ext.rollout_context import RolloutContext, context_of
 from openrlhf_ext.rollout_sample import RolloutSample
 from pixel_reasoner.episode import Episode
 from pixel_reasoner.errors import ConfigError, DataError
-from pixel_reasoner.media import DecodedImageCache, InMemoryImage, VideoSource
+from pixel_reasoner.media import VIDEO_EXTENSIONS, DecodedImageCache, InMemoryImage, VideoSource
 from pixel_reasoner.protocol import ProtocolProfile
 from pixel_reasoner.protocol.chatml import IM_END
+from pixel_reasoner.rewards import SampleOutcome
+from pixel_reasoner.rewards.shaping import RewardConfig, sample_rewards
 
 logger = init_logger(__name__)  # upstream's logger set-up, so our lines show in the vLLM actors' logs
 
-EXTRA_LOG_KEYS = ("num_operations", "used_pixel_reasoning", "num_operation_errors", "correct", "turns",
-                  "num_images", "is_video", "answered", "truncated")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpeg", ".mpg")
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
 BANNED_LOGIT_BIAS = -100.0  # the lowest bias vLLM accepts: the token is never sampled
 
@@ -84,25 +85,19 @@ class Rollout:
         params.max_tokens = min(max_turn_tokens, self.sample.room())
         return params
 
-    def logs(self) -> dict[str, float]:
-        stats = self.episode.stats
-        return {"num_operations": float(stats.num_operations),
-                "used_pixel_reasoning": float(stats.used_pixel_reasoning),
-                "num_operation_errors": float(stats.num_operation_errors),
-                "correct": float(self.correct),
-                "turns": float(stats.turns),
-                "num_images": float(stats.num_images_produced),
-                "is_video": float(self.episode.video is not None),
-                "answered": float(stats.termination == "answer"),
-                "truncated": float(self.truncated)}
+    def outcome(self) -> SampleOutcome:
+        """The finished sample as the reward terms see it."""
+        return SampleOutcome.from_episode(self.episode, self.correct, self.truncated)
 
 
 class AgentRuntime:
     """What one vLLM actor's samples share: the configuration, the processor, the decoded-image cache (which
     also holds each query's processed prompt) and the worker threads."""
 
-    def __init__(self, config: RolloutConfig, processor: Any, context: RolloutContext | None = None):
+    def __init__(self, config: RolloutConfig, processor: Any, context: RolloutContext | None = None,
+                 rewards: RewardConfig | None = None):
         self.config, self.processor, self.context = config, processor, context
+        self.reward_terms = (rewards or (context.rewards if context is not None else RewardConfig())).active()
         self.profile = config.protocol()
         self.cache = DecodedImageCache(config.image_cache_bytes)
         self.pool = ThreadPoolExecutor(config.operation_threads, thread_name_prefix="pixel-reasoner-op")
@@ -187,7 +182,7 @@ class AgentRuntime:
             rollout.done = True
             rollout.truncated = result.termination == "truncated"
             rollout.correct = rollout.task.reward(result.termination, result.answer, rollout.episode.messages,
-                                                  self.config.reward_kind)
+                                                  self.config.scoring)
             return
         observation = result.observation
         assert observation is not None
@@ -198,7 +193,7 @@ class AgentRuntime:
         if len(obs_ids) + self.config.min_turn_tokens > rollout.sample.room():
             rollout.done = rollout.truncated = True  # no room left to answer after it (the paper reward still reads
             rollout.correct = rollout.task.reward("truncated", None, rollout.episode.messages,  # the trajectory)
-                                                  self.config.reward_kind)
+                                                  self.config.scoring)
             return
         rollout.sample.add_observation(obs_ids, mm, observation.images)
 
@@ -206,23 +201,25 @@ class AgentRuntime:
 
     def finish(self, rollout: Rollout) -> dict:
         response = rollout.sample.response()
-        response.update(reward=rollout.correct, scores=rollout.correct, extra_logs=rollout.logs(),
-                        truncated=rollout.truncated)
+        outcome = rollout.outcome()
+        terms = sample_rewards(outcome, self.reward_terms)
+        response.update(reward=sum(terms.values()), scores=rollout.correct,
+                        extra_logs={**outcome.to_logs(), **terms}, truncated=rollout.truncated)
         return response
 
 
 class AgentExecutor(AgentExecutorBase):
     """Entry point loaded by OpenRLHF (`--train.agent_func_path openrlhf_ext/agent.py`)."""
 
-    def __init__(self, config: RolloutConfig | None = None):
-        self.config = config
+    def __init__(self, config: RolloutConfig | None = None, rewards: RewardConfig | None = None):
+        self.config, self.rewards = config, rewards
         self.runtime: AgentRuntime | None = None
         self._starting: asyncio.Lock | None = None
 
     async def execute(self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None):
         runtime = await self.runtime_for(hf_tokenizer, llm_engine)
         loop = asyncio.get_running_loop()
-        task = TaskLabel.parse(label).validate(runtime.config.reward_kind)
+        task = TaskLabel.parse(label).validate(runtime.config.scoring)
         plans = runtime.forced.schedule(prompt)
         rollout = await loop.run_in_executor(runtime.pool, runtime.start, prompt, task, images, max_length,
                                              sampling_params, plans)
@@ -254,10 +251,11 @@ class AgentExecutor(AgentExecutorBase):
         config = context.config if context is not None else (self.config or RolloutConfig())
         origin = "the RolloutContext" if context is not None else \
             "the constructor" if self.config is not None else "defaults (no RolloutContext: plain OpenRLHF)"
+        rewards = context.rewards if context is not None else (self.rewards or RewardConfig())
         check_compatibility(config, processor, engine_kwargs)
-        logger.info("pixel-reasoner rollout agent, config from %s: %s", origin,
-                    json.dumps(config.to_dict(), sort_keys=True))
-        return AgentRuntime(config, processor, context)
+        logger.info("pixel-reasoner rollout agent, config from %s: %s; rewards: %s", origin,
+                    json.dumps(config.to_dict(), sort_keys=True), json.dumps(rewards.to_dict(), sort_keys=True))
+        return AgentRuntime(config, processor, context, rewards)
 
 
 def check_compatibility(config: RolloutConfig, processor: Any, engine_kwargs: dict | None = None,
@@ -284,7 +282,7 @@ def check_compatibility(config: RolloutConfig, processor: Any, engine_kwargs: di
             continue
         low, high = bounds
         for kind in kinds:
-            budget = config.budgets.for_kind(kind)
+            budget = config.budgets().for_kind(kind)
             if budget.max_pixels > high or budget.min_pixels < low:
                 raise ConfigError(
                     f"budgets.{kind} = [{budget.min_pixels}, {budget.max_pixels}] pixels is outside the processor's "
@@ -310,4 +308,4 @@ def processor_pixel_bounds(image_processor: Any) -> tuple[int, int] | None:
     return (int(low), int(high)) if low and high else None
 
 
-__all__ = ["AgentExecutor", "AgentRuntime", "EXTRA_LOG_KEYS", "Rollout", "check_compatibility"]
+__all__ = ["AgentExecutor", "AgentRuntime", "Rollout", "check_compatibility"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pixel_reasoner.config import TOKEN_PIXELS
 from pixel_reasoner.errors import ConfigError
 
 GIB = 2**30
@@ -131,7 +132,6 @@ PIXEL_DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 # n samples of a query only while a sample shows no other image, and `run_estimate`'s samples each produce one.
 AGENT_PIXEL_VALUE_BYTES = PIXEL_DTYPE_BYTES["bfloat16"]
 AGENT_PROMPT_PIXELS_SHARED = False
-PIXELS_PER_VISUAL_TOKEN = 28 * 28
 
 
 def run_estimate(queries: int, samples_per_query: int, original_max_pixels: int, produced_max_pixels: int,
@@ -140,8 +140,8 @@ def run_estimate(queries: int, samples_per_query: int, original_max_pixels: int,
                  prompt_pixels_shared: bool = AGENT_PROMPT_PIXELS_SHARED) -> ControllerMemoryEstimate:
     """The estimate for a run's settings, for samples with one prompt image at the original budget,
     `produced_images` images at the crop budget and `max_len` tokens (the dry run's stated assumption)."""
-    sample = SampleFootprint(prompt_visual_tokens=original_max_pixels // PIXELS_PER_VISUAL_TOKEN,
-                             produced_visual_tokens=produced_images * (produced_max_pixels // PIXELS_PER_VISUAL_TOKEN),
+    sample = SampleFootprint(prompt_visual_tokens=original_max_pixels // TOKEN_PIXELS,
+                             produced_visual_tokens=produced_images * (produced_max_pixels // TOKEN_PIXELS),
                              sequence_tokens=max_len, pixel_value_bytes=pixel_value_bytes,
                              prompt_pixels_shared_by=samples_per_query if prompt_pixels_shared else 1)
     return estimate_controller_memory(sample, queries * samples_per_query, ssr_capacity, ssr_max_bytes)

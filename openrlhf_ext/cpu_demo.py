@@ -4,8 +4,9 @@ For debugging and CI only (see `openrlhf_ext.cpu_mode`). It writes, under DIR:
 - `model/`: a tiny random Qwen2.5-VL with the real Qwen vocabulary (`pixel_reasoner.testing.tiny_qwen`);
 - `seed.jsonl` + `media/`: toy questions on generated scenes, and `prompts.jsonl`, converted by
   `openrlhf_ext.data` exactly as real data is;
-- `rollout_config.json`: the agent's configuration for the tiny model (`--pr.rollout_config`), with the
-  structured-output schedules (`forced_turns`) that make the random model use the tools.
+- `pixel_reasoner.yaml`: the rollout agent's settings for the tiny model (a recipe's `pixel_reasoner.rollout`
+  section, given with `--pr.config`), with the structured-output schedules (`forced_turns`) that make the random
+  model use the tools.
 
 The schedules are chosen so that one run exercises every part of the RL stage with 4 samples per query.
 In a "mixed-a" query one sample crops twice and then generates freely (n_vo = 2: efficiency penalty) and three
@@ -21,6 +22,8 @@ import argparse
 import json
 import os
 
+from openrlhf_ext.run_config import RECIPE_SECTION
+from pixel_reasoner.jsonl import write_jsonl
 from pixel_reasoner.testing.media import save_scene
 from pixel_reasoner.testing.tiny_qwen import cached_build
 
@@ -36,10 +39,9 @@ SCHEDULES = {
 SAMPLES_PER_QUERY = 4
 # pixel budgets that fit the tiny model's processor (<= 256 visual tokens per image)
 TINY_ROLLOUT_CONFIG = {
-    "profile": "released",
-    "budgets": {"original": {"min_pixels": 4 * 784, "max_pixels": 48 * 784},
-                "crop": {"min_pixels": 4 * 784, "max_pixels": 32 * 784},
-                "frame": {"min_pixels": 4 * 784, "max_pixels": 16 * 784}},
+    "original_min_pixels": 4 * 784, "original_max_pixels": 48 * 784,
+    "crop_min_pixels": 4 * 784, "crop_max_pixels": 32 * 784,
+    "frame_min_pixels": 4 * 784, "frame_max_pixels": 16 * 784,
     "limits": {"max_operations": 2, "max_images": 16, "max_turns": 4},
     "max_turn_tokens": 128,  # room for a forced crop call; free turns of a random model stay short
     "image_cache_bytes": 64 << 20,
@@ -61,10 +63,9 @@ def write_seed(out_dir: str, mixed_queries: int, uniform_queries: int) -> str:
     for i, scenario in enumerate(scenarios(mixed_queries, uniform_queries)):
         image = save_scene(os.path.join(media, f"scene{i}.png"), 280, 210, seed=i)
         rows.append({"qid": f"toy-{i}", "question": f"Scenario {scenario} {i}: is the largest shape red or blue?",
-                     "answer": "red", "kind": "exact_match", "images": [image]})
+                     "answer": "red", "scoring": "exact_match", "images": [image]})
     path = os.path.join(out_dir, "seed.jsonl")
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+    write_jsonl(path, rows)
     return path
 
 
@@ -76,10 +77,11 @@ def prepare(out_dir: str, mixed_queries: int = 3, uniform_queries: int = 1, mode
     seed = write_seed(out_dir, mixed_queries, uniform_queries)
     prompts = os.path.join(out_dir, "prompts.jsonl")
     convert(seed, prompts)
-    rollout = os.path.join(out_dir, "rollout_config.json")
-    with open(rollout, "w", encoding="utf-8") as f:
-        json.dump({**TINY_ROLLOUT_CONFIG, "forced_turns": forced_turn_rules()}, f, indent=1)
-    paths = {"model": model, "prompts": prompts, "rollout_config": rollout, "samples_per_query": SAMPLES_PER_QUERY}
+    settings = os.path.join(out_dir, "pixel_reasoner.yaml")
+    with open(settings, "w", encoding="utf-8") as f:  # JSON is YAML: one file format for every recipe
+        json.dump({RECIPE_SECTION: {"rollout": {**TINY_ROLLOUT_CONFIG, "forced_turns": forced_turn_rules()}}}, f,
+                  indent=1)
+    paths = {"model": model, "prompts": prompts, "settings": settings, "samples_per_query": SAMPLES_PER_QUERY}
     with open(os.path.join(out_dir, "inputs.json"), "w", encoding="utf-8") as f:
         json.dump(paths, f, indent=2)
     return paths
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m openrlhf_ext.cpu_demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="write the tiny model, toy prompts and the rollout config (forced turns)")
+    p = sub.add_parser("prepare", help="write the tiny model, toy prompts and the rollout settings (forced turns)")
     p.add_argument("--out", required=True)
     p.add_argument("--mixed-queries", type=int, default=3)
     p.add_argument("--uniform-queries", type=int, default=1)

@@ -41,6 +41,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+from pixel_reasoner.settings import option
+
 logger = logging.getLogger(__name__)
 
 APPLIED: list[str] = []  # names of the shims installed in this process
@@ -50,8 +52,8 @@ APPLIED: list[str] = []  # names of the shims installed in this process
 class CpuModeConfig:
     """`--pr.cpu.*`: CPU mode (debugging and CI only)."""
 
-    enabled: bool = False
-    sync_dump_dir: str | None = None  # write weight-sync evidence (checksums) here after every sync
+    enabled: bool = option(False, help="Run the RL loop without a GPU (debugging and CI only, never training).")
+    sync_dump_dir: str | None = option(None, help="Write weight-sync evidence (checksums) here after every sync.")
 
 
 def child_environment() -> dict[str, str]:

@@ -5,7 +5,7 @@ Inputs
   when `is_video`), `is_video`, `qid` ("<bench>-<id>"), `answer`. Choices, when a question has them, are
   already written in the question text; they are parsed from it for scoring (not shown twice).
 - Our trajectory JSONL (schema v1, `pixel_reasoner.trajectory`): `question`, `choices`, `answer`, `media`.
-- Seed JSONL rows: `{"id" | "qid", "question", "answer", "choices"?, "kind"?, "media": [{"type": "image",
+- Seed JSONL rows: `{"id" | "qid", "question", "answer", "choices"?, "scoring"?, "media": [{"type": "image",
   "path"} | {"type": "video", "path" | "frame_paths"}] | "images": [paths] | "image": path | "video": path}`.
 Relative paths resolve against `--image-root` (default: the input file's directory); outputs hold absolute paths.
 
@@ -17,7 +17,7 @@ Train with `--data.input_key input --data.label_key label --data.image_key image
 The system turn carries the profile's `# Tools` block (OpenRLHF renders the chat template without `tools=`),
 and there is one image part per image, or one video part for a video (its frame paths, or the video file, in
 `images`: the agent shows it to the model as Qwen2.5-VL's video, as SFT and evaluation do). The label is the
-JSON of `openrlhf_ext.labels.TaskLabel` (answer, scoring kind, choices, is_video, qid).
+JSON of `openrlhf_ext.labels.TaskLabel` (answer, scoring, choices, is_video, qid).
 
 Every row is validated (question, answer, choices, media present and readable, duplicate ids); errors name
 the row. By default any invalid row stops the conversion with the list of problems and nothing is written;
@@ -31,6 +31,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -38,16 +39,16 @@ from typing import Any, Iterator, Sequence
 from PIL import Image
 from tqdm import tqdm
 
-from openrlhf_ext.labels import KINDS, TaskLabel, normalize_answer
+from openrlhf_ext.labels import SCORING_KINDS, TaskLabel, normalize_answer
 from pixel_reasoner.errors import DataError, OperationError
-from pixel_reasoner.media import smart_resize
+from pixel_reasoner.jsonl import jsonl_lines, write_jsonl
+from pixel_reasoner.media import VIDEO_EXTENSIONS, smart_resize
 from pixel_reasoner.protocol import ProtocolProfile, get_profile
 from pixel_reasoner.protocol.chatml import tools_block
 from pixel_reasoner.scoring import choice_letter
 
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpeg", ".mpg")
 MEDIA_CHECKS = ("open", "exists", "none")
 _CHOICE_LINE = re.compile(r"^\s*\(?([A-Z])\)?\s*[:.)]\s*(\S.*?)\s*$")
 
@@ -59,7 +60,7 @@ class ConvertOptions:
     image_root: str | None = None  # relative media paths resolve here (default: the input file's directory)
     profile: str = "released"  # protocol profile: its tools, system prompt and guidelines are baked into prompts
     system_prompt: str | None = None  # replaces the profile's system prompt (the tools block is still appended)
-    kind: str = "auto"  # scoring kind when a row does not name one; "auto" decides per row (and records it)
+    scoring: str = "auto"  # scoring of a row that names none; "auto" decides per row (and records it)
     check_media: str = "open"  # open: read image headers; exists: only check files exist; none: no checks
     skip_invalid: bool = False
     limit: int | None = None
@@ -71,7 +72,7 @@ class PromptRow:
     question: str  # the text shown (choices included)
     answer: Any
     choices: list[str] | None = None  # options for scoring (letters A, B, ...)
-    kind: str | None = None
+    scoring: str | None = None
     images: list[str] = field(default_factory=list)  # image paths, a video's frame paths, or [video file]
     is_video: bool = False
 
@@ -108,16 +109,8 @@ def released_rows(path: str) -> Iterator[tuple[int, dict]]:
 
 
 def jsonl_rows(path: str) -> Iterator[tuple[int, dict | DataError]]:
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield i, DataError(f"not valid JSON ({e.msg} at column {e.colno})")
-                continue
-            yield i, row if isinstance(row, dict) else DataError(f"expected a JSON object, got {type(row).__name__}")
+    for line in jsonl_lines(path):
+        yield line.number - 1, line.value if line.error is None else DataError(line.error)
 
 
 def from_released(row: dict) -> PromptRow:
@@ -157,10 +150,13 @@ def from_jsonl(row: dict, index: int) -> PromptRow:
     images, is_video = _media(row)
     if row.get("is_video") is not None and bool(row["is_video"]) != is_video:
         raise DataError(f"`is_video` is {row['is_video']!r} but the media is {'a video' if is_video else 'images'}")
-    kind = None if "schema_version" in row else row.get("kind")  # a trajectory's `kind` is its type, not scoring
-    if kind is not None and kind not in KINDS:
-        raise DataError(f"`kind` is {kind!r}; choose a scoring kind of {KINDS}")
-    return PromptRow(str(qid), question, row.get("answer"), choices, kind, images, is_video)
+    if "kind" in row and "schema_version" not in row:  # a trajectory's `kind` was its type, not its scoring
+        warnings.warn("the seed field `kind` is deprecated, use `scoring` (the old name is removed in the next "
+                      "release)", FutureWarning, stacklevel=2)
+    scoring = None if "schema_version" in row else row.get("scoring", row.get("kind"))
+    if scoring is not None and scoring not in SCORING_KINDS:
+        raise DataError(f"`scoring` is {scoring!r}; choose one of {SCORING_KINDS}")
+    return PromptRow(str(qid), question, row.get("answer"), choices, scoring, images, is_video)
 
 
 def _media(row: dict) -> tuple[list[str], bool]:
@@ -195,8 +191,8 @@ class Converter:
     """Turns validated rows into OpenRLHF prompt records."""
 
     def __init__(self, options: ConvertOptions, root: str):
-        if options.kind not in KINDS:
-            raise DataError(f"--kind {options.kind!r}: choose one of {KINDS}")
+        if options.scoring not in SCORING_KINDS:
+            raise DataError(f"--scoring {options.scoring!r}: choose one of {SCORING_KINDS}")
         if options.check_media not in MEDIA_CHECKS:
             raise DataError(f"--check-media {options.check_media!r}: choose one of {MEDIA_CHECKS}")
         self.options = options
@@ -216,8 +212,8 @@ class Converter:
         answer = tuple(normalize_answer(a, "answer") for a in row.answer) \
             if isinstance(row.answer, (list, tuple)) else normalize_answer(row.answer, "answer")
         choices = tuple(row.choices) if row.choices else None
-        kind = TaskLabel(answer, row.kind, choices).resolved_kind(self.options.kind)
-        label = TaskLabel(answer, kind, choices, row.is_video, row.qid).validate()
+        scoring = TaskLabel(answer, row.scoring, choices).resolved_scoring(self.options.scoring)
+        label = TaskLabel(answer, scoring, choices, row.is_video, row.qid).validate()
         # choices given apart from the question are shown by the profile; choices parsed from it are there already
         shown_choices = row.choices if row.choices and not split_choices(row.question) else None
         text = self.profile.format_question(row.question, shown_choices)
@@ -309,7 +305,7 @@ def convert(input_path: str, output_path: str, options: ConvertOptions | None = 
             continue
         records.append(record)
         label = TaskLabel.parse(record["label"])
-        summary.kinds[label.kind] += 1
+        summary.kinds[label.scoring] += 1
         summary.datasources[record["datasource"]] += 1
         summary.videos += int(prompt_row.is_video)
         summary.images += 0 if prompt_row.is_video else len(record["images"])
@@ -339,9 +335,7 @@ def _write_jsonl(path: str, rows: Sequence[dict]) -> None:
     """Write atomically: an interrupted conversion never leaves a half-written dataset behind."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_jsonl(tmp, rows)
     os.replace(tmp, path)
 
 
@@ -357,13 +351,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--image-root", default=None, help="directory relative media paths resolve against")
     c.add_argument("--profile", default=defaults.profile, help="protocol profile (default: %(default)s)")
     c.add_argument("--system-prompt", default=None, help="system prompt (default: the profile's)")
-    c.add_argument("--kind", default=defaults.kind, choices=KINDS, help="scoring kind for rows that name none")
+    c.add_argument("--scoring", "--kind", default=defaults.scoring, choices=SCORING_KINDS,
+                   help="scoring of rows that name none (--kind: the old name)")
     c.add_argument("--check-media", default=defaults.check_media, choices=MEDIA_CHECKS)
     c.add_argument("--skip-invalid", action="store_true", help="write valid rows; invalid ones go to a rejects file")
     c.add_argument("--limit", type=int, default=None, help="convert only the first N rows")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    options = ConvertOptions(args.image_root, args.profile, args.system_prompt, args.kind,
+    options = ConvertOptions(args.image_root, args.profile, args.system_prompt, args.scoring,
                              args.check_media, args.skip_invalid, args.limit)
     try:
         summary = convert(args.input, args.output, options)

@@ -3,34 +3,36 @@
 OpenRLHF hands each sample's `label` (the dataset's `--data.label_key` column) to the agent untouched. Ours is
 a JSON object so that scoring needs no guessing at run time:
 
-    {"answer": "B", "kind": "multiple_choice", "choices": ["Lion", "Sheep", "Tiger", "Elephant"],
+    {"answer": "B", "scoring": "multiple_choice", "choices": ["Lion", "Sheep", "Tiger", "Elephant"],
      "is_video": false, "qid": "vstar-12"}
 
-`answer` is a string (or a list of strings: any may match, e.g. ANLS ground truths); `kind` is a scoring kind
+`answer` is a string (or a list of strings: any may match, e.g. ANLS ground truths); `scoring` is a scoring kind
 of `pixel_reasoner.scoring`, or "paper": the official reward (`pixel_reasoner.paper_scoring`, the same rule
 the paper's eval used; it reads the whole trajectory, compares with the answer as given, e.g. the option letter,
-and accepts "15%" for "15", "1,000" for "1000") (absent: the rollout config's `reward_kind`); `choices` lists the
+and accepts "15%" for "15", "1,000" for "1000") (absent: the rollout config's `scoring`); `choices` lists the
 options of a multiple-choice question (their letters are A, B, ...); `is_video` says the sample's media is a video (its
-frame list or a video file). A label that is not such a JSON object is taken as the answer itself.
+frame list or a video file). A label that is not such a JSON object is taken as the answer itself. Labels written
+before 0.2 said `kind` for `scoring`; they are read the same.
 """
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from pixel_reasoner.errors import DataError
 from pixel_reasoner.paper_scoring import KIND as PAPER, paper_correct, solution_text
-from pixel_reasoner.scoring import SCORERS, choice_letter, parse_count, score
+from pixel_reasoner.scoring import SCORERS, auto_scoring, choice_letter, parse_count, score
 
-KINDS = (*SCORERS, PAPER, "auto")
+SCORING_KINDS = (*SCORERS, PAPER, "auto")
 
 
 @dataclass(frozen=True)
 class TaskLabel:
     answer: str | tuple[str, ...]
-    kind: str | None = None
+    scoring: str | None = None
     choices: tuple[str, ...] | None = None
     is_video: bool = False
     qid: str | None = None
@@ -45,19 +47,14 @@ class TaskLabel:
     def where(self) -> str:
         return f"label of {self.qid}" if self.qid else "label"
 
-    def resolved_kind(self, default_kind: str = "auto") -> str:
-        """The scoring kind with "auto" decided once (choices → multiple choice; an integer → count; else exact)."""
-        kind = self.kind or default_kind
+    def resolved_scoring(self, default: str = "auto") -> str:
+        """The scoring kind with "auto" decided once (`pixel_reasoner.scoring.auto_scoring`)."""
+        kind = self.scoring or default
         if kind != "auto":
             return kind
-        answers = list(self.answer) if isinstance(self.answer, tuple) else [self.answer]
-        if self.choices:
-            return "multiple_choice"
-        if len(answers) == 1 and answers[0].strip().isdigit():
-            return "count"
-        return "exact_match"
+        return auto_scoring(list(self.answer) if isinstance(self.answer, tuple) else self.answer, self.choices)
 
-    def validate(self, default_kind: str = "auto") -> "TaskLabel":
+    def validate(self, default: str = "auto") -> "TaskLabel":
         """Raise DataError unless the answer can be scored (checked before any generation)."""
         answers = list(self.answer) if isinstance(self.answer, tuple) else [self.answer]
         if not answers or any(not isinstance(a, str) or not a.strip() for a in answers):
@@ -66,9 +63,9 @@ class TaskLabel:
                                                                  for c in self.choices)):
             raise DataError(f"{self.where}: `choices` must be a non-empty list of non-empty strings, got "
                             f"{list(self.choices)!r}")
-        kind = self.resolved_kind(default_kind)
+        kind = self.resolved_scoring(default)
         if kind not in (*SCORERS, PAPER):
-            raise DataError(f"{self.where}: scoring kind {kind!r} is unknown; choose one of {KINDS}")
+            raise DataError(f"{self.where}: scoring kind {kind!r} is unknown; choose one of {SCORING_KINDS}")
         if kind == "multiple_choice":
             if not self.choices:
                 raise DataError(f"{self.where}: a multiple-choice label needs `choices`")
@@ -80,22 +77,22 @@ class TaskLabel:
             raise DataError(f"{self.where}: counting answer {answers[0]!r} is not a number")
         return self
 
-    def score(self, prediction: str | None, default_kind: str = "auto") -> float:
+    def score(self, prediction: str | None, default: str = "auto") -> float:
         """Correctness of an extracted answer in [0, 1] (0 when the response stated none)."""
         if prediction is None:
             return 0.0
         answer = list(self.answer) if isinstance(self.answer, tuple) else self.answer
-        return float(score(prediction, answer, self.resolved_kind(default_kind), self.choices))
+        return float(score(prediction, answer, self.resolved_scoring(default), self.choices))
 
     def reward(self, termination: str | None, answer: str | None, messages: Sequence[Mapping],
-               default_kind: str = "auto") -> float:
+               default: str = "auto") -> float:
         """Correctness reward of a finished episode. "paper": the official rule on the whole trajectory whatever
         ended it (as the official RL scored every rollout); other kinds: the extracted answer, 0 unless the episode
         ended with an answer."""
-        if self.resolved_kind(default_kind) == PAPER:
+        if self.resolved_scoring(default) == PAPER:
             answers = list(self.answer) if isinstance(self.answer, tuple) else self.answer
             return paper_correct(solution_text(messages, ended_with_end_of_turn=termination == "answer"), answers)
-        return self.score(answer, default_kind) if termination == "answer" else 0.0
+        return self.score(answer, default) if termination == "answer" else 0.0
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -104,7 +101,11 @@ class TaskLabel:
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any], where: str = "label") -> "TaskLabel":
-        known = {"answer", "kind", "choices", "is_video", "qid"}
+        if "kind" in d:
+            warnings.warn("the label field `kind` is deprecated, use `scoring` (the old name is removed in the next "
+                          "release)", FutureWarning, stacklevel=2)
+            d = {("scoring" if k == "kind" else k): v for k, v in d.items()}
+        known = {"answer", "scoring", "choices", "is_video", "qid"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise DataError(f"{where}: unknown label key(s) {unknown}; valid keys are {sorted(known)}")
@@ -113,9 +114,9 @@ class TaskLabel:
         answer = d["answer"]
         answer = tuple(normalize_answer(a, where) for a in answer) if isinstance(answer, (list, tuple)) \
             else normalize_answer(answer, where)
-        kind = d.get("kind")
-        if kind is not None and kind not in KINDS:
-            raise DataError(f"{where}: `kind` is {kind!r}; choose one of {KINDS}")
+        kind = d.get("scoring")
+        if kind is not None and kind not in SCORING_KINDS:
+            raise DataError(f"{where}: `scoring` is {kind!r}; choose one of {SCORING_KINDS}")
         choices = d.get("choices")
         if choices is not None and (isinstance(choices, str) or not isinstance(choices, Sequence)):
             raise DataError(f"{where}: `choices` must be a list of strings, got {choices!r}")

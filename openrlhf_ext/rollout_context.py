@@ -5,7 +5,8 @@ OpenRLHF's `SamplesGenerator` passes its tokenizer as the `hf_tokenizer` argumen
 pickles per call (13.9 MB, 0.26-0.32 s to pickle, 0.56-0.95 s to load on the development machine: minutes of
 serial dispatch per 512-prompt rollout). Our trainer builds the `SamplesGenerator` with a `RolloutContext`
 instead (`openrlhf_ext.trainer`): the model path, from which every engine process loads the processor once
-(`load_processor`), and the agent's `RolloutConfig`. It is the one configuration object the agent receives:
+(`load_processor`), the agent's `RolloutConfig` and the run's `RewardConfig` (the agent scores the sample
+terms). It is the one configuration object the agent receives:
 nothing is read from the environment or the working directory.
 
     >>> context = RolloutContext("/models/warm-start", RolloutConfig())
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openrlhf_ext.rollout_config import RolloutConfig
+from pixel_reasoner.rewards.shaping import RewardConfig
 
 
 @functools.lru_cache(maxsize=4)
@@ -31,10 +33,12 @@ def load_processor(model_path: str) -> Any:
 
 @dataclass(frozen=True)
 class RolloutContext:
-    """The model (by path) and the agent's configuration, small enough to send with every request."""
+    """The model (by path), the agent's configuration and the reward terms it scores each sample with, small enough
+    to send with every request."""
 
     model_path: str
     config: RolloutConfig = field(default_factory=RolloutConfig)
+    rewards: RewardConfig = field(default_factory=RewardConfig)
 
     def processor(self) -> Any:
         return load_processor(self.model_path)

@@ -1,16 +1,17 @@
 """Launch Pixel Reasoner RL: upstream OpenRLHF's `train_ppo_ray`, patched with our hooks, runs our stage.
 
-    python -m openrlhf_ext.train [--dry-run] [--pr.<path> VALUE ...] [every openrlhf.cli.train_ppo_ray flag]
+    python -m openrlhf_ext.train --config recipes/rl_7b.yaml [--dry-run] [--pr.<path> VALUE ...] [upstream flags]
 
 is `python -m openrlhf.cli.train_ppo_ray --pr.enable [--pr.dry_run] ...` on the installed OpenRLHF, after checking
 that it carries our patch (`patches/openrlhf/0.11.2`, applied by `scripts/install.sh`; otherwise it refuses and
-says how to apply it). Upstream parses and post-processes every flag itself; the patch's hook calls
-(`openrlhf_ext.patch_hooks`) then run, in order, the functions of this module:
-1. `launch_from_args`: our `--pr.*` flags (`rl_config`, `rollout_config`, `cpu_mode`) and the rollout config file
-   of `--pr.rollout_config`, resolved against upstream's post-processed namespace into one `RunConfig`.
-2. `validate`: what upstream lets through but breaks for VLMs or for our stage: missing paths, an agent file
-   that does not load, packing switched on by `--train.dynamic_batch_enable` / `--ds.ring_attn_size>1`, image
-   limits, batch-size divisibility, curiosity/SSR without sample groups, CPU-mode incompatibilities.
+says how to apply it). An RL recipe is one YAML file with two sections: `openrlhf` (upstream's flags as a nested
+mapping: `actor: {adam: {lr: 1.0e-6}}` is `--actor.adam.lr 1.0e-6`) and `pixel_reasoner` (our `RunConfig`, the
+`--pr.*` flags). `--config FILE` becomes upstream's flags of the first section plus `--pr.config FILE` for the
+second; flags given after it override both (`recipe_argv`). Upstream parses and post-processes every flag itself;
+the patch's hook calls (`openrlhf_ext.patch_hooks`) then run, in order, the functions of this module:
+1. `launch_from_args`: our settings (the recipe's `pixel_reasoner` section, `--pr.set`, the `--pr.*` flags; old
+   names read by `openrlhf_ext.old_names`) resolved against upstream's post-processed namespace into one `RunConfig`.
+2. `validate`: the named checks of `CHECKS`, each what upstream lets through but breaks for VLMs or for our stage.
 3. `report`: the fully resolved configuration (ours + upstream's namespace + the command). `--dry-run` stops
    here (exit 0 when valid, 2 when not); it needs no GPU and starts nothing.
 4. `prepare_processes` and `init_ray`: `config.json` in the run directory, the `RunConfig` attached to upstream's
@@ -23,6 +24,7 @@ Run it directly, or as a Ray job: `ray job submit --address http://HEAD:8265 -- 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -31,22 +33,24 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import List
+from typing import Callable, List
 
-from openrlhf_ext import controller_memory, cpu_mode, rl_config
-from openrlhf_ext.cpu_mode import CpuModeConfig
+from openrlhf_ext import controller_memory, cpu_mode, old_names
 from openrlhf_ext.labels import TaskLabel
-from openrlhf_ext.rl_config import RLConfig
-from openrlhf_ext.rollout_config import RolloutConfig, from_file
-from openrlhf_ext.run_config import RunConfig
+from openrlhf_ext.rollout_config import RolloutConfig
+from openrlhf_ext.run_config import FLAG_PREFIX, RECIPE_SECTION, RunConfig
+from pixel_reasoner import settings
 from pixel_reasoner.budget_check import compare_with_checkpoint
-from pixel_reasoner.config import BUDGET_PRESETS
 from pixel_reasoner.errors import ConfigError, DataError
+from pixel_reasoner.jsonl import jsonl_lines
+from pixel_reasoner.rewards.base import GroupRewardTerm
 from pixel_reasoner.ssr import target_size
 
 logger = logging.getLogger("openrlhf_ext.train")
 
 UPSTREAM_MODULE = "openrlhf.cli.train_ppo_ray"
+UPSTREAM_SECTION = "openrlhf"  # upstream's flags in an RL recipe
+PATH_FLAGS = ("data.prompt_dataset", "eval.dataset", "ckpt.output_dir", "ckpt.path", "train.agent_func_path")
 GROUP_ESTIMATORS = ("group_norm", "dr_grpo", "rloo", "reinforce_baseline")
 # reinforce_baseline whitens advantages over the whole batch afterwards: reward-uniform groups get −mean/std ≠ 0
 SSR_ESTIMATORS = ("dr_grpo", "group_norm", "rloo")
@@ -56,8 +60,6 @@ ESTIMATOR_FORMS = {
     "rloo": "A = r − mean(other samples of the group)",
     "reinforce_baseline": "A = r − mean(group), then whitened over the whole batch",
 }
-ROLLOUT_PREFIX = "pr.rollout"
-CPU_PREFIX = "pr.cpu"
 WORKER_SETUP_HOOK = "openrlhf_ext.compat.install_flash_attn_stub"
 
 
@@ -76,32 +78,37 @@ class Problems:
 # ---------------------------------------------------------------- command line
 
 def add_pr_arguments(parser: argparse.ArgumentParser) -> None:
-    """Our `--pr.*` flags (RL config, rollout agent config, CPU mode), added to upstream's parser by the patch."""
-    rl_config.add_arguments(parser, RLConfig)
-    rl_config.add_arguments(parser, RolloutConfig, prefix=ROLLOUT_PREFIX, skip=("forced_turns",))
-    parser.add_argument(f"--{ROLLOUT_PREFIX}.budgets.preset", dest=f"{ROLLOUT_PREFIX}.budgets.preset", default=None,
-                        choices=list(BUDGET_PRESETS),
-                        help="pixel-budget preset the per-kind --pr.rollout.budgets.* flags start from "
-                             "(default: the rollout config's budgets, consistent)")
-    parser.add_argument("--pr.rollout_config", dest="pr.rollout_config", default=None, metavar="FILE",
-                        help="the rollout agent's configuration as a JSON file (openrlhf_ext.rollout_config); the "
-                             "--pr.rollout.* flags apply on top of it")
-    rl_config.add_arguments(parser, CpuModeConfig, prefix=CPU_PREFIX)
+    """Our flags (`--pr.config`, `--pr.set`, `--pr.<path>` of `RunConfig`, and the old names), added to upstream's
+    parser by the patch."""
+    settings.add_arguments(parser, RunConfig, prefix=FLAG_PREFIX)
+    old_names.add_arguments(parser)
 
 
-def rollout_from_namespace(ns: argparse.Namespace) -> RolloutConfig:
-    """The agent's configuration: `--pr.rollout_config FILE` (or the defaults), then the --pr.rollout.* flags."""
-    path = getattr(ns, "pr.rollout_config", None)
-    base = from_file(path) if path else RolloutConfig()
-    given = rl_config.given_flags(ns, ROLLOUT_PREFIX)
-    data = base.to_dict()
-    preset = given.pop("budgets.preset", None)
-    if preset is not None:
-        data["budgets"] = {"preset": preset}
-        for key in [k for k in given if k.startswith("budgets.")]:
-            _, kind, bound = key.split(".")
-            data["budgets"].setdefault(kind, {})[bound] = given.pop(key)
-    return RolloutConfig.from_dict(rl_config.apply_overrides(data, given), "--pr.rollout.* flags")
+def recipe_argv(path: str) -> List[str]:
+    """An RL recipe as command-line arguments: upstream's flags of its `openrlhf` section, and `--pr.config` for
+    its `pixel_reasoner` section. A true boolean is the bare flag, a false or null value is left out, a list
+    gives several values; the path flags of `PATH_FLAGS` are made absolute."""
+    recipe = settings.load_yaml(path)
+    unknown = sorted(set(recipe) - {UPSTREAM_SECTION, RECIPE_SECTION})
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; an RL recipe has `{UPSTREAM_SECTION}` (upstream's "
+                          f"flags) and `{RECIPE_SECTION}` (ours)")
+    upstream = recipe.get(UPSTREAM_SECTION) or {}
+    if not isinstance(upstream, dict):
+        raise ConfigError(f"{path}: `{UPSTREAM_SECTION}` must be a mapping of upstream's flags")
+    argv: List[str] = []
+    for flag, value in settings.flat(upstream).items():
+        if flag in PATH_FLAGS and isinstance(value, str):
+            value = os.path.abspath(value)  # Ray actors need not share the launcher's working directory
+        if value is True:
+            argv.append(f"--{flag}")
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, list):
+            argv += [f"--{flag}", *(str(v) for v in value)]
+        else:
+            argv += [f"--{flag}", str(value)]
+    return argv + [f"--{FLAG_PREFIX}.config", path]
 
 
 @dataclass(frozen=True)
@@ -118,10 +125,6 @@ class Launch:
     dry_run: bool
 
     @property
-    def config(self) -> RLConfig:
-        return self.run.rl
-
-    @property
     def rollout(self) -> RolloutConfig:
         return self.run.rollout
 
@@ -136,6 +139,13 @@ def flatten(namespace: SimpleNamespace, prefix: str = "") -> dict:
     return flat
 
 
+def run_config_from(ours: argparse.Namespace) -> RunConfig:
+    """Our settings from the recipe's `pixel_reasoner` section, `--pr.set` and the `--pr.*` flags (old names
+    included)."""
+    data = settings.values(RunConfig, ours, prefix=FLAG_PREFIX, section=RECIPE_SECTION)
+    return settings.build(RunConfig, old_names.with_old_names(data, ours))
+
+
 def launch_from_args(args: SimpleNamespace, argv: List[str] | None = None) -> Launch:
     """Our view of a run from upstream's post-processed namespace (our flags live in `args.pr`)."""
     if not isinstance(getattr(args.pr, "given", None), dict):
@@ -144,20 +154,19 @@ def launch_from_args(args: SimpleNamespace, argv: List[str] | None = None) -> La
     ours = argparse.Namespace(**{k: v for k, v in flatten(args.pr, "pr.").items() if k != "pr.run"})
     upstream_args = SimpleNamespace(**{key: value for key, value in vars(args).items() if key != "pr"})
     upstream = UpstreamParse(upstream_args, dict(args.pr.given))
-    config = resolve(rl_config.from_namespace(ours, RLConfig), upstream_args)
-    run = RunConfig(config, rollout_from_namespace(ours), rl_config.from_namespace(ours, CpuModeConfig, CPU_PREFIX))
+    run = resolve(run_config_from(ours), upstream_args)
     return Launch(run, upstream, list(sys.argv[1:] if argv is None else argv), bool(args.pr.dry_run))
 
 
-def resolve(config: RLConfig, args: SimpleNamespace) -> RLConfig:
+def resolve(run: RunConfig, args: SimpleNamespace) -> RunConfig:
     """Fill the values that depend on upstream's flags, so the printed/saved config is the one that runs."""
-    if config.log.run_dir is None:
-        config = rl_config.replace_path(config, "log.run_dir",
-                                        os.path.join(args.ckpt.output_dir, "pixel_reasoner"))
-    if config.ssr.capacity is None:
-        config = rl_config.replace_path(config, "ssr.capacity",
-                                        args.rollout.batch_size * args.rollout.n_samples_per_prompt)
-    return config
+    run_dir = run.log.run_dir or os.path.join(args.ckpt.output_dir, "pixel_reasoner")
+    if run_dir != os.path.abspath(run_dir) or run.log.run_dir is None:
+        run = dataclasses.replace(run, log=dataclasses.replace(run.log, run_dir=os.path.abspath(run_dir)))
+    if run.ssr.capacity is None:
+        run = dataclasses.replace(run, ssr=dataclasses.replace(
+            run.ssr, capacity=args.rollout.batch_size * args.rollout.n_samples_per_prompt))
+    return run
 
 
 # ---------------------------------------------------------------- validation
@@ -190,72 +199,80 @@ def _model_is_vlm(path: str) -> bool | None:
         return "vision_config" in json.load(f)
 
 
+def _local_model(launch: Launch) -> str | None:
+    """The model's directory when it is a local one that exists."""
+    model = launch.upstream.args.actor.model_name_or_path
+    return model if model and _is_local(model) and os.path.isdir(model) else None
+
+
+def _is_vlm(launch: Launch) -> bool:
+    """Whether the policy takes images: its config says so, or (a hub id) the run allows images per prompt."""
+    model = _local_model(launch)
+    vlm = _model_is_vlm(model) if model else None
+    return vlm if vlm is not None else launch.upstream.args.data.max_images_per_prompt > 0
+
+
 def _dataset_image_counts(path: str, image_key: str, label_key: str, problems: Problems) -> List[int]:
     """Images per row of a local JSONL prompt dataset (a video row shows none: its frames are one video); missing
     media files are reported."""
     counts, missing = [], []
     base = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8") as f:
-        for row_number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                problems.error(f"--data.prompt_dataset {path}: row {row_number} is not valid JSON ({err})")
-                return counts
-            images = row.get(image_key) or []
-            images = images if isinstance(images, list) else [images]
-            try:
-                is_video = TaskLabel.parse(row.get(label_key, "")).is_video
-            except DataError as err:
-                problems.error(f"--data.prompt_dataset {path}: row {row_number}: {err}")
-                return counts
-            counts.append(0 if is_video else len(images))
-            for image in images:
-                if isinstance(image, str) and not image.startswith(("http://", "https://", "data:")):
-                    if not os.path.exists(image if os.path.isabs(image) else os.path.join(base, image)) \
-                            and not os.path.exists(image):
-                        missing.append(f"row {row_number}: {image}")
+    for line in jsonl_lines(path):
+        if line.error is not None:
+            problems.error(f"--data.prompt_dataset {path}: row {line.number}: {line.error}")
+            return counts
+        row = line.value
+        images = row.get(image_key) or []
+        images = images if isinstance(images, list) else [images]
+        try:
+            is_video = TaskLabel.parse(row.get(label_key, "")).is_video
+        except DataError as err:
+            problems.error(f"--data.prompt_dataset {path}: row {line.number}: {err}")
+            return counts
+        counts.append(0 if is_video else len(images))
+        for image in images:
+            if isinstance(image, str) and not image.startswith(("http://", "https://", "data:")):
+                if not os.path.exists(image if os.path.isabs(image) else os.path.join(base, image)) \
+                        and not os.path.exists(image):
+                    missing.append(f"row {line.number}: {image}")
     if missing:
         problems.error(f"--data.prompt_dataset {path}: {len(missing)} image file(s) not found, e.g. "
                        f"{missing[:3]}")
     return counts
 
 
-def validate(launch: Launch) -> Problems:
-    """Everything we can check before any process starts. Errors stop the launch; warnings are printed."""
-    p = Problems()
-    a = launch.upstream.args
-    cfg = launch.config
-
-    model = a.actor.model_name_or_path
-    vlm = None
+def check_model(launch: Launch, p: Problems) -> None:
+    """The warm-start checkpoint is given and exists; its SFT run's pixel budgets are compared with the agent's."""
+    model = launch.upstream.args.actor.model_name_or_path
     if not model:
         p.error("--actor.model_name_or_path is required (the warm-start checkpoint, e.g. "
                 "TIGER-Lab/PixelReasoner-WarmStart)")
-    elif _is_local(model):
-        if not os.path.isdir(model):
-            p.error(f"--actor.model_name_or_path {model}: no such directory")
-        else:
-            vlm = _model_is_vlm(model)
-            try:
-                mismatch = compare_with_checkpoint(model, launch.rollout.budgets, "RL")
-            except ConfigError as err:
-                mismatch = str(err)
-            if mismatch:
-                p.warn(mismatch)
-    else:
+    elif not _is_local(model):
         p.warn(f"--actor.model_name_or_path {model} is not a local path; every node will resolve it from the hub")
-    if vlm is None:
-        vlm = a.data.max_images_per_prompt > 0
+    elif not os.path.isdir(model):
+        p.error(f"--actor.model_name_or_path {model}: no such directory")
+    else:
+        try:
+            mismatch = compare_with_checkpoint(model, launch.rollout.budgets(), "RL")
+        except ConfigError as err:
+            mismatch = str(err)
+        if mismatch:
+            p.warn(mismatch)
 
+
+def check_datasets(launch: Launch, p: Problems) -> None:
+    """The prompt dataset (required) and the eval dataset exist."""
+    a = launch.upstream.args
     for flag, path in (("--data.prompt_dataset", a.data.prompt_dataset), ("--eval.dataset", a.eval.dataset)):
         if path and _is_local(path) and not os.path.exists(path):
             p.error(f"{flag} {path}: no such file or directory")
     if not a.data.prompt_dataset:
         p.error("--data.prompt_dataset is required (build one with `python -m openrlhf_ext.data convert`)")
 
+
+def check_agent(launch: Launch, p: Problems) -> None:
+    """The agent file loads the way upstream's vLLM actors load it, and there are vLLM actors to run it in."""
+    a = launch.upstream.args
     agent = a.train.agent_func_path
     if not agent:
         p.error("--train.agent_func_path is required: the multi-turn agent (openrlhf_ext/agent.py) runs the "
@@ -272,25 +289,29 @@ def validate(launch: Launch) -> Problems:
     if not a.vllm.num_engines:
         p.error("--vllm.num_engines must be >= 1: the agent runs inside OpenRLHF's vLLM rollout actors")
 
-    flat = launch.upstream.flat
-    if vlm:
-        if a.ds.packing_samples:
-            causes = [f for f, on in (("--ds.packing_samples", flat.get("ds.packing_samples")),
-                                      ("--train.dynamic_batch_enable", flat.get("train.dynamic_batch_enable")),
-                                      ("--ds.ring_attn_size > 1", flat.get("ds.ring_attn_size", 1) > 1)) if on]
-            p.error(f"sample packing is on (caused by {', '.join(causes)}); upstream turns it on after its VLM "
-                    "check, and packing breaks image-token alignment and M-RoPE positions: drop those flags")
-        if a.data.max_images_per_prompt <= 0:
-            p.error("--data.max_images_per_prompt must be > 0 for a VLM: it bounds dataset images plus every "
-                    "image a trajectory produces (crops, selected frames)")
 
-    limits = launch.rollout.limits
-    if vlm and a.data.max_images_per_prompt < limits.max_images:
+def check_vlm_inputs(launch: Launch, p: Problems) -> None:
+    """For a VLM: no sample packing (upstream turns it on after its own VLM check), an image limit that covers the
+    agent's, and a processor that leaves the agent's resized images unchanged."""
+    if not _is_vlm(launch):
+        return
+    a, flat, limits = launch.upstream.args, launch.upstream.flat, launch.rollout.limits
+    if a.ds.packing_samples:
+        causes = [f for f, on in (("--ds.packing_samples", flat.get("ds.packing_samples")),
+                                  ("--train.dynamic_batch_enable", flat.get("train.dynamic_batch_enable")),
+                                  ("--ds.ring_attn_size > 1", flat.get("ds.ring_attn_size", 1) > 1)) if on]
+        p.error(f"sample packing is on (caused by {', '.join(causes)}); upstream turns it on after its VLM "
+                "check, and packing breaks image-token alignment and M-RoPE positions: drop those flags")
+    if a.data.max_images_per_prompt <= 0:
+        p.error("--data.max_images_per_prompt must be > 0 for a VLM: it bounds dataset images plus every "
+                "image a trajectory produces (crops, selected frames)")
+    elif a.data.max_images_per_prompt < limits.max_images:
         p.error(f"--data.max_images_per_prompt {a.data.max_images_per_prompt} is below the agent's "
                 f"limits.max_images={limits.max_images} (dataset images + every crop/frame a trajectory may "
                 f"produce): set --data.max_images_per_prompt {limits.max_images} or lower "
                 "--pr.rollout.limits.max_images")
-    if vlm and model and os.path.isdir(model):
+    model = _local_model(launch)
+    if model:
         try:
             from transformers import AutoProcessor
 
@@ -300,10 +321,14 @@ def validate(launch: Launch) -> Problems:
         except ConfigError as err:
             p.error(f"rollout config vs the model's processor: {err}")
 
-    counts: List[int] = []
+
+def check_dataset_images(launch: Launch, p: Problems) -> None:
+    """Every row of a local JSONL prompt dataset has its images, and leaves room for produced images."""
+    a, limits = launch.upstream.args, launch.rollout.limits
     dataset = a.data.prompt_dataset
-    if dataset and os.path.isfile(dataset) and dataset.endswith(".jsonl"):
-        counts = _dataset_image_counts(dataset, a.data.image_key, a.data.label_key, p)
+    if not (dataset and os.path.isfile(dataset) and dataset.endswith(".jsonl")):
+        return
+    counts = _dataset_image_counts(dataset, a.data.image_key, a.data.label_key, p)
     if counts and max(counts) >= limits.max_images:
         p.error(f"a dataset row has {max(counts)} images: no room for produced images under the agent's "
                 f"limits.max_images={limits.max_images}; raise --pr.rollout.limits.max_images and "
@@ -312,6 +337,10 @@ def validate(launch: Launch) -> Problems:
         p.error(f"--data.max_images_per_prompt {a.data.max_images_per_prompt} is below the {max(counts)} images "
                 f"of the largest dataset row; it must cover dataset images + produced images")
 
+
+def check_batch_sizes(launch: Launch, p: Problems) -> None:
+    """The train batch splits evenly over the data-parallel actors, and a rollout holds at least one."""
+    a, ssr = launch.upstream.args, launch.run.ssr
     actors = a.actor.num_nodes * a.actor.num_gpus_per_node // max(a.ds.ring_attn_size, 1) \
         // max(a.ds.tensor_parallel_size, 1)
     per_step = a.train.micro_batch_size * max(actors, 1)
@@ -319,8 +348,8 @@ def validate(launch: Launch) -> Problems:
         p.error(f"--train.batch_size {a.train.batch_size} must be a multiple of --train.micro_batch_size × "
                 f"data-parallel actors = {a.train.micro_batch_size} × {actors} = {per_step}")
     rollout = a.rollout.batch_size * a.rollout.n_samples_per_prompt
-    if cfg.ssr.enabled:
-        target = target_size(rollout, a.train.batch_size, cfg.ssr.batch_fraction)
+    if ssr.enabled:
+        target = target_size(rollout, a.train.batch_size, ssr.batch_fraction)
         if rollout < a.train.batch_size:
             p.warn(f"a rollout ({rollout} samples) is smaller than --train.batch_size {a.train.batch_size}: every "
                    f"step trains on {target} samples, mostly replayed")
@@ -331,49 +360,85 @@ def validate(launch: Launch) -> Problems:
         p.warn(f"a rollout ({rollout} samples) is not a multiple of --train.batch_size {a.train.batch_size}; the "
                "remainder is dropped every step")
 
-    n = a.rollout.n_samples_per_prompt
-    estimator = a.algo.advantage.estimator
-    if cfg.curiosity.enabled and n < 2:
-        p.error("curiosity needs several samples per query (RaPR is a rate over the group): set "
-                "--rollout.n_samples_per_prompt > 1 (paper: 8) or --pr.curiosity.enabled false")
-    if cfg.ssr.enabled:
-        if estimator == "reinforce_baseline":
-            p.error("SSR with --algo.advantage.estimator reinforce_baseline: upstream whitens the advantages over "
-                    "the whole batch, so reward-uniform groups get a non-zero advantage and every sample passes "
-                    "SSR's informativeness test; use dr_grpo (the official GRPO) or --pr.ssr.enabled false")
-        elif estimator not in SSR_ESTIMATORS or n < 2:
-            p.error(f"SSR selects samples by their group-relative advantage: use --algo.advantage.estimator "
-                    f"dr_grpo (GRPO as the official code computes it) with n_samples_per_prompt > 1, or "
-                    f"--pr.ssr.enabled false (got {estimator}, n={n})")
-        if cfg.ssr.stale_logprobs == "keep" and a.actor.dual_clip is None:
-            p.warn("SSR replays samples with their generation-time log-probs (--pr.ssr.stale_logprobs keep); with "
-                   "a negative advantage PPO's loss −ratio·A is unbounded in the ratio of a stale sample: set "
-                   "--actor.dual_clip 3 (the 7B recipe does) or --pr.ssr.stale_logprobs recompute")
-        if a.algo.dynamic_filtering_enable:
-            p.warn("--algo.dynamic_filtering_enable drops reward-uniform groups before SSR sees them; SSR then "
-                   "rarely needs to replay (the paper used SSR alone)")
-    elif estimator not in GROUP_ESTIMATORS:
-        p.warn(f"--algo.advantage.estimator {estimator}: the paper uses GRPO (dr_grpo = the official code's form)")
-    if estimator == "group_norm" and cfg.curiosity.enabled:
+
+def check_reward_groups(launch: Launch, p: Problems) -> None:
+    """Group reward terms (the curiosity bonus) need several samples per query, and an estimator that keeps
+    their scale."""
+    a = launch.upstream.args
+    group_terms = [t.name for t in launch.run.rewards.active()
+                   if isinstance(t.term, GroupRewardTerm) and t.settings.weight > 0]
+    if group_terms and a.rollout.n_samples_per_prompt < 2:
+        p.error(f"the reward term(s) {group_terms} need several samples per query (RaPR is a rate over the group): "
+                "set --rollout.n_samples_per_prompt > 1 (paper: 8) or remove them from pixel_reasoner.rewards.terms")
+    shaping = [t.name for t in launch.run.rewards.active() if t.name != "correctness" and t.settings.weight > 0]
+    if a.algo.advantage.estimator == "group_norm" and shaping:
         p.warn("--algo.advantage.estimator group_norm: α and β are scale-free: dividing by the group std gives a "
                "wrong answer that used a tool in an all-wrong group the advantage of a lone correct answer (+2.47 "
                "at n=8, whatever α is); the official code uses r − mean(group): --algo.advantage.estimator dr_grpo")
-    if a.algo.kl.init_coef > 0:
-        p.warn(f"--algo.kl.init_coef {a.algo.kl.init_coef} creates a reference model; the paper uses none (0)")
 
-    if launch.run.cpu.enabled:
-        if "flash_attention" in a.ds.attn_implementation:
-            p.error("CPU mode: use --ds.attn_implementation sdpa (flash attention needs CUDA)")
-        if a.vllm.sync_backend != "gloo":
-            p.error("CPU mode: use --vllm.sync_backend gloo (NCCL needs CUDA)")
-        if a.vllm.enable_sleep:
-            p.error("CPU mode: --vllm.enable_sleep is refused by vLLM on CPU")
-        if a.train.enable_ema:
-            p.error("CPU mode: --train.enable_ema moves weights to CUDA upstream")
-        if not a.vllm.enforce_eager:
-            p.warn("CPU mode: add --vllm.enforce_eager (no CUDA graphs on CPU)")
-        if a.ds.zero_stage == 3:
-            p.warn("CPU mode: ZeRO-3 has not been validated on CPU")
+
+def check_ssr(launch: Launch, p: Problems) -> None:
+    """SSR selects by group-relative advantage: an estimator that gives one, and bounded stale updates."""
+    a, ssr = launch.upstream.args, launch.run.ssr
+    n, estimator = a.rollout.n_samples_per_prompt, a.algo.advantage.estimator
+    if not ssr.enabled:
+        if estimator not in GROUP_ESTIMATORS:
+            p.warn(f"--algo.advantage.estimator {estimator}: the paper uses GRPO (dr_grpo = the official code's form)")
+        return
+    if estimator == "reinforce_baseline":
+        p.error("SSR with --algo.advantage.estimator reinforce_baseline: upstream whitens the advantages over "
+                "the whole batch, so reward-uniform groups get a non-zero advantage and every sample passes "
+                "SSR's informativeness test; use dr_grpo (the official GRPO) or --pr.ssr.enabled false")
+    elif estimator not in SSR_ESTIMATORS or n < 2:
+        p.error(f"SSR selects samples by their group-relative advantage: use --algo.advantage.estimator "
+                f"dr_grpo (GRPO as the official code computes it) with n_samples_per_prompt > 1, or "
+                f"--pr.ssr.enabled false (got {estimator}, n={n})")
+    if ssr.stale_logprobs == "keep" and a.actor.dual_clip is None:
+        p.warn("SSR replays samples with their generation-time log-probs (--pr.ssr.stale_logprobs keep); with "
+               "a negative advantage PPO's loss −ratio·A is unbounded in the ratio of a stale sample: set "
+               "--actor.dual_clip 3 (the 7B recipe does) or --pr.ssr.stale_logprobs recompute")
+    if a.algo.dynamic_filtering_enable:
+        p.warn("--algo.dynamic_filtering_enable drops reward-uniform groups before SSR sees them; SSR then "
+               "rarely needs to replay (the paper used SSR alone)")
+
+
+def check_reference_model(launch: Launch, p: Problems) -> None:
+    """The paper uses no reference model (KL coefficient 0)."""
+    kl = launch.upstream.args.algo.kl.init_coef
+    if kl > 0:
+        p.warn(f"--algo.kl.init_coef {kl} creates a reference model; the paper uses none (0)")
+
+
+def check_cpu_mode(launch: Launch, p: Problems) -> None:
+    """CPU mode (debugging only) needs the settings that work without CUDA."""
+    if not launch.run.cpu.enabled:
+        return
+    a = launch.upstream.args
+    if "flash_attention" in a.ds.attn_implementation:
+        p.error("CPU mode: use --ds.attn_implementation sdpa (flash attention needs CUDA)")
+    if a.vllm.sync_backend != "gloo":
+        p.error("CPU mode: use --vllm.sync_backend gloo (NCCL needs CUDA)")
+    if a.vllm.enable_sleep:
+        p.error("CPU mode: --vllm.enable_sleep is refused by vLLM on CPU")
+    if a.train.enable_ema:
+        p.error("CPU mode: --train.enable_ema moves weights to CUDA upstream")
+    if not a.vllm.enforce_eager:
+        p.warn("CPU mode: add --vllm.enforce_eager (no CUDA graphs on CPU)")
+    if a.ds.zero_stage == 3:
+        p.warn("CPU mode: ZeRO-3 has not been validated on CPU")
+
+
+# what upstream lets through but breaks for VLMs or for our stage, in the order the report lists the findings
+CHECKS: tuple[Callable[[Launch, Problems], None], ...] = (
+    check_model, check_datasets, check_agent, check_vlm_inputs, check_dataset_images, check_batch_sizes,
+    check_reward_groups, check_ssr, check_reference_model, check_cpu_mode)
+
+
+def validate(launch: Launch) -> Problems:
+    """Every check of `CHECKS`, before any process starts. Errors stop the launch; warnings are printed."""
+    p = Problems()
+    for check in CHECKS:
+        check(launch, p)
     return p
 
 
@@ -405,20 +470,19 @@ def from_plain(plain):
 
 def resolved_document(launch: Launch) -> dict:
     a = launch.upstream.args
-    return {"pixel_reasoner": rl_config.to_dict(launch.config), "rollout": launch.rollout.to_dict(),
-            "cpu_mode": rl_config.to_dict(launch.run.cpu), "openrlhf": to_plain(a),
+    return {"pixel_reasoner": launch.run.to_dict(), "openrlhf": to_plain(a),
             "command": command_line(launch.argv),
             "ssr_train_samples_per_step": (target_size(a.rollout.batch_size * a.rollout.n_samples_per_prompt,
-                                                       a.train.batch_size, launch.config.ssr.batch_fraction)
-                                           if launch.config.ssr.enabled else None)}
+                                                       a.train.batch_size, launch.run.ssr.batch_fraction)
+                                           if launch.run.ssr.enabled else None)}
 
 
 def controller_memory_estimate(launch: Launch) -> controller_memory.ControllerMemoryEstimate:
     """Host memory of the controller for this run, assuming one prompt image at the original budget and one
     crop per sample at the crop budget (see `openrlhf_ext.controller_memory`); pixels in the agent's
     `pixel_dtype`, and every such sample carries its own copy of the prompt's pixels (it produced an image)."""
-    a, ssr = launch.upstream.args, launch.config.ssr
-    budgets = launch.rollout.budgets
+    a, ssr = launch.upstream.args, launch.run.ssr
+    budgets = launch.rollout.budgets()
     return controller_memory.run_estimate(
         queries=a.rollout.batch_size, samples_per_query=a.rollout.n_samples_per_prompt,
         original_max_pixels=budgets.for_kind("original").max_pixels,
@@ -429,12 +493,9 @@ def controller_memory_estimate(launch: Launch) -> controller_memory.ControllerMe
 
 def report(launch: Launch, problems: Problems) -> None:
     document = resolved_document(launch)
-    print("==> Pixel Reasoner RL configuration (--pr.*)")
+    print("==> Pixel Reasoner RL configuration (the recipe's pixel_reasoner section, --pr.*)")
     print(json.dumps(document["pixel_reasoner"], indent=2, sort_keys=True))
-    print("==> Rollout agent configuration (--pr.rollout_config, --pr.rollout.*)")
-    print(json.dumps(document["rollout"], sort_keys=True))
-    print(f"    cpu_mode={json.dumps(document['cpu_mode'], sort_keys=True)}  "
-          f"ssr_train_samples_per_step={document['ssr_train_samples_per_step']}")
+    print(f"    ssr_train_samples_per_step={document['ssr_train_samples_per_step']}")
     print("==> OpenRLHF configuration (the namespace upstream's train() receives)")
     for section, values in sorted(document["openrlhf"].items()):
         print(f"  {section}: {json.dumps(values, sort_keys=True, default=str)}")
@@ -481,7 +542,7 @@ def prepare_processes(launch: Launch, args: SimpleNamespace) -> None:
     repository on PYTHONPATH (actors and vLLM import openrlhf_ext and pixel_reasoner), in CPU mode the shims."""
     from openrlhf_ext.run_config import attach
 
-    run_dir = launch.config.log.run_dir
+    run_dir = launch.run.log.run_dir
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(resolved_document(launch), f, indent=2, sort_keys=True, default=str)
@@ -519,6 +580,18 @@ def upstream_argv(argv: List[str]) -> List[str]:
     return ["--pr.enable"] + [a for a in translated if a != "--pr.enable"]
 
 
+def expand_recipe(argv: List[str]) -> List[str]:
+    """`--config FILE` (the RL recipe) in place of its arguments (`recipe_argv`); every other argument after
+    them, so flags given on the command line override the recipe."""
+    if "--config" not in argv:
+        return list(argv)
+    i = argv.index("--config")
+    if i + 1 >= len(argv):
+        raise ConfigError("--config needs the recipe file (e.g. recipes/rl_7b.yaml)")
+    rest = argv[:i] + argv[i + 2:]
+    return recipe_argv(argv[i + 1]) + rest
+
+
 def main(argv: List[str] | None = None) -> int:
     """Check the patch, then become upstream's CLI (same process: Ray jobs, signals and exit codes pass through)."""
     from openrlhf_ext.upstream_patch import require_patched
@@ -526,6 +599,7 @@ def main(argv: List[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         require_patched()
+        argv = expand_recipe(argv)
     except ConfigError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 2

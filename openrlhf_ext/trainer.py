@@ -4,7 +4,8 @@ Where it attaches (see docs/rl.md): upstream's controller (`PPOTrainer`, or `Tra
 each rollout into experiences with `RemoteExperienceMaker.make_experience_batch`: actor forward pass for
 log-probs, then `compute_advantages_and_returns`. Our `PixelReasonerExperienceMaker` overrides only that last
 method:
-1. curiosity (`pixel_reasoner.curiosity.shape_rewards`) on complete query groups, before advantages;
+1. the group reward terms (the curiosity bonus; `openrlhf_ext.step_rewards`) on complete query groups, before
+   advantages (the agent has scored the sample terms);
 2. upstream's advantage computation (GRPO = `group_norm`), unchanged;
 3. SSR (`pixel_reasoner.ssr.SelectiveSampleReplay`) on the whole step's samples: one global buffer in the
    controller, not one per data-parallel rank.
@@ -51,10 +52,13 @@ from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator  # noq
 from openrlhf.utils.logging_utils import init_logger  # noqa: E402
 
 from openrlhf_ext import resume, run_config  # noqa: E402
-from openrlhf_ext.rl_config import RLConfig, to_dict  # noqa: E402
 from openrlhf_ext.rollout_context import RolloutContext  # noqa: E402
-from pixel_reasoner.curiosity import ShapedRewards, shape_rewards  # noqa: E402
+from openrlhf_ext.run_config import RunConfig  # noqa: E402
+from openrlhf_ext.step_rewards import StepRewards, complete_rewards  # noqa: E402
 from pixel_reasoner.errors import ConfigError  # noqa: E402
+from pixel_reasoner.jsonl import write_jsonl  # noqa: E402
+from pixel_reasoner.rewards import SampleOutcome  # noqa: E402
+from pixel_reasoner.rewards.shaping import LOG_PREFIX  # noqa: E402
 from pixel_reasoner.ssr import SelectiveSampleReplay, SSRSelection, target_size  # noqa: E402
 
 logger = init_logger(__name__)  # upstream's logger setup, so our lines show in the Ray actors' logs
@@ -66,10 +70,6 @@ class SkipTrainingStep(Exception):
     def __init__(self, message: str, stats: Dict[str, float]):
         super().__init__(message)
         self.stats = stats
-
-
-class MissingSampleLog(KeyError):
-    """The agent did not report a per-sample value curiosity needs."""
 
 
 # ---------------------------------------------------------------- per-sample views of experiences
@@ -165,15 +165,15 @@ def select_training_experiences(experiences: Sequence[Experience], replay: Selec
 # ---------------------------------------------------------------- the experience maker
 
 class PixelReasonerExperienceMaker(RemoteExperienceMaker):
-    """Upstream's experience maker with curiosity before advantages and SSR after them."""
+    """Upstream's experience maker with the group reward terms before advantages and SSR after them."""
 
-    def __init__(self, *args, rl_config: RLConfig, rollout_size: int, train_batch_size: int,
+    def __init__(self, *args, run: RunConfig, rollout_size: int, train_batch_size: int,
                  group_log_path: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.rl_config = rl_config
-        self.replay = SelectiveSampleReplay(rl_config.ssr, rollout_size, train_batch_size) \
-            if rl_config.ssr.enabled else None
-        self.rng = np.random.default_rng(rl_config.ssr.seed + 1)
+        self.run = run
+        self.reward_terms = run.rewards.active()
+        self.replay = SelectiveSampleReplay(run.ssr, rollout_size, train_batch_size) if run.ssr.enabled else None
+        self.rng = np.random.default_rng(run.ssr.seed + 1)
         self.group_log_path = group_log_path
         self.current_step = 0
         self.fresh_experiences: List[Experience] = []
@@ -183,10 +183,10 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
     @torch.no_grad()
     def compute_advantages_and_returns(self, experiences: List[Experience]) -> List[Experience]:
         self.step_stats = {}
-        shaped = self._apply_curiosity(experiences)
+        step = self._complete_rewards(experiences)
         experiences = super().compute_advantages_and_returns(experiences)
         self.fresh_experiences = list(experiences)
-        self._log_groups(experiences, shaped)
+        self._log_groups(experiences, step)
         if self.replay is None:
             return experiences
         selected, selection = select_training_experiences(experiences, self.replay, self.rng)
@@ -195,7 +195,7 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
             len(selected) % self.args.train.batch_size == 0)
         if selection.skipped:
             raise SkipTrainingStep(selection.warning or "SSR: nothing to train on", dict(self.step_stats))
-        if self.rl_config.ssr.stale_logprobs == "recompute":
+        if self.run.ssr.stale_logprobs == "recompute":
             self._recompute_log_probs([e for e in selected if float(e.info["ssr_from_earlier_step"][0]) > 0])
         return selected
 
@@ -212,88 +212,46 @@ class PixelReasonerExperienceMaker(RemoteExperienceMaker):
         if self.replay is not None and state["ssr"] is not None:
             self.replay.load_state_dict(state["ssr"])
 
-    # -- curiosity
+    # -- the group reward terms
 
-    def _per_sample(self, experiences: Sequence[Experience], key: str, required: bool) -> np.ndarray | None:
-        """A per-sample info value in the original rollout order (the order groups are contiguous in)."""
-        if not all(key in e.info for e in experiences):
-            if not required:
-                return None
-            present = sorted(experiences[0].info.keys())
-            raise MissingSampleLog(
-                f"curiosity needs the per-sample extra_logs[{key!r}] from the agent, but the samples carry "
-                f"{present}; make the agent report it, point the matching --pr.sample_keys.* flag at the right key, "
-                "or disable curiosity with --pr.curiosity.enabled false")
-        values = torch.cat([e.info[key].reshape(-1).float() for e in experiences]).numpy()
+    @staticmethod
+    def _in_rollout_order(experiences: Sequence[Experience], values: torch.Tensor) -> np.ndarray:
+        """Per-sample values of the step's experiences, in the original rollout order (groups are contiguous)."""
         order = np.concatenate([np.asarray(e.index) for e in experiences])
-        out = np.empty_like(values)
-        out[order] = values
+        out = np.empty(len(order), dtype=np.float64)
+        out[order] = values.numpy()
         return out
 
-    def _apply_curiosity(self, experiences: List[Experience]) -> ShapedRewards | None:
-        cfg = self.rl_config
-        n = self.args.rollout.n_samples_per_prompt
-        rewards = self._per_sample_rewards(experiences)
-        n_vo = self._per_sample(experiences, cfg.sample_keys.num_operations, required=cfg.curiosity.enabled)
-        if n_vo is None:  # curiosity off and the agent reports no n_vo: still log the Fig. 9 curve
-            groups = rewards.reshape(-1, n)
-            self.step_stats["ssr/reward_uniform_group_ratio"] = float(
-                np.mean(np.ptp(groups, axis=1) <= cfg.curiosity.uniform_tolerance))
-            return None
-        is_video = self._per_sample(experiences, cfg.sample_keys.is_video, required=False)
-        images = self._per_sample(experiences, cfg.sample_keys.num_images,
-                                  required=cfg.curiosity.pixel_reasoning == "executed")
-        shaped = shape_rewards(rewards, n_vo, n, cfg.curiosity, is_video=None if is_video is None else is_video > 0,
-                               executed=None if images is None else (images > 0) & (n_vo > 0))
+    def _complete_rewards(self, experiences: List[Experience]) -> StepRewards:
+        """The agent's rewards plus the group terms, written back into the experiences (`rewards`, `info`)."""
+        keys = set.intersection(*(set(e.info) for e in experiences))
+        logs = {key: self._in_rollout_order(experiences, torch.cat([e.info[key].reshape(-1).float()
+                                                                    for e in experiences]))
+                for key in keys if key in SampleOutcome.LOG_KEYS or key.startswith(LOG_PREFIX)}
+        rewards = self._in_rollout_order(experiences, torch.cat([e.rewards.reshape(-1).float() for e in experiences]))
+        step = complete_rewards(rewards, logs, self.args.rollout.n_samples_per_prompt, self.reward_terms)
         for e in experiences:
             idx = np.asarray(e.index)
             dtype = e.rewards.dtype if e.rewards.is_floating_point() else torch.float32
-            e.rewards = torch.as_tensor(shaped.rewards[idx], dtype=dtype)
+            e.rewards = torch.as_tensor(step.rewards[idx], dtype=dtype)
             e.info["reward"] = e.rewards.clone()
-            e.info["correctness_reward"] = torch.as_tensor(shaped.correctness[idx], dtype=torch.float32)
-            e.info["curiosity_bonus"] = torch.as_tensor(shaped.bonus[idx], dtype=torch.float32)
-            e.info["efficiency_penalty"] = torch.as_tensor(shaped.penalty[idx], dtype=torch.float32)
-        stats = shaped.stats()
-        self.step_stats.update({f"curiosity/{k}": v for k, v in stats.items() if not k.startswith("uniform")})
-        self.step_stats["curiosity/uniform_group_ratio_correctness"] = stats["uniform_group_ratio_correctness"]
-        # the paper's Fig. 9 curve: share of groups whose (shaped) rewards are all equal -> zero advantage
-        self.step_stats["ssr/reward_uniform_group_ratio"] = stats["uniform_group_ratio"]
-        return shaped
-
-    @staticmethod
-    def _per_sample_rewards(experiences: Sequence[Experience]) -> np.ndarray:
-        values = torch.cat([e.rewards.reshape(-1).float() for e in experiences]).numpy()
-        order = np.concatenate([np.asarray(e.index) for e in experiences])
-        out = np.empty_like(values, dtype=np.float64)
-        out[order] = values
-        return out
+            for key, values in step.terms.items():
+                e.info[key] = torch.as_tensor(values[idx], dtype=torch.float32)
+        self.step_stats.update(step.stats(self.run.log.uniform_tolerance))
+        return step
 
     # -- records
 
-    def _log_groups(self, experiences: List[Experience], shaped: ShapedRewards | None) -> None:
-        if not (self.group_log_path and self.rl_config.log.group_records and shaped is not None):
+    def _log_groups(self, experiences: List[Experience], step: StepRewards) -> None:
+        if not (self.group_log_path and self.run.log.group_records):
             return
-        n = shaped.group_size
-        adv = np.empty(len(shaped.rewards))
+        adv = np.empty(len(step.rewards))
         labels: list = [None] * len(adv)
         for e in experiences:
             for i, pos in enumerate(e.index):
                 adv[pos] = scalar_advantage(e.advantages[i], e.action_mask[i])
                 labels[pos] = e.labels[i] if e.labels else None
-        keys = self.rl_config.sample_keys
-        is_video = self._per_sample(experiences, keys.is_video, required=False)
-        n_vo = self._per_sample(experiences, keys.num_operations, required=True)
-        with open(self.group_log_path, "a", encoding="utf-8") as f:
-            for g in range(len(adv) // n):
-                s = slice(g * n, (g + 1) * n)
-                record = {"step": self.current_step, "group": g, "label": labels[g * n],
-                          "correctness": shaped.correctness[s].tolist(), "num_operations": n_vo[s].astype(int).tolist(),
-                          "is_video": None if is_video is None else (is_video[s] > 0).tolist(),
-                          "pixel_reasoning": shaped.pixel_reasoning[s].astype(int).tolist(),
-                          "rapr": float(shaped.rapr[g]), "bonus": shaped.bonus[s].tolist(),
-                          "penalty": shaped.penalty[s].tolist(), "reward": shaped.rewards[s].tolist(),
-                          "advantage": adv[s].tolist()}
-                f.write(json.dumps(record) + "\n")
+        write_jsonl(self.group_log_path, step.group_records(self.current_step, adv, labels), append=True)
 
     # -- stale log-probs
 
@@ -342,7 +300,7 @@ def _numeric(d: dict) -> dict:
     return out
 
 
-def agent_sample_means(experiences: Sequence[Experience], config: RLConfig) -> Dict[str, float]:
+def agent_sample_means(experiences: Sequence[Experience], config: RunConfig) -> Dict[str, float]:
     """`agent/<key>_mean` over the samples for each of `config.log.sample_means` they all carry, and
     `agent/operation_error_rate`: failed / requested operations (0.0 when none was requested)."""
     def values(key: str) -> torch.Tensor | None:
@@ -355,7 +313,7 @@ def agent_sample_means(experiences: Sequence[Experience], config: RLConfig) -> D
         v = values(key)
         if v is not None:
             stats[f"agent/{key}_mean"] = float(v.mean())
-    requested, failed = values(config.sample_keys.num_operations), values(config.sample_keys.num_operation_errors)
+    requested, failed = values("num_operations"), values("num_operation_errors")  # `SampleOutcome.LOG_KEYS`
     if requested is not None and failed is not None:
         stats["agent/operation_error_rate"] = float(failed.sum() / requested.sum()) if requested.sum() > 0 else 0.0
     return stats
@@ -365,7 +323,7 @@ class PixelReasonerTrainerMixin:
     """Hooks shared by the sync `PPOTrainer` and the async `TrainingActor` (both `BasePPOTrainer`s)."""
 
     def _pr_setup(self) -> None:
-        self.pr_config: RLConfig = run_config.of(self.args).rl
+        self.pr_config: RunConfig = run_config.of(self.args)
         args = self.args
         self.pr_rollout_size = args.rollout.batch_size * args.rollout.n_samples_per_prompt
         run_dir = self.pr_config.log.run_dir or os.path.join(args.ckpt.output_dir, "pixel_reasoner")
@@ -375,12 +333,12 @@ class PixelReasonerTrainerMixin:
         old = self.experience_maker
         self.experience_maker = PixelReasonerExperienceMaker(
             old.actor_model_group, old.critic_model_group, old.reward_model_group, old.initial_model_group,
-            old.kl_ctl, old.strategy, old.tokenizer, rl_config=self.pr_config, rollout_size=self.pr_rollout_size,
+            old.kl_ctl, old.strategy, old.tokenizer, run=self.pr_config, rollout_size=self.pr_rollout_size,
             train_batch_size=args.train.batch_size, group_log_path=os.path.join(run_dir, "groups.jsonl"))
         self.pr_started = time.time()
         self.pr_history: List[dict] = []
         self.pr_restored: dict | None = None
-        logger.info(f"Pixel Reasoner trainer hooks installed: {json.dumps(to_dict(self.pr_config))}")
+        logger.info(f"Pixel Reasoner trainer hooks installed: {json.dumps(self.pr_config.to_dict())}")
 
     def pr_describe(self) -> dict:
         """What is installed (used by tests and the launcher's log)."""
@@ -388,7 +346,7 @@ class PixelReasonerTrainerMixin:
         generator = getattr(self, "samples_generator", None)
         return {"trainer": type(self).__name__, "experience_maker": type(maker).__name__,
                 "ssr_target": None if maker.replay is None else maker.replay.target,
-                "run_dir": self.pr_run_dir, "config": to_dict(self.pr_config), "restored": self.pr_restored,
+                "run_dir": self.pr_run_dir, "config": self.pr_config.to_dict(), "restored": self.pr_restored,
                 **(describe_rollout_requests(generator) if generator is not None else {})}
 
     def init_checkpoint_states(self) -> Dict:
@@ -434,8 +392,8 @@ class PixelReasonerTrainerMixin:
         return stats
 
     def _compute_rollout_stats(self, experiences) -> Dict:
-        """Rollout numbers of the fresh samples (not the SSR batch) plus curiosity / SSR numbers. Upstream logs
-        what this returns to every configured logger (wandb, tensorboard, the "Global step" line)."""
+        """Rollout numbers of the fresh samples (not the SSR batch) plus the reward terms' and SSR numbers.
+        Upstream logs what this returns to every configured logger (wandb, tensorboard, the "Global step" line)."""
         stats = self._fresh_rollout_stats(self.experience_maker.fresh_experiences or experiences)
         stats.update(self.experience_maker.step_stats)
         return stats
@@ -444,8 +402,7 @@ class PixelReasonerTrainerMixin:
         """Our records, then upstream's loggers and checkpoint; at a checkpoint step our state is written first and
         named in the checkpoint's `client_states` (`openrlhf_ext.resume`)."""
         record = {"step": global_step, "time_s": round(time.time() - self.pr_started, 3), **_numeric(logs_dict or {})}
-        with open(self.pr_metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        write_jsonl(self.pr_metrics_path, [record], append=True)
         self.pr_history.append(record)
         client_states = {} if client_states is None else client_states
         saving = global_step % self.args.ckpt.save_steps == 0
@@ -463,17 +420,16 @@ class PixelReasonerTrainerMixin:
 
     def _write_summary(self) -> None:
         steps = self.pr_history
+        terms = [t.name for t in self.pr_config.rewards.active()]
+        columns = ["reward/total_mean", "rollout/correct_mean", "rollout/rapr_mean",
+                   *(f"{LOG_PREFIX}{name}_mean" for name in terms), "ssr/reward_uniform_group_ratio",
+                   "ssr/replayed_share", "ssr/buffer_size", "ssr/batch_size"]
+        headers = ["reward", "correct", "RaPR", *terms, "uniform groups", "replayed", "buffer", "batch"]
         lines = [f"# RL run summary ({len(steps)} steps, {time.time() - self.pr_started:.0f} s)", "",
-                 "| step | reward | correctness | RaPR | bonus | penalty | uniform groups | replayed | buffer | "
-                 "batch |", "|---|---|---|---|---|---|---|---|---|---|"]
+                 "| step | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]
         for r in steps:
-            def g(key):
-                v = r.get(key)
-                return "" if v is None else f"{v:.4g}"
-            lines.append(f"| {r['step']} | {g('rollout/reward_mean')} | {g('curiosity/correctness_mean')} | "
-                         f"{g('curiosity/rapr_mean')} | {g('curiosity/bonus_mean')} | {g('curiosity/penalty_mean')} | "
-                         f"{g('ssr/reward_uniform_group_ratio')} | {g('ssr/replayed_share')} | "
-                         f"{g('ssr/buffer_size')} | {g('ssr/batch_size')} |")
+            cells = ["" if r.get(key) is None else f"{r[key]:.4g}" for key in columns]
+            lines.append(f"| {r['step']} | " + " | ".join(cells) + " |")
         lines += ["", f"Per-step records: {self.pr_metrics_path}", f"Config: {os.path.join(self.pr_run_dir, 'config.json')}"]
         with open(os.path.join(self.pr_run_dir, "summary.md"), "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
@@ -483,7 +439,8 @@ class PixelReasonerTrainerMixin:
 def rollout_samples_generator(generator: SamplesGenerator, args) -> SamplesGenerator:
     """Upstream's samples generator built again with a `RolloutContext` as its tokenizer: every rollout request
     then carries the model path and the agent's configuration (a few KB) instead of the pickled processor."""
-    context = RolloutContext(args.actor.model_name_or_path, run_config.of(args).rollout)
+    run = run_config.of(args)
+    context = RolloutContext(args.actor.model_name_or_path, run.rollout, run.rewards)
     return SamplesGenerator(strategy=generator.strategy, prompts_dataloader=generator.prompts_dataloader,
                             eval_dataloader=generator.eval_dataloader, tokenizer=context,
                             vllm_engines=generator.vllm_engines)
@@ -497,7 +454,7 @@ def describe_rollout_requests(generator: SamplesGenerator) -> dict:
 
 def optimizer_steps_scale(args) -> float:
     """Optimizer steps per rollout with SSR relative to upstream's count (it trains the whole rollout)."""
-    config = run_config.of(args).rl
+    config = run_config.of(args)
     if not config.ssr.enabled:
         return 1.0
     rollout = args.rollout.batch_size * args.rollout.n_samples_per_prompt
@@ -506,7 +463,7 @@ def optimizer_steps_scale(args) -> float:
 
 @ray.remote
 class PixelReasonerPPOTrainer(PixelReasonerTrainerMixin, ppo_trainer.PPOTrainer.__ray_actor_class__):
-    """Upstream's synchronous single controller, with curiosity and SSR, and small rollout requests."""
+    """Upstream's synchronous single controller, with the group reward terms and SSR, and small rollout requests."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -517,7 +474,7 @@ class PixelReasonerPPOTrainer(PixelReasonerTrainerMixin, ppo_trainer.PPOTrainer.
 
 @ray.remote
 class PixelReasonerTrainingActor(PixelReasonerTrainerMixin, ppo_trainer_async.TrainingActor.__ray_actor_class__):
-    """Upstream's async-mode training actor, with curiosity and SSR."""
+    """Upstream's async-mode training actor, with the group reward terms and SSR."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -5,7 +5,7 @@ tokens, and with pixel-coordinate boxes (the `qwen` profile) other coordinates. 
 budgets it ran with:
 
     synthesis  each trajectory's `meta.budgets`                   -> SFT checks every row against its own budgets
-    SFT        <output_dir>/sft_run_config.json `pixel_budgets`   (saved next to the checkpoint)
+    SFT        <output_dir>/sft_run_config.json `budgets`         (saved next to the checkpoint)
     RL         <run_dir>/config.json `rollout.budgets`            -> compared with the checkpoint's SFT record
     eval       <out>/run_manifest.json `settings.budgets`         -> compared with the checkpoint's SFT record
 
@@ -87,11 +87,12 @@ def checkpoint_budgets(model: str) -> tuple[PixelBudgets, str] | None:
         return None
     try:
         with open(path, encoding="utf-8") as f:
-            budgets = json.load(f)["pixel_budgets"]
+            record = json.load(f)
+        budgets = record["budgets"] if "budgets" in record else record["pixel_budgets"]  # the latter: before 0.2
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ConfigError(f"{path}: cannot read its `pixel_budgets` ({type(e).__name__}: {e}); fix or remove "
+        raise ConfigError(f"{path}: cannot read its `budgets` ({type(e).__name__}: {e}); fix or remove "
                           "the file") from None
-    return PixelBudgets.from_dict(budgets, f"{path}: pixel_budgets"), path
+    return PixelBudgets.from_dict(budgets, f"{path}: budgets"), path
 
 
 def compare_with_checkpoint(model: str, budgets: PixelBudgets, stage: str) -> str | None:

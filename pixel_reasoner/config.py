@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from pixel_reasoner.errors import ConfigError
+from pixel_reasoner.settings import option
 
 TOKEN_PIXELS = 28 * 28  # one visual token of Qwen2.5-VL after 2x2 patch merging
+VIDEO_FRAMES = 16  # frames sampled from a video (the paper's value, in every stage)
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,9 @@ class PixelBudgets:
     frame: PixelBudget = field(default_factory=lambda: PixelBudget.tokens(4, 400))
 
     def for_kind(self, kind: str) -> PixelBudget:
-        try:
-            return getattr(self, kind)
-        except AttributeError:
-            raise ConfigError(f"unknown image kind {kind!r}; expected one of original, crop, frame") from None
+        if kind not in ("original", "crop", "frame"):
+            raise ConfigError(f"unknown image kind {kind!r}; expected one of original, crop, frame")
+        return getattr(self, kind)
 
     @classmethod
     def consistent(cls) -> "PixelBudgets":
@@ -101,6 +102,48 @@ class PixelBudgets:
 
 
 BUDGET_PRESETS = ("consistent", "paper_sft", "paper_rl", "paper_eval")  # names `PixelBudgets.preset` accepts
+IMAGE_KINDS = ("original", "crop", "frame")  # the kinds of image that have a budget of their own
+
+
+def budget_fields(budgets: PixelBudgets) -> dict[str, int]:
+    """`BudgetOptions` fields that give exactly `budgets`: {"original_min_pixels": .., ..., "frame_max_pixels": ..}."""
+    return {f"{kind}_{bound}": getattr(budgets.for_kind(kind), bound)
+            for kind in IMAGE_KINDS for bound in ("min_pixels", "max_pixels")}
+
+
+@dataclass
+class BudgetOptions:
+    """The pixel budgets as a stage's settings, spelled the same in every stage's recipe and flags: a preset,
+    and per-kind bounds in pixels that override it (`crop_max_pixels: 802816`). Stage configs inherit these
+    fields; `budgets()` resolves them."""
+
+    budget_preset: str = option("consistent", choices=BUDGET_PRESETS, help=(
+        "Pixel-budget preset: `consistent` (the same in SFT, RL and eval; every recipe's default) or the official "
+        "per-stage `paper_sft`, `paper_rl`, `paper_eval` (docs/protocol.md §6); the *_pixels fields override it."))
+    original_min_pixels: int | None = option(None, help="Override of the preset: min pixels of an input image.")
+    original_max_pixels: int | None = option(None, help="Override of the preset: max pixels of an input image.")
+    crop_min_pixels: int | None = option(None, help="Override of the preset: min pixels of a produced crop.")
+    crop_max_pixels: int | None = option(None, help="Override of the preset: max pixels of a produced crop.")
+    frame_min_pixels: int | None = option(None, help="Override of the preset: min pixels of a video frame.")
+    frame_max_pixels: int | None = option(None, help="Override of the preset: max pixels of a video frame.")
+
+    def __post_init__(self) -> None:
+        self.budgets()  # a bad preset or bounds fail at construction; subclasses call super().__post_init__()
+
+    def budgets(self) -> PixelBudgets:
+        """The preset with the per-kind overrides applied; ConfigError names the fields of a bad pair."""
+        preset = PixelBudgets.preset(self.budget_preset)
+        resolved = {}
+        for kind in IMAGE_KINDS:
+            base = preset.for_kind(kind)
+            low, high = getattr(self, f"{kind}_min_pixels"), getattr(self, f"{kind}_max_pixels")
+            try:
+                resolved[kind] = PixelBudget(base.min_pixels if low is None else low,
+                                             base.max_pixels if high is None else high)
+            except ConfigError as e:
+                raise ConfigError(f"{kind}_min_pixels / {kind}_max_pixels: {e} (preset {self.budget_preset!r} "
+                                  f"gives [{base.min_pixels}, {base.max_pixels}])") from None
+        return PixelBudgets(**resolved)
 
 
 @dataclass(frozen=True)

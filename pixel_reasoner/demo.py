@@ -244,7 +244,7 @@ def run_demo(out: str, config: DemoConfig = DemoConfig(), log: Callable[[str], N
             value = score(episode.stats.answer, answer, "auto")
             traj = trajectory_from_episode(
                 episode, prompt, id=f"{profile}-{kind}", root=out, question=q, answer=answer, source="demo",
-                kind=kind, masked_turns=masked, reference_inputs=True, meta={"score": value})
+                trajectory_type=kind, masked_turns=masked, reference_inputs=True, meta={"score": value})
             trajectories.append(traj)
             ops = " -> ".join(r.tool_name or "?" for r in episode.stats.operations)
             lines.append(f"  {profile:<9} {kind:<24} {ops} -> \\boxed{{{episode.stats.answer}}} "

@@ -21,13 +21,14 @@ from typing import Callable, Hashable
 import numpy as np
 from PIL import Image
 
-from pixel_reasoner.config import PixelBudget
+from pixel_reasoner.config import VIDEO_FRAMES, PixelBudget
 from pixel_reasoner.errors import ConfigError, DataError, OperationError
 
 logger = logging.getLogger(__name__)
 
 IMAGE_FACTOR = 28  # Qwen2.5-VL: 14 px patches merged 2x2
 MAX_ASPECT_RATIO = 200
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpeg", ".mpg")  # a path is a video file
 DEFAULT_CACHE_BYTES = 1 << 30
 RESAMPLE = Image.Resampling.BICUBIC  # what Qwen2-VL's image processor uses
 
@@ -58,6 +59,12 @@ def smart_resize(height: int, width: int, min_pixels: int, max_pixels: int, fact
 
 
 MAX_RESIZE_ROUNDS = 4
+
+
+def visual_tokens(width: int, height: int) -> int:
+    """Visual tokens Qwen2.5-VL spends on an image already at its budget's size (sides multiples of 28): one per
+    28x28 cell, after the vision encoder's 2x2 patch merging. Its prompt holds one placeholder per token."""
+    return (width // IMAGE_FACTOR) * (height // IMAGE_FACTOR)
 
 
 def budget_size(width: int, height: int, budget: PixelBudget) -> tuple[int, int]:
@@ -467,7 +474,7 @@ class VideoSource:
 
     path: str | None = None
     frame_paths: tuple[str, ...] | None = None
-    num_frames: int = 16
+    num_frames: int = VIDEO_FRAMES
     sampling: str = "uniform"
     bound: tuple[float, float] | None = None
 

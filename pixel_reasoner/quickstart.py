@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ImageDraw
 
+from pixel_reasoner.jsonl import read_jsonl, write_jsonl
 from pixel_reasoner.testing.media import scene_image, write_video
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (30, 60, 220), "yellow": (230, 220, 40)}
@@ -74,7 +75,7 @@ def make_seeds(out_dir: str, spec: SeedSpec = SeedSpec()) -> str:
         name = f"dots_{i}.png"
         image.save(os.path.join(media, name))
         rows.append({"id": f"dots-{i}", "image": f"media/{name}", "question": "How many black dots are on the white "
-                     "strip?", "answer": str(count), "answer_kind": "count",
+                     "strip?", "answer": str(count), "scoring": "count",
                      "ref_box": [x0 - 4, y0 - 4, x0 + 14 * count + 5, y0 + 15]})
     for i in range(spec.clips):
         name = f"clip_{i}.mp4"
@@ -85,8 +86,7 @@ def make_seeds(out_dir: str, spec: SeedSpec = SeedSpec()) -> str:
                      "halfway through?", "choices": ["More red", "More blue"], "answer": "More blue",
                      "ref_frames": middle})
     path = os.path.join(out_dir, "seeds.jsonl")
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+    write_jsonl(path, rows)
     return path
 
 
@@ -123,16 +123,14 @@ def _tail(path: str, chars: int = 3000) -> str:
         return "(no log)"
 
 
-RL_KEYS = ("step", "correct", "curiosity/rapr_mean", "curiosity/bonus_mean", "curiosity/penalty_mean",
+RL_KEYS = ("step", "rollout/correct_mean", "rollout/rapr_mean", "reward/curiosity_mean", "reward/efficiency_mean",
            "ssr/reward_uniform_group_ratio", "ssr/replayed_share", "ssr/buffer_size", "ssr/batch_size",
            "ssr/batch_multiple_of_train_batch", "policy_loss")
 
 
-def read_jsonl(path: str) -> list[dict]:
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def read_rows(path: str) -> list[dict]:
+    """A stage's JSONL log, or nothing when the stage did not run."""
+    return read_jsonl(path) if os.path.isfile(path) else []
 
 
 def collect(out_dir: str) -> dict:
@@ -148,7 +146,7 @@ def collect(out_dir: str) -> dict:
     trajectories = synthesis.get("trajectories") or {}
     sft_state = load("sft/trainer_state.json") or {}
     losses = [h["loss"] for h in sft_state.get("log_history", []) if "loss" in h]
-    steps = read_jsonl(os.path.join(out_dir, "rl", "run", "metrics.jsonl"))
+    steps = read_rows(os.path.join(out_dir, "rl", "run", "metrics.jsonl"))
     evals = {}
     for path in sorted(glob.glob(os.path.join(out_dir, "eval", "results", "*", "metrics.json"))):
         with open(path, encoding="utf-8") as f:
@@ -157,8 +155,8 @@ def collect(out_dir: str) -> dict:
             "score", "ci95", "n_questions", "n_responses", "rapr", "ops_per_response", "op_error_rate",
             "answer_extracted")}
     metrics = {
-        "stages": read_jsonl(os.path.join(out_dir, "timings.jsonl")),
-        "synthesis": {"trajectories": trajectories.get("total"), "by_kind": trajectories.get("by_kind"),
+        "stages": read_rows(os.path.join(out_dir, "timings.jsonl")),
+        "synthesis": {"trajectories": trajectories.get("total"), "by_type": trajectories.get("by_type"),
                       "from_templates": trajectories.get("from_templates"),
                       "rejections": (synthesis.get("rejections") or {}).get("by_stage")},
         "sft": {"steps": sft_state.get("global_step"), "losses": losses},

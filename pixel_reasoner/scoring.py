@@ -176,16 +176,21 @@ def count_match(prediction: str | None, answer: "str | int") -> float:
 SCORERS = ("multiple_choice", "count", "exact_match", "anls")
 
 
+def auto_scoring(answer, choices: Sequence[str] | None = None) -> str:
+    """The scoring kind `auto` stands for: choices → multiple choice; a single integer answer → count; else exact
+    match. Decided here only, for every stage that accepts `auto`."""
+    if choices:
+        return "multiple_choice"
+    answers = as_answer_list(answer)
+    if len(answers) == 1 and re.fullmatch(r"\s*\d+\s*", answers[0]):
+        return "count"
+    return "exact_match"
+
+
 def score(prediction: str | None, answer, kind: str, choices: Sequence[str] | None = None) -> float:
-    """Score one extracted answer. `kind` is one of SCORERS, or "auto" (choices → multiple choice; an integer
-    answer → count; else exact match)."""
+    """Score one extracted answer. `kind` is one of SCORERS, or "auto" (`auto_scoring`)."""
     if kind == "auto":
-        if choices:
-            kind = "multiple_choice"
-        elif len(as_answer_list(answer)) == 1 and re.fullmatch(r"\s*\d+\s*", as_answer_list(answer)[0]):
-            kind = "count"
-        else:
-            kind = "exact_match"
+        kind = auto_scoring(answer, choices)
     if kind == "multiple_choice":
         return multiple_choice(prediction, as_answer_list(answer)[0], choices)
     if kind == "count":

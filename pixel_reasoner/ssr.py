@@ -35,6 +35,7 @@ from typing import Generic, Sequence, TypeVar
 import numpy as np
 
 from pixel_reasoner.errors import ConfigError
+from pixel_reasoner.settings import check_choices, option
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +59,17 @@ class SSRConfig:
     tens of MB of `pixel_values`, so a one-rollout buffer at the paper's batch would hold 100+ GB. None: no cap.
     """
 
-    enabled: bool = True
-    capacity: int | None = None
-    max_bytes: int | None = 64 * 2**30
-    batch_fraction: float = 0.5
-    min_abs_advantage: float = 1e-6
-    stale_logprobs: str = "keep"
-    reset_every_steps: int = 0
-    seed: int = 0
+    enabled: bool = option(True, help="Replay informative samples (non-zero advantage) into each training batch.")
+    capacity: int | None = option(None, help="Samples the buffer holds; default: one rollout's worth.")
+    max_bytes: int | None = option(64 * 2**30, help=(
+        "Host memory the buffer may keep alive, oldest samples dropped first (not in the paper); null: no cap."))
+    batch_fraction: float = option(0.5, help="Share of a rollout trained on per step (official code: 0.5).")
+    min_abs_advantage: float = option(1e-6, help="A sample is informative when |advantage| exceeds this.")
+    stale_logprobs: str = option("keep", choices=STALE_LOGPROB_MODES, help=(
+        "PPO ratio of a replayed sample against its generation-time log-probs (keep, official) or the current "
+        "policy's (recompute)."))
+    reset_every_steps: int = option(0, help="Clear the buffer every k steps (0 = never, as the official code).")
+    seed: int = option(0, help="Seed of the replay draws.")
 
     def __post_init__(self) -> None:
         if self.capacity is not None and self.capacity < 1:
@@ -77,8 +81,7 @@ class SSRConfig:
                               "(official code: 0.5, half of each rollout)")
         if self.min_abs_advantage < 0:
             raise ConfigError(f"SSRConfig.min_abs_advantage={self.min_abs_advantage} must be >= 0")
-        if self.stale_logprobs not in STALE_LOGPROB_MODES:
-            raise ConfigError(f"SSRConfig.stale_logprobs={self.stale_logprobs!r}; choose one of {STALE_LOGPROB_MODES}")
+        check_choices(self, "SSRConfig")
         if self.reset_every_steps < 0:
             raise ConfigError(f"SSRConfig.reset_every_steps={self.reset_every_steps} must be >= 0 (0 = never)")
 

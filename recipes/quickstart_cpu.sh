@@ -148,12 +148,12 @@ stage_synthesis() {
   "$PYTHON" -m pixel_reasoner.quickstart wait-http "$url/models" --pid "$SERVER_PID" --log "$LOGS/vllm_server.log"
   run_logged "$LOGS/synthesis.log" "$PYTHON" -m data_synthesis run --config recipes/synth_tiny_cpu.yaml \
     --set "endpoints.expert.base_url=$url" --set "endpoints.base.base_url=$url" \
-    --set "sources=[{kind: jsonl, name: quickstart, path: '$OUT/seeds/seeds.jsonl'}]" \
-    --output-dir "$OUT/synthesis" --no-progress
+    --set "sources=[{format: jsonl, name: quickstart, path: '$OUT/seeds/seeds.jsonl'}]" \
+    --output.dir "$OUT/synthesis" --no-progress
   stop_pid "$SERVER_PID"
   SERVER_PID=""
   log "  server stopped; $(json_get "$OUT/synthesis/stats.json" \
-    "f\"{d['trajectories']['total']} trajectories {d['trajectories']['by_kind']}, \
+    "f\"{d['trajectories']['total']} trajectories {d['trajectories']['by_type']}, \
 {d['trajectories']['from_templates']['total']} composed from templates after the model's output was rejected \
 ({', '.join(f'{k} {v}' for k, v in d['trajectories']['from_templates']['model_rejections'].items())})\"")"
 }
@@ -195,7 +195,8 @@ stage_eval() {
     --benchmark vstar tallyqa infovqa mvbench \
     --data "$bench/vstar_bench" "$bench/tallyqa" "$bench/infovqa" "$bench/mvbench" \
     --subset mvbench=action_sequence,episodic_reasoning --out "$results" \
-    --original-tokens 4 64 --crop-tokens 4 32 --frame-tokens 4 8 --max-tokens-per-turn 128 \
+    --original-min-pixels 3136 --original-max-pixels 50176 --crop-min-pixels 3136 --crop-max-pixels 25088 \
+    --frame-min-pixels 3136 --frame-max-pixels 6272 --max-turn-tokens 128 \
     --max-response-tokens 256 --max-model-len 4096 --dtype float32 --batch-size 32 --save-images \
     --force-first-call
   for b in vstar tallyqa infovqa mvbench; do  # the headline numbers, recomputed from the predictions alone

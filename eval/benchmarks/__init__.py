@@ -1,8 +1,8 @@
-"""Loaders for the benchmark layouts people download (see docs/eval.md for each directory tree).
+"""Benchmarks: one file each, registered by name (`eval.benchmarks.registry`); see docs/eval.md for the layouts.
 
-`load_questions(benchmark, data, options)` reads either the benchmark's own layout (a directory) or the
-Pixel-Reasoner eval parquet (a `.parquet` file, or a directory holding exactly one), and returns questions in a
-deterministic order. A missing file raises DataError naming the path.
+`load_questions(benchmark, data, options)` reads either the benchmark's own layout (a directory, read by the
+benchmark's `load`) or the Pixel-Reasoner eval parquet (a `.parquet` file, or a directory holding exactly one),
+and returns questions in a deterministic order. A missing file raises DataError naming the path.
 """
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import os
 from pixel_reasoner.errors import DataError
 
 from eval.benchmarks.common import LoadOptions
-from eval.question import SCORING, Question
+from eval.benchmarks.registry import (Benchmark, PaperNumbers, benchmark_names, get_benchmark,
+                                      load_benchmark_modules, register_benchmark)
+from eval.question import Question
 
-BENCHMARKS = tuple(SCORING)
+from eval.benchmarks import vstar, tallyqa, mvbench, infovqa  # noqa: E402,F401,I001  (register, Table-1 order)
 
 
 def find_parquet(data: str) -> str | None:
@@ -34,35 +36,30 @@ def find_parquet(data: str) -> str | None:
 
 def frame_sampling(benchmark: str, data: str) -> str | None:
     """How a benchmark's videos are sampled from `data` (recorded in the run manifest): the parquet's frames as
-    listed, MVBench's own `get_index` for its raw layout; None for image benchmarks."""
-    if benchmark != "mvbench":
+    listed, or the benchmark's own sampling for its layout; None for image benchmarks."""
+    spec = get_benchmark(benchmark)
+    if not spec.video:
         return None
-    from eval.benchmarks.mvbench import FRAME_SAMPLING
     from eval.benchmarks.parquet import PARQUET_FRAMES
 
-    return PARQUET_FRAMES if find_parquet(data) is not None else FRAME_SAMPLING
+    return PARQUET_FRAMES if find_parquet(data) is not None else spec.frame_sampling
 
 
 def load_questions(benchmark: str, data: str, options: LoadOptions | None = None) -> list[Question]:
     options = options or LoadOptions()
-    if benchmark not in BENCHMARKS:
-        raise DataError(f"unknown benchmark {benchmark!r}; choose one of {BENCHMARKS}")
+    spec = get_benchmark(benchmark)
     if not os.path.exists(data):
         raise DataError(f"--data {data} does not exist")
     parquet = find_parquet(data)
     if parquet is not None:
         from eval.benchmarks.parquet import load_parquet
 
-        return load_parquet(benchmark, parquet, options)
+        return load_parquet(spec, parquet, options)
     if not os.path.isdir(data):
         raise DataError(f"--data {data} must be a directory in the {benchmark} layout or a .parquet file "
                         "(see docs/eval.md)")
-    if benchmark == "vstar":
-        from eval.benchmarks.vstar import load_vstar as loader
-    elif benchmark == "tallyqa":
-        from eval.benchmarks.tallyqa import load_tallyqa as loader
-    elif benchmark == "infovqa":
-        from eval.benchmarks.infovqa import load_infovqa as loader
-    else:
-        from eval.benchmarks.mvbench import load_mvbench as loader
-    return loader(data, options)
+    return spec.load(data, options)
+
+
+__all__ = ["Benchmark", "LoadOptions", "PaperNumbers", "benchmark_names", "find_parquet", "frame_sampling",
+           "get_benchmark", "load_benchmark_modules", "load_questions", "register_benchmark"]

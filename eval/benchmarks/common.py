@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from pixel_reasoner.config import VIDEO_FRAMES
 from pixel_reasoner.errors import DataError
+from pixel_reasoner.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -16,16 +18,17 @@ class LoadOptions:
     split: str | None = None  # tallyqa: test|train (file); infovqa: val|test
     subset: str | None = None  # tallyqa: complex|simple|all; mvbench: comma-separated task names or json stems
     image_root: str | None = None  # where image paths in the annotation files are relative to
-    num_frames: int = 16  # frames sampled uniformly from each video (the paper: 16)
+    video_frames: int = VIDEO_FRAMES  # frames sampled from each video
 
 
 def read_json(path: str) -> Any:
+    """An annotation file: JSON, or JSON Lines (`.jsonl`, a list of objects)."""
     if not os.path.isfile(path):
         raise DataError(f"annotation file not found: {path}")
+    if path.endswith(".jsonl"):
+        return read_jsonl(path)
     with open(path, encoding="utf-8") as f:
         try:
-            if path.endswith(".jsonl"):
-                return [json.loads(line) for line in f if line.strip()]
             return json.load(f)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None

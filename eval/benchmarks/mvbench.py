@@ -9,7 +9,7 @@ Layout:
       video/...                        # one folder per source dataset, as in TASKS below (data0613/ also searched)
 
 Frames are sampled as MVBench's own evaluation samples them (OpenGVLab/Ask-Anything `video_chat2/mvbench.ipynb`,
-`MVBench_dataset.get_index`, `read_video`, `read_frame`): `num_frames` (16) segment centres, within the
+`MVBench_dataset.get_index`, `read_video`, `read_frame`): `video_frames` (16) segment centres, within the
 question's `start`/`end` seconds for the four tasks that have them; video files at their own frame rate
 (`max_frame = len(video) - 1`); TVQA frame folders at 3 fps, frames numbered from 1 (`00001.jpg`) with
 `max_frame` = the number of entries in the folder. The model sees them as one video and may `select_frames` up
@@ -24,6 +24,7 @@ from pixel_reasoner.errors import DataError
 from pixel_reasoner.media import VideoSource, segment_centre_indices
 
 from eval.benchmarks.common import LoadOptions, read_json, require, resolve_file
+from eval.benchmarks.registry import Benchmark, PaperNumbers, register_benchmark
 from eval.choices import letter
 from eval.question import Question
 
@@ -101,11 +102,20 @@ def load_mvbench(root: str, options: LoadOptions) -> list[Question]:
             meta: dict = {"task": task, "video": row["video"], "frame_sampling": FRAME_SAMPLING,
                           **({"bound": list(bound)} if bound is not None else {})}
             if kind == "frame":
-                video = frame_folder(media, options.num_frames, bound)
+                video = frame_folder(media, options.video_frames, bound)
             else:
-                video = VideoSource(path=media, num_frames=options.num_frames, sampling="segment_centres", bound=bound)
+                video = VideoSource(path=media, num_frames=options.video_frames, sampling="segment_centres",
+                                    bound=bound)
             questions.append(Question(
                 id=f"{json_name.removesuffix('.json')}/{i}", benchmark="mvbench", question=str(require(row, "question", where)),
                 answer=letter(candidates.index(answer)), choices=candidates, video=video, category=task,
                 meta=meta))
     return questions
+
+
+MVBENCH = register_benchmark(Benchmark(
+    name="mvbench", short_name="MVBench", load=load_mvbench, scoring="multiple_choice", video=True,
+    frame_sampling=FRAME_SAMPLING,
+    paper=PaperNumbers("MVBench-test Acc", rapr=66.95, table1={
+        "Pixel-Reasoner (paper)": 67.8, "Qwen2.5-VL (7B, paper)": 63.8, "Warm-Start Model (w/o RL)": 59.0,
+        "RL w/o Curiosity": 66.4, "RL w/o Warm-Start": 65.6, "RL w/o Correction-Data": 63.6})))

@@ -21,6 +21,7 @@ from pixel_reasoner.errors import DataError
 from pixel_reasoner.media import ImageSource, VideoSource, as_image_source
 
 from eval.benchmarks.common import LoadOptions, resolve_file
+from eval.benchmarks.registry import Benchmark
 from eval.choices import split_embedded_choices
 from eval.question import Question
 
@@ -47,7 +48,7 @@ def _resolve(item, roots: list[str], where: str) -> ImageSource | str:
     return as_image_source(item)
 
 
-def load_parquet(benchmark: str, path: str, options: LoadOptions) -> list[Question]:
+def load_parquet(benchmark: Benchmark, path: str, options: LoadOptions) -> list[Question]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
@@ -66,17 +67,18 @@ def load_parquet(benchmark: str, path: str, options: LoadOptions) -> list[Questi
         parsed = split_embedded_choices(str(row["question"]))
         dropped_trailers += bool(parsed.trailer)
         items = [_resolve(item, roots, where) for item in _image_paths(row["image"], i, path)]
-        is_video = bool(row.get("is_video")) or (benchmark == "mvbench" and len(items) > 1)
+        is_video = bool(row.get("is_video")) or (benchmark.video and len(items) > 1)
         video, images = None, items
         if is_video:
             if not all(isinstance(p, str) for p in items):
                 raise DataError(f"{where}: video frames must be file paths")
             video, images = VideoSource(frame_paths=tuple(items)), []  # type: ignore[arg-type]
         answer = row["answer"]
-        if benchmark == "infovqa" and isinstance(answer, str):
-            answer = [answer]
+        if benchmark.scoring == "anls" and isinstance(answer, str):
+            answer = [answer]  # ANLS scores against a list of acceptable answers
         questions.append(Question(
-            id=str(row.get("qid") if row.get("qid") is not None else i), benchmark=benchmark, question=parsed.stem,
+            id=str(row.get("qid") if row.get("qid") is not None else i), benchmark=benchmark.name,
+            question=parsed.stem,
             answer=answer if isinstance(answer, list) or answer is None else str(answer),
             images=[as_image_source(p) for p in images], video=video, choices=parsed.choices,
             category=str(row[category_column]) if category_column and row.get(category_column) is not None else None,

@@ -17,6 +17,7 @@ from pixel_reasoner.errors import DataError
 from pixel_reasoner.media import ImageFile
 
 from eval.benchmarks.common import LoadOptions, read_json, require, resolve_file
+from eval.benchmarks.registry import Benchmark, PaperNumbers, register_benchmark
 from eval.question import Question
 
 SUBSETS = ("complex", "simple", "all")
@@ -45,3 +46,10 @@ def load_tallyqa(root: str, options: LoadOptions) -> list[Question]:
             category="simple" if simple else "complex",
             meta={k: row[k] for k in ("image", "image_id", "data_source") if k in row}))
     return questions
+
+
+TALLYQA = register_benchmark(Benchmark(
+    name="tallyqa", short_name="TallyQA-complex", load=load_tallyqa, scoring="count",
+    paper=PaperNumbers("TallyQA-complex Acc", rapr=57.78, table1={
+        "Pixel-Reasoner (paper)": 73.8, "Qwen2.5-VL (7B, paper)": 68.6, "Warm-Start Model (w/o RL)": 67.9,
+        "RL w/o Curiosity": 71.8, "RL w/o Warm-Start": 72.2, "RL w/o Correction-Data": 69.8})))

@@ -21,6 +21,7 @@ from pixel_reasoner.errors import DataError
 from pixel_reasoner.media import ImageFile
 
 from eval.benchmarks.common import LoadOptions, read_json, require
+from eval.benchmarks.registry import Benchmark, PaperNumbers, register_benchmark
 from eval.question import Question
 
 CATEGORIES = ("direct_attributes", "relative_position")
@@ -77,3 +78,10 @@ def load_vstar(root: str, options: LoadOptions) -> list[Question]:
                                 f"{os.path.join(root, category, stem)}.jpg")
             questions.append(_question(root, image, f"{category}/{stem}", category))
     return questions
+
+
+VSTAR = register_benchmark(Benchmark(
+    name="vstar", short_name="V*", load=load_vstar, scoring="multiple_choice",
+    paper=PaperNumbers("V* Bench Acc", rapr=78.53, table1={
+        "Pixel-Reasoner (paper)": 84.3, "Qwen2.5-VL (7B, paper)": 70.4, "Warm-Start Model (w/o RL)": 79.0,
+        "RL w/o Curiosity": 81.1, "RL w/o Warm-Start": 81.7, "RL w/o Correction-Data": 80.1})))

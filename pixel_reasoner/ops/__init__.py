@@ -1,42 +1,31 @@
 """Registry of visual operations. Built-ins register on import; others load by module path from config."""
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import os
-import sys
-from types import ModuleType
 from typing import Iterable
 
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.ops.base import (EpisodeImage, OperationContext, OperationResult, ProducedImage,
                                      VisualOperation)
+from pixel_reasoner.plugins import Registry
 
-_REGISTRY: dict[str, VisualOperation] = {}
+_REGISTRY: Registry[VisualOperation] = Registry(
+    "visual operation", "Import its module first (config `operation_modules`).")
 
 
 def register_operation(cls: type[VisualOperation]) -> type[VisualOperation]:
     """Class decorator: make an operation available to profiles by its `name`."""
     if not getattr(cls, "name", None):
         raise ConfigError(f"{cls.__name__} needs a class attribute `name`")
-    existing = _REGISTRY.get(cls.name)
-    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
-        raise ConfigError(f"operation name {cls.name!r} is registered twice ({type(existing).__name__}, {cls.__name__})")
-    _REGISTRY[cls.name] = cls()
+    _REGISTRY.add(cls.name, cls(), cls)
     return cls
 
 
 def get_operation(name: str) -> VisualOperation:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown visual operation {name!r}; registered: {sorted(_REGISTRY)}. "
-                          "Import its module first (config `operation_modules`).") from None
+    return _REGISTRY.get(name)
 
 
 def registered_operations() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY.names())
 
 
 def load_operation_modules(modules: Iterable[str]) -> list[str]:
@@ -46,43 +35,12 @@ def load_operation_modules(modules: Iterable[str]) -> list[str]:
     so a new operation can live in one file outside any package.
     """
     names: list[str] = []
-    for module in modules:
-        loaded = _import_path(module) if module.endswith(".py") or os.sep in module else _import_name(module)
+    for loaded in _REGISTRY.load(modules):
         for value in vars(loaded).values():
             if isinstance(value, type) and issubclass(value, VisualOperation) and value.__module__ == loaded.__name__ \
-                    and _REGISTRY.get(getattr(value, "name", None)) is not None and value.name not in names:
+                    and getattr(value, "name", None) in _REGISTRY.names() and value.name not in names:
                 names.append(value.name)
     return names
-
-
-def _import_name(module: str) -> ModuleType:
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ConfigError(f"cannot import operation module {module!r}: {e}. Give an importable module name or the "
-                          "path of a .py file.") from e
-
-
-def _import_path(path: str) -> ModuleType:
-    """Import a file once per process under a name derived from its absolute path (re-imports would re-register)."""
-    full = os.path.abspath(path)
-    if not os.path.isfile(full):
-        raise ConfigError(f"operation module file not found: {path} (resolved to {full})")
-    name = "pixel_reasoner_user_ops." + hashlib.sha1(full.encode()).hexdigest()[:12] + "_" + \
-        os.path.splitext(os.path.basename(full))[0]
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, full)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot load operation module file {path}: not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
 
 
 from pixel_reasoner.ops import crop, select_frames  # noqa: E402,F401  (built-ins register themselves)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pixel_reasoner.config import VIDEO_FRAMES
 from pixel_reasoner.errors import ConfigError, OperationError
 from pixel_reasoner.ops import register_operation
 from pixel_reasoner.ops.base import (OperationContext, OperationResult, ProducedImage, VisualOperation,
@@ -16,7 +17,7 @@ from pixel_reasoner.ops.base import (OperationContext, OperationResult, Produced
 @dataclass(frozen=True)
 class SelectFramesSettings:
     max_frames: int = 8  # frames one call may select (paper: 8)
-    num_frames: int = 16  # frames sampled from a video, as the schema tells the model (paper: 16)
+    num_frames: int = VIDEO_FRAMES  # frames sampled from a video, as the schema tells the model
 
     def __post_init__(self) -> None:
         if self.max_frames < 1 or self.num_frames < 1:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from pixel_reasoner.errors import DataError
+from pixel_reasoner.jsonl import jsonl_lines
 from pixel_reasoner.trajectory import Trajectory, from_released_sft, read_trajectories
 
 
@@ -99,23 +100,18 @@ def _schema_v1_rows(path: str, notes: list[str]) -> list[tuple[int, Trajectory]]
 
 def _row_format_of(path: str) -> RowFormat | None:
     """The registered format that matches the file's first non-empty row, if any (schema-v1 rows never match)."""
-    with open(path, encoding="utf-8") as f:
-        first = next((line for line in f if line.strip()), "")
-    try:
-        row = json.loads(first)
-    except json.JSONDecodeError:
+    row = next(jsonl_lines(path), None)
+    if row is None or row.value is None or "schema_version" in row.value:
         return None
-    if not isinstance(row, dict) or "schema_version" in row:
-        return None
-    return next((fmt for fmt in _ROW_FORMATS.values() if fmt.matches(row)), None)
+    return next((fmt for fmt in _ROW_FORMATS.values() if fmt.matches(row.value)), None)
 
 
 def _format_rows(path: str, row_format: RowFormat, notes: list[str]) -> Iterator[tuple[int, Trajectory]]:
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if not line.strip():
-                continue
-            try:
-                yield i, row_format.to_trajectory(json.loads(line))
-            except (ValueError, KeyError, TypeError, DataError) as e:  # ValueError covers invalid JSON
-                notes.append(f"skipped {path} row {i}: not a {row_format.name} row ({type(e).__name__}: {e})")
+    for line in jsonl_lines(path):
+        i = line.number - 1
+        try:
+            if line.error is not None:
+                raise DataError(line.error)
+            yield i, row_format.to_trajectory(line.value)  # type: ignore[arg-type]
+        except (ValueError, KeyError, TypeError, DataError) as e:
+            notes.append(f"skipped {path} row {i}: not a {row_format.name} row ({type(e).__name__}: {e})")

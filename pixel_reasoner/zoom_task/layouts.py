@@ -23,12 +23,13 @@ TEXT_ONLY_SHARE = 2000 / 7500  # the paper's text-only share of the SFT data (Ta
 VSTAR_DIR, TALLYQA_DIR, MVBENCH_DIR = "vstar", "tallyqa", "mvbench"
 MVBENCH_TASK_FILE = "episodic_reasoning.json"  # MVBench's frame-folder task
 MVBENCH_FRAMES = "video/tvqa/frames_fps3_hq"
-# `eval run` flags for the task: its profile and pixel budgets (ZoomTaskConfig.budgets()), options sorted by
+# `eval run` flags for the task: its profile and pixel budgets (ZoomTaskConfig.budgets(): 4-16 visual tokens), options sorted by
 # their text (the V* layout lists the correct option first; the task's items list them in that sorted order),
 # short turns (a teacher turn is < 60 tokens).
-EVAL_FLAGS = ["--profile", "qwen", "--original-tokens", "4", "16", "--crop-tokens", "4", "16", "--frame-tokens", "4",
-              "16", "--sort-options", "--max-tokens-per-turn", "96", "--max-response-tokens", "384",
-              "--max-model-len", "2048", "--dtype", "float32"]
+EVAL_FLAGS = ["--profile", "qwen", "--original_min_pixels", "3136", "--original_max_pixels", "12544",
+              "--crop_min_pixels", "3136", "--crop_max_pixels", "12544", "--frame_min_pixels", "3136",
+              "--frame_max_pixels", "12544", "--sort_options", "--max_turn_tokens", "96", "--max_response_tokens",
+              "384", "--max_model_len", "2048", "--dtype", "float32"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def seed_row(item: ZoomItem, root: str) -> dict:
     if item.choices:
         row["choices"] = item.choices
     if item.kind == "count":
-        row["answer_kind"] = "count"
+        row["scoring"] = "count"
     if item.frames is not None:
         row["frames"] = [_save(f, root, f"media/{item.id}/frame_{k:02d}.png") for k, f in enumerate(item.frames, 1)]
         row["ref_frames"] = [item.frame_index]

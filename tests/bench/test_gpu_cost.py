@@ -143,6 +143,7 @@ def test_rl_sample_and_forward_are_what_the_agent_and_openrlhf_train_on(rl_sampl
     from openrlhf_ext.labels import TaskLabel
     from openrlhf_ext.parity import experience_from_response, load_actor, mm_inputs, training_log_probs
     from openrlhf_ext.rollout_config import RolloutConfig
+    from pixel_reasoner.config import budget_fields
     from pixel_reasoner.episode import Episode
     from pixel_reasoner.protocol.chatml import render_messages
     from pixel_reasoner.testing.scripted_engine import ScriptedEngine
@@ -158,7 +159,7 @@ def test_rl_sample_and_forward_are_what_the_agent_and_openrlhf_train_on(rl_sampl
     episode.images[0].source.load().save(image)  # lossless: the agent decodes the same pixels
     model_dir = cached_build(str(repo_root / ".cache" / "tiny_models"), dtype="bfloat16")
     processor = gpu_cost.configure_processor(AutoProcessor.from_pretrained(model_dir), media.budgets)
-    config = RolloutConfig(budgets=media.budgets, pixel_dtype="float32")  # as the fp32 sample it checks
+    config = RolloutConfig(**budget_fields(media.budgets), pixel_dtype="float32")  # as the fp32 sample it checks
     executor = AgentExecutor(config)
     label = TaskLabel(answer, "multiple_choice", tuple(CHOICES))
     prompt_episode = Episode(config.protocol(), images=[image], config=config.episode_config())

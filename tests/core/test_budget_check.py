@@ -60,12 +60,14 @@ def test_a_checkpoint_is_compared_with_the_budgets_its_sft_run_recorded(tmp_path
     model.mkdir()
     assert checkpoint_budgets(str(model)) is None and compare_with_checkpoint(str(model), PixelBudgets(), "RL") is None
     assert compare_with_checkpoint("TIGER-Lab/PixelReasoner-RL-v1", PixelBudgets(), "eval") is None  # a hub id
-    (model / SFT_RUN_CONFIG).write_text(json.dumps({"pixel_budgets": to_dict(PixelBudgets.consistent())}))
+    (model / SFT_RUN_CONFIG).write_text(json.dumps({"pixel_budgets": to_dict(PixelBudgets.consistent())}))  # old key
+    assert compare_with_checkpoint(str(model), PixelBudgets.consistent(), "eval") is None
+    (model / SFT_RUN_CONFIG).write_text(json.dumps({"budgets": to_dict(PixelBudgets.consistent())}))
     assert compare_with_checkpoint(str(model), PixelBudgets.consistent(), "eval") is None
     warning = compare_with_checkpoint(str(model), PixelBudgets.paper_eval(), "eval")
     assert warning.startswith(f"eval shows images at other sizes than the SFT run that trained {model}")
     assert "original: SFT 256–2000 tokens (200704–1568000 px), eval 256–8000 tokens" in warning
     assert "frame: SFT 4–400 tokens" in warning and "crop: SFT" in warning
     (model / SFT_RUN_CONFIG).write_text("{}")
-    with pytest.raises(ConfigError, match="cannot read its `pixel_budgets`"):
+    with pytest.raises(ConfigError, match="cannot read its `budgets`"):
         compare_with_checkpoint(str(model), PixelBudgets(), "RL")

@@ -145,7 +145,7 @@ def test_model_text_from_stdin_and_file(capsys, tmp_path, media, monkeypatch):
     (["--profile", "released", "--image", "{image}", "--budgets", "huge", "--text", "x"], "pixel-budget preset"),
     (["--profile", "released", "--image", "{image}", "--max-operations", "0", "--text", "x"], "max_operations"),
     (["--profile", "released", "--image", "{image}", "--operation-module", "no_such_mod", "--text", "x"],
-     "cannot import operation module"),
+     "cannot import visual operation module"),
     (["--profile", "released", "--image", "{not_an_image}", "--text", "x"], "cannot decode"),
 ])
 def test_bad_usage_is_a_clear_error_with_exit_status_2(capsys, tmp_path, media, args, fragment):
@@ -287,16 +287,16 @@ def test_demo_writes_valid_trajectories_and_a_view(capsys, tmp_path):
     printed = capsys.readouterr().out
     assert "view.html" in printed and "wrong" not in printed
     rows = [Trajectory.from_dict(json.loads(line)) for line in open(os.path.join(out, "trajectories.jsonl"))]
-    assert {(t.profile, t.kind) for t in rows} == {(p, k) for p in ("released", "qwen") for k in (
+    assert {(t.profile, t.trajectory_type) for t in rows} == {(p, k) for p in ("released", "qwen") for k in (
         "zoom_twice", "recover_from_error", "select_frames_then_crop")}
     for t in rows:
         assert t.validate(root=out) == [], t.id
         assert t.meta["score"] == 1.0
         ops = [r["tool_name"] for r in t.meta["episode"]["stats"]["operations"]]
-        if t.kind == "recover_from_error":
+        if t.trajectory_type == "recover_from_error":
             assert [m.get("loss") for m in t.assistant_turns()] == [False, None, None]
             assert t.meta["episode"]["stats"]["num_operation_errors"] == 1
-        if t.kind == "select_frames_then_crop":
+        if t.trajectory_type == "select_frames_then_crop":
             assert ops[0] == "select_frames"
     page = open(os.path.join(out, "view.html"), encoding="utf-8").read()
     assert page.count("<article") == 6 and len(BOX.findall(page)) >= 8

@@ -87,7 +87,7 @@ def test_video_parts_reference_their_source_or_write_their_frames(tmp_path):
 
 
 @pytest.mark.parametrize("row, fragment", [
-    ('[1, 2]', "a trajectory must be a JSON object, got list"),
+    ('[1, 2]', "expected a JSON object, got list"),
     ('{"schema_version": 2, "id": "a", "messages": []}', "schema_version is 2, this reader supports 1"),
     ('{"message_list": []}', "use from_released_sft"),
     ('{"schema_version": 1, "messages": []}', "missing required field `id`"),
@@ -190,7 +190,7 @@ def test_released_records_get_the_official_last_two_turns_rule_as_explicit_flags
                                  image_root="/data/sft")
     flags, kind = EXPECTED[shape]
     assert [m.get("loss") for m in traj.assistant_turns()] == flags
-    assert traj.kind == kind and traj.id == f"sa1b-{shape}" and traj.source == "released_sft"
+    assert traj.trajectory_type == kind and traj.id == f"sa1b-{shape}" and traj.source == "released_sft"
     assert traj.validate() == []
     assert traj.messages[0] == {"role": "system", "content": "You are a helpful assistant."}
     assert all(m.get("observation") for m in traj.messages[3::2] if m["role"] == "user")
@@ -271,3 +271,13 @@ def test_to_openai_messages_inlines_images_and_decodes_videos(tmp_path):
     assert out[3]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
     with pytest.raises(DataError, match="video part without frames or a path"):
         to_openai_messages([{"role": "user", "content": [{"type": "video"}]}])
+
+
+def test_records_written_before_the_rename_read_kind_as_trajectory_type(tmp_path):
+    old = {"schema_version": 1, "id": "a", "kind": "recrop_once", "messages": [{"role": "assistant", "content": "x"}]}
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps(old) + "\n")
+    with pytest.warns(FutureWarning, match="old field `kind` are read as `trajectory_type`"):
+        [(_, traj)] = list(read_trajectories(str(path)))
+    assert traj.trajectory_type == "recrop_once" and "kind" not in traj.meta
+    assert traj.to_dict()["trajectory_type"] == "recrop_once" and "kind" not in traj.to_dict()

@@ -72,7 +72,7 @@ def test_seeds_load_as_synthesis_seeds_with_routes(tmp_path):
     from data_synthesis.seeds import SeedItem, load_source
 
     path = write_seeds(str(tmp_path), Mix.for_training(30, videos=2))
-    items = list(load_source(SourceConfig(kind="jsonl", name="zoom", path=path)))
+    items = list(load_source(SourceConfig(format="jsonl", name="zoom", path=path)))
     assert all(isinstance(i, SeedItem) for i in items) and len(items) == 32
     by_kind = {}
     for item in items:
@@ -80,7 +80,7 @@ def test_seeds_load_as_synthesis_seeds_with_routes(tmp_path):
     assert {k: len(v) for k, v in by_kind.items()} == {"detail": 22, "colour": 4, "count": 4, "video": 2}
     assert all(i.route == "pixel" and i.ref_box is not None for i in by_kind["detail"] + by_kind["video"])
     assert all(i.route == "text_only" for i in by_kind["colour"] + by_kind["count"])
-    assert by_kind["count"][0].answer_kind == "count"
+    assert by_kind["count"][0].scoring == "count"
     assert by_kind["video"][0].ref_frames and len(by_kind["video"][0].frame_paths) == 16
 
 

@@ -10,11 +10,11 @@ DRIVER = """
 import sys
 from eval.cli import build_parser, run
 from eval.config import RunConfig
-from eval.testing import ScriptedGenerator
+from eval.testing import SMALL_BUDGETS, ScriptedGenerator
 args = build_parser().parse_args(["run", "--model", "/models/scripted", "--benchmark", "vstar", "--data", sys.argv[1],
                                   "--out", sys.argv[2], "--profile", "qwen+rotate", "--limit", "1"])
 config = RunConfig(benchmark="vstar", data=sys.argv[1], out=sys.argv[2], model="/models/scripted",
-                   profile=args.profile, limit=1, original_tokens=(4, 128), crop_tokens=(4, 64))
+                   profile=args.profile, limit=1, **SMALL_BUDGETS)
 generator = ScriptedGenerator("qwen+rotate")
 run(config, lambda c, video: generator)
 print(generator.requests[0].prompt)

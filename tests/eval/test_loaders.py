@@ -94,7 +94,7 @@ def test_mvbench_video_frames_are_segment_centres_within_the_bound(tmp_path, mon
     if decoder == "pyav":
         monkeypatch.setitem(__import__("sys").modules, "decord", None)
     root = make_mvbench(str(tmp_path / "mv"), n_per_task=1)
-    q = load_questions("mvbench", root, LoadOptions(subset="action_sequence", num_frames=8))[0]
+    q = load_questions("mvbench", root, LoadOptions(subset="action_sequence", video_frames=8))[0]
     frames = q.video.load_frames()
     # red = 4 i and blue = 255 - 4 i, both shifted alike by the codec's colour conversion: average them
     decoded = [round((f.getpixel((10, 10))[0] + 255 - f.getpixel((10, 10))[2]) / 8) for f in frames]
@@ -153,7 +153,7 @@ def test_sorted_options_are_one_order_for_every_question(benchmark_data):
         assert q.meta["option_order"] == "sorted"
     rows = [{"choices": q.choices, "meta": q.meta} for q in (order_choices(q, None, sort=True) for q in qs)]
     assert scored_option_order(rows) == "sorted"  # what metrics.json records, not "shuffled"
-    with pytest.raises(ConfigError, match="--sort-options and --shuffle-options"):
+    with pytest.raises(ConfigError, match="--sort_options and --shuffle_options"):
         RunConfig(model="m", benchmark="vstar", data="d", out="o", shuffle_options=0, sort_options=True)
 
 

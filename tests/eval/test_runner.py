@@ -23,7 +23,7 @@ from eval.cli import run
 from eval.config import RunConfig
 from eval.records import read_predictions, recover_predictions, PredictionWriter
 from eval.runner import GenerationResult, RunnerSettings, forced_call_regex, run_trajectories
-from eval.testing import ScriptedGenerator
+from eval.testing import SMALL_BUDGETS, ScriptedGenerator
 
 SMALL = PixelBudgets(PixelBudget.tokens(4, 128), PixelBudget.tokens(4, 64), PixelBudget.tokens(4, 16))
 
@@ -48,7 +48,7 @@ def test_batched_multi_turn_rows(benchmark_data, tmp_path):
         assert r.prompt.count("<|image_pad|>") == 2 == len(r.images) and r.stop == ["</tool_call>"]
         assert r.images[1].size[0] * r.images[1].size[1] <= 64 * 28 * 28  # crop budget applied
     row = rows[0]
-    assert row["response"] == "The answer is \\boxed{A}." and row["num_ops"] == 1 and row["turns"] == 2
+    assert row["response"] == "The answer is \\boxed{A}." and row["num_operations"] == 1 and row["turns"] == 2
     assert row["crops"][0]["image"] == 1 and row["termination"] == "answer"
     x1, y1, x2, y2 = row["crops"][0]["box"]  # [0.1, 0.1, 0.6, 0.6] + 10% padding, in source pixels (448x336)
     assert (x1, y1, x2, y2) == (0, 0, 314, 236)
@@ -68,7 +68,7 @@ def test_no_tools_is_one_turn_without_tools_block(benchmark_data, tmp_path):
     assert all(r.prompt.endswith("Please think step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
                                  "<|im_start|>assistant\n") for r in gen.requests)
     rows = read_predictions(str(tmp_path / "p.jsonl"))
-    assert [r["turns"] for r in rows] == [1] * 4 and rows[0]["num_ops"] == 0
+    assert [r["turns"] for r in rows] == [1] * 4 and rows[0]["num_operations"] == 0
 
 
 def test_video_questions_send_frames_then_selected_frames(benchmark_data, tmp_path):
@@ -101,9 +101,9 @@ def test_limits_context_overflow_and_response_budget(benchmark_data, tmp_path):
         rows += read_predictions(str(tmp_path / name))
     a, b, c = rows
     assert a["termination"] == "context_overflow" and a["turns"] == 0
-    assert b["termination"] == "max_response_tokens" and b["generated_tokens"] == 150 and b["num_ops"] == 3
+    assert b["termination"] == "max_response_tokens" and b["generated_tokens"] == 150 and b["num_operations"] == 3
     # 2 operations run, the 3rd gets a warning observation, the 4th ends the episode (core EpisodeLimits)
-    assert c["termination"] == "max_operations" and c["num_ops"] == 4 and c["op_errors"] == 1
+    assert c["termination"] == "max_operations" and c["num_operations"] == 4 and c["num_operation_errors"] == 1
 
 
 def test_forced_call_regex_matches_the_profiles_tools():
@@ -121,7 +121,7 @@ def test_forced_call_regex_matches_the_profiles_tools():
 
 
 def scripted_config(benchmark_data, out, **kw):
-    kw = {"original_tokens": (4, 128), "crop_tokens": (4, 64), "batch_size": 2, **kw}
+    kw = {**SMALL_BUDGETS, "batch_size": 2, **kw}
     return RunConfig(model="/models/scripted", benchmark="vstar", data=benchmark_data["vstar"], out=str(out), **kw)
 
 
@@ -151,7 +151,7 @@ def test_resume_never_recomputes_and_refuses_other_settings(benchmark_data, tmp_
     assert lenient["protocol"]["scoring"] == "lenient"  # scoring may change on resume: metrics are recomputed
     assert json.loads((tmp_path / "run_manifest.json").read_text())["sessions"][-1]["scoring_protocol"] == "lenient"
     with pytest.raises(ConfigError, match="budgets.crop.max_pixels: the existing run has 50176, this run has 100352"):
-        run(scripted_config(benchmark_data, tmp_path, samples=2, crop_tokens=(4, 128)), factory)
+        run(scripted_config(benchmark_data, tmp_path, samples=2, crop_max_pixels=128 * 784), factory)
     assert len(calls) == 2
 
 
@@ -170,9 +170,9 @@ DRIVER = """
 import sys
 from eval.cli import run
 from eval.config import RunConfig
-from eval.testing import ScriptedGenerator
+from eval.testing import SMALL_BUDGETS, ScriptedGenerator
 config = RunConfig(model="/models/scripted", benchmark="vstar", data=sys.argv[1], out=sys.argv[2], samples=3,
-                   original_tokens=(4, 128), crop_tokens=(4, 64), batch_size=1)
+                   **SMALL_BUDGETS, batch_size=1)
 run(config, lambda c, video: ScriptedGenerator(c.profile, delay=float(sys.argv[3])))
 """
 
@@ -211,7 +211,7 @@ def test_kill_9_mid_run_then_resume(benchmark_data, tmp_path):
 
 def test_infovqa_test_split_writes_the_official_submission(benchmark_data, tmp_path):
     config = RunConfig(model="/models/scripted", benchmark="infovqa", data=benchmark_data["infovqa"], split="test",
-                       out=str(tmp_path), original_tokens=(4, 128), crop_tokens=(4, 64))
+                       out=str(tmp_path), **SMALL_BUDGETS)
     metrics = run(config, lambda c, video: ScriptedGenerator(c.profile, answer="seed 200"))
     assert metrics["score"] is None and metrics["n_questions"] == 4
     submission = json.loads((tmp_path / "submission.json").read_text())
@@ -229,15 +229,36 @@ def test_budgets_that_differ_from_the_checkpoints_sft_run_are_warned_and_recorde
 
     def config(out, **kw):
         return RunConfig(model=str(model), benchmark="vstar", data=benchmark_data["vstar"], out=str(tmp_path / out),
-                         limit=1, **{"original_tokens": (4, 128), "crop_tokens": (4, 64), **kw})
+                         limit=1, **{**SMALL_BUDGETS, **kw})
 
-    (model / SFT_RUN_CONFIG).write_text(json.dumps({"pixel_budgets": to_dict(config("x").budgets())}))
+    (model / SFT_RUN_CONFIG).write_text(json.dumps({"budgets": to_dict(config("x").budgets())}))
     run(config("same"), lambda c, video: ScriptedGenerator(c.profile))
     assert "other sizes" not in caplog.text
     assert "budget_mismatch" not in json.loads((tmp_path / "same" / "run_manifest.json").read_text())["sessions"][0]
-    run(config("other", crop_tokens=(4, 32)), lambda c, video: ScriptedGenerator(c.profile))
+    run(config("other", crop_max_pixels=32 * 784), lambda c, video: ScriptedGenerator(c.profile))
     expected = "crop: SFT 4–64 tokens (3136–50176 px), eval 4–32 tokens (3136–25088 px)"
     assert f"eval shows images at other sizes than the SFT run that trained {model}" in caplog.text
     assert expected in caplog.text and "original: SFT" not in caplog.text
     assert expected in json.loads((tmp_path / "other" / "run_manifest.json").read_text())["sessions"][0][
         "budget_mismatch"]
+
+
+def test_a_run_made_before_the_renames_resumes(benchmark_data, tmp_path):
+    """Manifests written with the old names (num_frames, max_tokens_per_turn, *_tokens overrides) still resume."""
+    run(scripted_config(benchmark_data, tmp_path, limit=1), lambda c, video: ScriptedGenerator(c.profile))
+    path = tmp_path / "run_manifest.json"
+    manifest = json.loads(path.read_text())
+    old = manifest["settings"]
+    old["num_frames"] = old.pop("video_frames")
+    old["sampling"]["max_tokens_per_turn"] = old["sampling"].pop("max_turn_tokens")
+    old["max_tokens_per_turn"] = old.pop("max_turn_tokens")
+    for kind, low, high in (("original", 4, 128), ("crop", 4, 64), ("frame", None, None)):
+        old.pop(f"{kind}_min_pixels"), old.pop(f"{kind}_max_pixels")
+        old[f"{kind}_tokens"] = None if low is None else [low, high]
+    path.write_text(json.dumps(manifest))
+    metrics = run(scripted_config(benchmark_data, tmp_path, limit=1), lambda c, video: ScriptedGenerator(c.profile))
+    assert metrics["n_responses"] == 1
+    old["crop_tokens"] = [4, 32]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="crop_max_pixels: the existing run has 25088, this run has 50176"):
+        run(scripted_config(benchmark_data, tmp_path, limit=1), lambda c, video: ScriptedGenerator(c.profile))

@@ -12,7 +12,8 @@ from pixel_reasoner.errors import DataError
 
 from eval.records import read_predictions, write_rows
 from eval.report import build_report
-from eval.scoring import (box_iou, bootstrap_ci, compute_metrics, crop_faithfulness, score_row, submission)
+from eval.benchmarks.infovqa import submission
+from eval.scoring import box_iou, bootstrap_ci, compute_metrics, crop_faithfulness, score_row
 
 PAPER_EVAL_BUDGETS = to_dict(PixelBudgets.paper_eval())  # what a run with --budget-preset paper_eval records
 
@@ -91,10 +92,10 @@ def test_bootstrap_ci_shrinks_with_more_questions():
 
 
 def test_pixel_reasoning_statistics():
-    rows = [row("a", "\\boxed{A}", "A", num_ops=0, op_errors=0, choices=["x", "y"]),
-            row("b", "\\boxed{A}", "A", num_ops=1, op_errors=1, choices=["x", "y"]),
-            row("c", "\\boxed{B}", "A", num_ops=2, op_errors=0, choices=["x", "y"]),
-            row("d", "no answer", "A", num_ops=0, op_errors=0, choices=["x", "y"], termination="truncated")]
+    rows = [row("a", "\\boxed{A}", "A", num_operations=0, num_operation_errors=0, choices=["x", "y"]),
+            row("b", "\\boxed{A}", "A", num_operations=1, num_operation_errors=1, choices=["x", "y"]),
+            row("c", "\\boxed{B}", "A", num_operations=2, num_operation_errors=0, choices=["x", "y"]),
+            row("d", "no answer", "A", num_operations=0, num_operation_errors=0, choices=["x", "y"], termination="truncated")]
     m = compute_metrics(rows, 100)
     assert m["rapr"] == 50.0 and m["ops_per_response"] == 0.75
     assert m["op_error_rate"] == pytest.approx(100 / 3)
@@ -160,10 +161,10 @@ def _write_predictions(directory, benchmark, rows):
 def test_score_and_report_cli_import_only_the_core(tmp_path):
     """People score on laptops: the score and report commands must not import torch or vLLM."""
     vstar = _write_predictions(tmp_path / "vstar", "vstar", [
-        row(f"q{i}", f"\\boxed{{{'A' if i % 4 else 'B'}}}", "A", choices=["x", "y"], num_ops=i % 2, op_errors=0,
+        row(f"q{i}", f"\\boxed{{{'A' if i % 4 else 'B'}}}", "A", choices=["x", "y"], num_operations=i % 2, num_operation_errors=0,
             category="direct_attributes") for i in range(8)])
     tally = _write_predictions(tmp_path / "tally", "tallyqa", [
-        row(f"t{i}", "\\boxed{two}", "2", "tallyqa", num_ops=1, op_errors=0) for i in range(4)])
+        row(f"t{i}", "\\boxed{two}", "2", "tallyqa", num_operations=1, num_operation_errors=0) for i in range(4)])
     code = f"""
 import sys
 from eval.cli import main

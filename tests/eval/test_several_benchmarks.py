@@ -7,18 +7,17 @@ import pytest
 
 from pixel_reasoner.errors import ConfigError
 
-from eval.cli import build_parser, configs_from_args, run, run_many
-from eval.config import RunConfig
+from eval.cli import build_parser, configs_from_args, run, run_many, run_values
 from eval.testing import ScriptedGenerator
 
 TASKS = "action_sequence,episodic_reasoning"  # the two MVBench tasks of the fixture
-SMALL = ["--original-tokens", "4", "128", "--crop-tokens", "4", "64", "--frame-tokens", "4", "16", "--batch-size", "4"]
+SMALL = ["--original-min-pixels", "3136", "--original-max-pixels", "100352", "--crop-min-pixels", "3136",
+         "--crop-max-pixels", "50176", "--frame-min-pixels", "3136", "--frame-max-pixels", "12544", "--batch-size", "4"]
 
 
 def parse(*argv):
     args = build_parser().parse_args(["run", "--model", "/models/scripted", *argv])
-    names = {f.name for f in __import__("dataclasses").fields(RunConfig)}
-    return configs_from_args({k: v for k, v in vars(args).items() if k in names})
+    return configs_from_args(run_values(args))
 
 
 def test_one_engine_serves_every_benchmark_and_results_equal_separate_runs(benchmark_data, tmp_path):
@@ -62,3 +61,25 @@ def test_per_benchmark_options_and_errors(benchmark_data, tmp_path):
         parse("--benchmark", "vstar", "infovqa", "--data", "v", "i", "--out", "o", "--split", "test")
     with pytest.raises(ConfigError, match="twice"):
         parse("--benchmark", "vstar", "vstar", "--data", "v", "w", "--out", "o")
+
+
+def test_a_yaml_recipe_and_flags_configure_a_run(tmp_path):
+    recipe = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "eval_7b.yaml")
+    configs = parse("--config", recipe, "--out", str(tmp_path), "--split", "infovqa=test", "--max_turns", "3")
+    assert [c.benchmark for c in configs] == ["vstar", "tallyqa", "mvbench", "infovqa"]
+    assert {c.budget_preset for c in configs} == {"paper_eval"} and {c.max_turns for c in configs} == {3}
+    assert configs[3].split == "test" and configs[3].out == str(tmp_path / "infovqa")
+
+
+def test_old_flag_names_are_read_as_the_new_ones_with_a_warning(benchmark_data, tmp_path):
+    common = ["--benchmark", "vstar", "--data", benchmark_data["vstar"], "--out", str(tmp_path)]
+    new = parse(*common, "--original_min_pixels", "3136", "--original_max_pixels", "100352", "--video_frames", "8",
+                "--max_turn_tokens", "300", "--scoring_protocol", "lenient")
+    with pytest.warns(FutureWarning) as caught:
+        old = parse(*common, "--original-tokens", "4", "128", "--num-frames", "8", "--max-tokens-per-turn", "300",
+                    "--protocol", "lenient")
+    assert old == new
+    assert sorted(str(w.message).split(" (")[0] for w in caught) == [
+        "--original-tokens is deprecated, use --original_min_pixels 3136 --original_max_pixels 100352",
+        "--protocol is deprecated, use --scoring_protocol", "max_tokens_per_turn is deprecated, use max_turn_tokens",
+        "num_frames is deprecated, use video_frames"]

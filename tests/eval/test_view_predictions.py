@@ -7,12 +7,12 @@ from pixel_reasoner.cli import main as cli
 
 from eval.cli import run
 from eval.config import RunConfig
-from eval.testing import ScriptedGenerator
+from eval.testing import SMALL_BUDGETS, ScriptedGenerator
 
 
 def test_predictions_render_with_images_and_crop_boxes(benchmark_data, tmp_path):
     config = RunConfig(model="/models/scripted", benchmark="vstar", data=benchmark_data["vstar"], out=str(tmp_path),
-                       original_tokens=(4, 128), crop_tokens=(4, 64), limit=2, save_images=True)
+                       **SMALL_BUDGETS, limit=2, save_images=True)
     run(config, lambda c, video: ScriptedGenerator(c.profile, answer="A"))
     rows = [json.loads(line) for line in open(tmp_path / "predictions.jsonl")]
     page_path = str(tmp_path / "view.html")
@@ -28,7 +28,7 @@ def test_predictions_render_with_images_and_crop_boxes(benchmark_data, tmp_path)
     # without saved images the rows still render (text, tool calls)
     plain = tmp_path / "plain"
     run(RunConfig(model="/models/scripted", benchmark="vstar", data=benchmark_data["vstar"], out=str(plain),
-                  original_tokens=(4, 128), crop_tokens=(4, 64), limit=1),
+                  **SMALL_BUDGETS, limit=1),
         lambda c, video: ScriptedGenerator(c.profile, answer="A"))
     assert cli(["view", str(plain / "predictions.jsonl"), "--out", str(plain / "view.html")]) == 0
     assert "tool call" in open(plain / "view.html", encoding="utf-8").read()

@@ -48,7 +48,7 @@ def test_every_question_and_sample_has_one_row(vstar_run):
 def test_forced_crop_is_executed_and_the_model_continues_after_it(vstar_run):
     for r in vstar_run["rows"]:
         op = r["operations"][0]
-        assert op["tool"] == "crop_image_normalized" and op["error"] is None and r["num_ops"] >= 1
+        assert op["tool"] == "crop_image_normalized" and op["error"] is None and r["num_operations"] >= 1
         x1, y1, x2, y2 = r["crops"][0]["box"]
         assert 0 <= x1 < x2 <= 448 and 0 <= y1 < y2 <= 336 and r["crops"][0]["image"] == 1
         assert r["turns"] >= 2 and r["termination"] in ("answer", "no_answer", "truncated", "max_response_tokens")

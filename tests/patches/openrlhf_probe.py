@@ -20,10 +20,9 @@ def main(document_path: str) -> None:
     from openrlhf.trainer.ppo_trainer import PPOTrainer
     from openrlhf.utils import get_strategy
 
-    from openrlhf_ext.rl_config import RLConfig, from_dict
-    from openrlhf_ext.rollout_config import RolloutConfig
     from openrlhf_ext.run_config import RunConfig, attach
     from openrlhf_ext.train import from_plain
+    from pixel_reasoner import settings
 
     hooks = train_ppo_ray.pixel_reasoner
     report = {"module": train_ppo_ray.__file__,
@@ -43,8 +42,7 @@ def main(document_path: str) -> None:
         document = json.load(f)
     args = from_plain(document["openrlhf"])
     args.pr = SimpleNamespace(enable=True)
-    attach(args, RunConfig(rl=from_dict(RLConfig, document["pixel_reasoner"]),
-                           rollout=RolloutConfig.from_dict(document["rollout"])))
+    attach(args, settings.build(RunConfig, document["pixel_reasoner"]))
     sync_cls = hooks.actor_class(args, PPOTrainer)
     trainer = sync_cls.__ray_actor_class__(args.actor.model_name_or_path, get_strategy(args), None, None, None, None,
                                            None, do_sample=True, max_len=args.data.max_len, max_new_tokens=None,

@@ -49,9 +49,9 @@ def dry_run(patched_openrlhf, rl_inputs, upstream_argv, tmp_path_factory) -> tup
     """The real `python -m openrlhf.cli.train_ppo_ray --pr.enable --pr.dry_run` of the patched tree, our flags
     included, and the resolved configuration it printed."""
     run_dir = str(tmp_path_factory.mktemp("probe") / "run")
-    done = patched_cli(patched_openrlhf, ["--pr.enable", "--pr.dry_run", "--pr.curiosity.alpha", "0.25",
-                                          "--pr.log.run_dir", run_dir, "--pr.rollout_config",
-                                          rl_inputs["rollout_config"], *upstream_argv])
+    done = patched_cli(patched_openrlhf, ["--pr.enable", "--pr.dry_run", "--pr.set",
+                                          "rewards.settings.curiosity.weight=0.25", "--pr.log.run_dir", run_dir,
+                                          "--pr.config", rl_inputs["settings"], *upstream_argv])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("==> resolved (JSON): "))
     return done, json.loads(line.split(": ", 1)[1])
@@ -73,7 +73,7 @@ def probe(patched_openrlhf, dry_run, tmp_path_factory) -> dict:
 def test_patched_cli_dry_run_validates_and_defaults_to_our_agent(dry_run):
     done, document = dry_run
     assert "dry run (--pr.dry_run): configuration valid" in done.stdout
-    assert document["pixel_reasoner"]["curiosity"]["alpha"] == 0.25  # our flag reached our config
+    assert document["pixel_reasoner"]["rewards"]["settings"]["curiosity"]["weight"] == 0.25  # our flag reached it
     assert document["openrlhf"]["train"]["agent_func_path"] == AGENT  # the default agent is ours
     assert document["openrlhf"]["reward"]["remote_url"] == ["agent"]  # and upstream's post-processing saw it
     assert "ERROR" not in done.stdout
@@ -81,9 +81,9 @@ def test_patched_cli_dry_run_validates_and_defaults_to_our_agent(dry_run):
 
 def test_patched_parser_has_our_flags_and_the_patched_code_calls_our_hooks(patched_openrlhf, probe):
     done = patched_cli(patched_openrlhf, ["--help"])
-    for flag in ("--pr.enable", "--pr.dry_run", "--pr.curiosity.alpha", "--pr.ssr.enabled", "--pr.ssr.batch_fraction",
-                 "--pr.rollout.limits.max_images", "--pr.rollout.budgets.preset", "--pr.rollout_config",
-                 "--pr.cpu.enabled"):
+    for flag in ("--pr.enable", "--pr.dry_run", "--pr.config", "--pr.set", "--pr.ssr.enabled",
+                 "--pr.ssr.batch_fraction", "--pr.rollout.limits.max_images", "--pr.rollout.budget_preset",
+                 "--pr.rollout.crop_max_pixels", "--pr.rewards.terms", "--pr.cpu.enabled"):
         assert flag in done.stdout, flag
     assert probe["train_calls"] == ["actor_class", "finish_run", "prepare_run", "vllm_engine_options"]
     assert probe["async_calls"] == ["actor_class"]  # the async trainer creates our rollout and training actors
@@ -96,7 +96,7 @@ def test_patched_train_builds_our_trainer_and_experience_maker(probe, dry_run):
                                   "TrainingActor": "PixelReasonerTrainingActor"}
     described = enabled["described"]
     assert described["experience_maker"] == "PixelReasonerExperienceMaker"
-    assert described["config"]["curiosity"]["alpha"] == 0.25  # --pr.curiosity.alpha, inside upstream's args
+    assert described["config"]["rewards"]["settings"]["curiosity"]["weight"] == 0.25  # inside upstream's args
     assert described["ssr_target"] == 8  # one train batch: a 4-sample rollout is smaller
     assert described["rollout_request_tokenizer"] == "RolloutContext"
     assert enabled["max_steps"] == 4  # upstream's 2 optimizer steps, scaled by SSR's 8 trained per 4 generated
@@ -118,12 +118,16 @@ def test_without_enable_the_patched_cli_is_upstream(probe, patched_openrlhf, ups
     assert refused.returncode == 2 and "--pr.ssr.capacity given without --pr.enable" in refused.stderr
 
 
-def test_our_launcher_runs_the_patched_cli(patched_openrlhf, upstream_argv, rl_inputs):
+def test_our_launcher_runs_the_patched_cli_and_reads_the_old_flags(patched_openrlhf, upstream_argv, rl_inputs):
     done = subprocess.run([sys.executable, "-m", "openrlhf_ext.train", "--dry-run", "--pr.curiosity.alpha", "0.3",
-                           "--pr.rollout_config", rl_inputs["rollout_config"], *upstream_argv],
+                           "--pr.config", rl_inputs["settings"], *upstream_argv],
                           env=patched_env(patched_openrlhf), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "configuration valid" in done.stdout and '"alpha": 0.3' in done.stdout
+    resolved = json.loads(next(x for x in done.stdout.splitlines() if x.startswith("==> resolved (JSON): "))
+                          .split(": ", 1)[1])
+    assert "configuration valid" in done.stdout
+    assert resolved["pixel_reasoner"]["rewards"]["settings"]["curiosity"]["weight"] == 0.3
+    assert "curiosity.alpha is deprecated, use rewards.settings.curiosity.weight" in done.stderr
 
 
 def test_upstream_bundled_tests_pass_on_the_patched_tree(patched_openrlhf):

@@ -132,7 +132,7 @@ def test_synthesised_trajectories_pass_the_sft_validator(quickstart):
     data = out / "synthesis" / "trajectories.jsonl"
     trajectories = [t for _, t in read_trajectories(str(data))]
     assert len(trajectories) >= 8
-    assert {t.kind for t in trajectories} & {"recrop_once", "recrop_twice", "further_zoom_in", "reselect"}
+    assert {t.trajectory_type for t in trajectories} & {"recrop_once", "recrop_twice", "further_zoom_in", "reselect"}
     assert all(t.validate(root=str(out / "synthesis"), where=t.id) == [] for t in trajectories)
     args = SFTScriptArguments(data_files=[str(data)])
     prepared = prepare_samples(args, load_processor(str(out / "model"), args.budgets()), 4096, progress=False)
@@ -166,14 +166,14 @@ def test_rl_ran_grpo_steps_with_curiosity_and_ssr(quickstart):
     steps = [json.loads(line) for line in (out / "rl" / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(steps) >= 3
     for step in steps:
-        for key in ("curiosity/rapr_mean", "curiosity/bonus_mean", "curiosity/penalty_mean",
+        for key in ("rollout/rapr_mean", "reward/curiosity_mean", "reward/efficiency_mean",
                     "ssr/replayed_share", "ssr/buffer_size", "ssr/reward_uniform_group_ratio"):
             assert math.isfinite(step[key]), (key, step)
         assert step["ssr/batch_multiple_of_train_batch"] == 1
     # a step with nothing to learn from (a reward-uniform group, empty replay buffer) is skipped, as SSR must
     trained = [s for s in steps if not s["ssr/skipped_step"]]
     assert len(trained) >= 3 and all(math.isfinite(s["policy_loss"]) and s["ssr/batch_size"] > 0 for s in trained)
-    assert any(s["curiosity/bonus_mean"] > 0 for s in steps) and any(s["ssr/replayed_share"] > 0 for s in steps)
+    assert any(s["reward/curiosity_mean"] > 0 for s in steps) and any(s["ssr/replayed_share"] > 0 for s in steps)
     config = json.loads((out / "rl" / "run" / "config.json").read_text())
     assert str(out / "sft") in json.dumps(config)  # the RL run started from the SFT checkpoint
     assert "| step |" in quickstart["stdout"]  # the per-step statistics were printed

@@ -93,9 +93,10 @@ def test_curiosity_bonus_and_penalty_were_applied_per_group(run):
         assert g["rapr"] == pytest.approx(rapr)
         bonus = alpha * max(h - rapr, 0.0) * pixel_reasoning
         penalty = beta * np.minimum(n_free - n_vo, 0)
-        assert g["bonus"] == pytest.approx(bonus.tolist())
-        assert g["penalty"] == pytest.approx(penalty.tolist())
-        shaped = np.array(g["correctness"]) + bonus + penalty
+        assert g["terms"]["curiosity"] == pytest.approx(bonus.tolist())
+        assert g["terms"]["efficiency"] == pytest.approx(penalty.tolist())
+        assert g["terms"]["correctness"] == g["correct"]  # weight 1
+        shaped = np.array(g["correct"]) + bonus + penalty
         assert g["reward"] == pytest.approx(shaped.tolist())
         expected_adv = shaped - shaped.mean()  # the recipe's dr_grpo: the official GRPO, r' − mean(group)
         assert g["advantage"] == pytest.approx(expected_adv.tolist(), abs=1e-3)
@@ -103,7 +104,7 @@ def test_curiosity_bonus_and_penalty_were_applied_per_group(run):
         penalty_seen += int((penalty < 0).sum())
     assert bonus_seen == 3 and penalty_seen >= 1  # RaPR 1/4 < H in each mixed group; n_vo = 2 in mixed-a
     for m in run["metrics"]:
-        assert {"curiosity/rapr_mean", "curiosity/bonus_mean", "curiosity/penalty_mean",
+        assert {"rollout/rapr_mean", "reward/curiosity_mean", "reward/efficiency_mean", "reward/correctness_mean",
                 "ssr/reward_uniform_group_ratio"} <= set(m)
 
 
@@ -147,13 +148,13 @@ def test_every_metric_of_ours_reaches_upstreams_tensorboard_logger(run):
         for key, value in m.items():
             if key not in ("step", "time_s"):  # time_s is our record's own clock
                 assert scalars[f"train/{key}"][m["step"]] == pytest.approx(value, rel=1e-5, abs=1e-6), key
-    ours = {"curiosity/rapr_mean", "curiosity/bonus_mean", "curiosity/penalty_mean", "curiosity/correctness_mean",
+    ours = {"rollout/rapr_mean", "reward/curiosity_mean", "reward/efficiency_mean", "reward/correctness_mean",
             "ssr/reward_uniform_group_ratio", "ssr/replayed_share", "ssr/buffer_size", "agent/num_operations_mean",
-            "agent/used_pixel_reasoning_mean", "agent/num_operation_errors_mean", "agent/operation_error_rate",
-            "correctness_reward", "curiosity_bonus", "efficiency_penalty", "ssr_replayed"}
+            "agent/num_operation_errors_mean", "agent/operation_error_rate", "agent/correct_mean",
+            "reward/correctness", "reward/curiosity", "reward/efficiency", "ssr_replayed"}
     trained = [m for m in run["metrics"] if m["ssr/skipped_step"] == 0.0]
     assert ours <= {k for m in trained for k in m} and all(f"train/{k}" in scalars for k in ours)
     for m in run["metrics"]:  # over the step's own samples (groups.jsonl), not the SSR batch
         groups = [g for g in run["groups"] if g["step"] == m["step"]]
         assert m["agent/num_operations_mean"] == pytest.approx(np.mean([g["num_operations"] for g in groups]))
-        assert m["curiosity/rapr_mean"] == pytest.approx(np.mean([g["rapr"] for g in groups]))
+        assert m["rollout/rapr_mean"] == pytest.approx(np.mean([g["rapr"] for g in groups]))

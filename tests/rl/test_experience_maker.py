@@ -1,10 +1,12 @@
-"""Curiosity + upstream GRPO advantages + SSR on OpenRLHF's real `Experience` objects and experience maker.
+"""The group reward terms (curiosity) + upstream GRPO advantages + SSR on OpenRLHF's real `Experience` objects and experience maker.
 
 The experiences are built the way upstream's `SamplesGenerator` builds them (one per rollout sample, with
 multimodal training inputs), grouped by upstream's `split_rollout_samples`, and pushed through our
 `PixelReasonerExperienceMaker.compute_advantages_and_returns` (which calls upstream's GRPO code); what comes
 out is then loaded into upstream's actor-side `NaiveReplayBuffer` and collated like the actor's DataLoader.
 """
+import copy
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -14,7 +16,11 @@ import torch
 
 pytest.importorskip("openrlhf")
 
-from openrlhf_ext.rl_config import RLConfig, RunLogConfig  # noqa: E402
+from openrlhf_ext.run_config import RunConfig, RunLogConfig  # noqa: E402
+from pixel_reasoner import settings  # noqa: E402
+from pixel_reasoner.errors import DataError  # noqa: E402
+from pixel_reasoner.rewards import SampleOutcome  # noqa: E402
+from pixel_reasoner.rewards.shaping import RewardConfig, sample_rewards  # noqa: E402
 from pixel_reasoner.ssr import SSRConfig  # noqa: E402
 
 PAD = 151643
@@ -36,11 +42,19 @@ ARGV = ("--actor.model_name_or_path", "m", "--algo.advantage.estimator", "group_
         "--data.max_images_per_prompt", "3")
 
 
-def make_sample(sample_id: int, reward: float, n_vo: int, images: int | None = None) -> "Experience":
-    """One rollout sample as upstream's `_process_response_into_experience` makes it; `images` produced by its
-    operations (default: every operation executed and produced one)."""
+def make_sample(sample_id: int, correct: float, n_vo: int, images: int | None = None,
+                terms: RewardConfig = RewardConfig()) -> "Experience":
+    """One rollout sample as upstream's `_process_response_into_experience` makes it from our agent's response:
+    the reward and logs the agent reports (the outcome, the sample terms scored by `terms`); `images` produced by
+    its operations (default: every operation executed and produced one)."""
     images = n_vo if images is None else images
     from openrlhf.trainer.ppo_utils.experience import Experience
+
+    outcome = SampleOutcome(correct=correct, num_operations=n_vo, num_operation_errors=n_vo - min(images, n_vo),
+                            num_images=images, turns=1 + n_vo, answered=True, truncated=False, is_video=False)
+    contributions = sample_rewards(outcome, terms.active())
+    reward = sum(contributions.values())
+    logs = {key: torch.tensor([value]) for key, value in {**outcome.to_logs(), **contributions}.items()}
 
     prompt_len, action_len = 5, 3 + sample_id % 3  # different lengths -> padding inside micro-batches
     sequences = torch.full((prompt_len + action_len,), 1000 + sample_id, dtype=torch.long)
@@ -52,17 +66,17 @@ def make_sample(sample_id: int, reward: float, n_vo: int, images: int | None = N
         sequences=sequences.unsqueeze(0), attention_mask=torch.ones_like(sequences).unsqueeze(0),
         action_mask=action_mask[1:].unsqueeze(0), prompts=[f"q{sample_id // N}"], labels=[f"label{sample_id // N}"],
         images=[[f"img{sample_id // N}.png"]], mm_train_inputs=[mm], rewards=torch.tensor([reward]),
-        scores=torch.tensor([reward]), response_length=torch.tensor([action_len]), truncated=torch.tensor([False]),
+        scores=torch.tensor([correct]), response_length=torch.tensor([action_len]), truncated=torch.tensor([False]),
         total_length=torch.tensor([float(len(sequences))]),
-        info={"reward": torch.tensor([reward]), "score": torch.tensor([reward]),
-              "response_clip_ratio": torch.tensor([False]), "num_operations": torch.tensor([float(n_vo)]),
-              "num_images": torch.tensor([float(images)]), "is_video": torch.tensor([0.0])})
+        info={"reward": torch.tensor([reward]), "score": torch.tensor([correct]),
+              "response_clip_ratio": torch.tensor([False]), **logs})
 
 
-def make_step(maker, rewards, n_vo, images=None):
-    """Rollout samples -> micro-batches (upstream) -> log-probs filled as `make_experience` would."""
-    images = images or [None] * len(rewards)
-    samples = [make_sample(i, r, k, m) for i, (r, k, m) in enumerate(zip(rewards, n_vo, images))]
+def make_step(maker, correct, n_vo, images=None):
+    """Rollout samples (scored by the maker's reward terms) -> micro-batches (upstream) -> log-probs filled as
+    `make_experience` would."""
+    images = images or [None] * len(correct)
+    samples = [make_sample(i, c, k, m, maker.run.rewards) for i, (c, k, m) in enumerate(zip(correct, n_vo, images))]
     experiences = maker.split_rollout_samples(samples)
     for e in experiences:
         e.action_log_probs = -torch.rand(e.action_mask.shape) * e.action_mask
@@ -76,12 +90,12 @@ def maker(trainer_module, tmp_path, upstream_args):
     """Our experience maker on the namespace upstream's parser and post-processing make of ARGV (+ extra flags)."""
     from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
 
-    def build(ssr=SSRConfig(), extra=()):
+    def build(ssr=SSRConfig(), extra=(), rewards=RewardConfig()):
         args = upstream_args(ARGV + tuple(extra))
-        cfg = RLConfig(ssr=ssr, log=RunLogConfig(run_dir=str(tmp_path)))
+        run = RunConfig(rewards=rewards, ssr=ssr, log=RunLogConfig(run_dir=str(tmp_path)))
         return trainer_module.PixelReasonerExperienceMaker(
             None, None, None, None, FixedKLController(0.0), SimpleNamespace(args=args),
-            SimpleNamespace(pad_token_id=PAD), rl_config=cfg, rollout_size=N * QUERIES,
+            SimpleNamespace(pad_token_id=PAD), run=run, rollout_size=N * QUERIES,
             train_batch_size=TRAIN_BATCH, group_log_path=str(tmp_path / "groups.jsonl"))
     return build
 
@@ -94,17 +108,20 @@ def test_curiosity_then_grpo_then_ssr_on_real_experiences(maker, tmp_path, train
     m = maker()
     m.current_step = 1
     # q0: all wrong, one of 4 crops -> RaPR 1/4 -> bonus 0.025 breaks uniformity
-    # q1: all right, crops [1,2,1,1] -> penalty -0.05 on sample 5
+    # q1: all right, crops [1,2,1,1] -> penalty -0.05 on sample 5 (scored by the agent)
     # q2: mixed correctness; q3: all wrong, no crop -> uniform, zero advantage
-    rewards = [0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0]
+    correct = [0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0]
     n_vo = [1, 0, 0, 0, 1, 2, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0]
-    experiences = make_step(m, rewards, n_vo)
+    experiences = make_step(m, correct, n_vo)
+    agent = {idx: float(e.rewards[i]) for e in experiences for i, idx in enumerate(e.index)}
+    assert agent[5] == pytest.approx(0.95) and agent[0] == 0.0  # the agent's reward: the sample terms only
     out = m.compute_advantages_and_returns(experiences)
 
     fresh = {}
     for e in m.fresh_experiences:
         for i, idx in enumerate(e.index):
-            fresh[idx] = (float(e.rewards[i]), float(e.info["curiosity_bonus"][i]), float(e.info["efficiency_penalty"][i]),
+            fresh[idx] = (float(e.rewards[i]), float(e.info["reward/curiosity"][i]),
+                          float(e.info["reward/efficiency"][i]),
                           float((e.advantages[i] * e.action_mask[i]).sum() / e.action_mask[i].sum()))
     assert fresh[0][1] == pytest.approx(0.5 * (0.3 - 0.25)) and fresh[1][1] == 0.0
     assert fresh[5][2] == pytest.approx(-0.05) and fresh[4][2] == 0.0
@@ -117,8 +134,9 @@ def test_curiosity_then_grpo_then_ssr_on_real_experiences(maker, tmp_path, train
     assert len(out) == 8 and len(out) % TRAIN_BATCH == 0
     assert m.step_stats["ssr/fresh_informative"] == 12.0
     assert m.step_stats["ssr/reward_uniform_group_ratio"] == 0.25
-    assert m.step_stats["curiosity/uniform_group_ratio_correctness"] == 0.75  # q0, q1, q3
-    originals = {i: make_sample(i, rewards[i], n_vo[i]) for i in range(16)}
+    assert m.step_stats["reward/uniform_group_ratio_correctness"] == 0.75  # q0, q1, q3
+    assert m.step_stats["reward/curiosity_nonzero_share"] == pytest.approx(1 / 16)
+    originals = {i: make_sample(i, correct[i], n_vo[i]) for i in range(16)}
     for e in out:
         sid = sample_id(e)
         assert sid < 12 and len(e.sequences) == 1
@@ -130,7 +148,9 @@ def test_curiosity_then_grpo_then_ssr_on_real_experiences(maker, tmp_path, train
 
     records = [json.loads(line) for line in open(tmp_path / "groups.jsonl")]
     assert [r["rapr"] for r in records] == [0.25, 1.0, 0.5, 0.0]
-    assert records[0]["bonus"][0] == pytest.approx(0.025) and records[1]["penalty"][1] == pytest.approx(-0.05)
+    assert records[0]["terms"]["curiosity"][0] == pytest.approx(0.025)
+    assert records[1]["terms"]["efficiency"][1] == pytest.approx(-0.05)
+    assert records[2]["terms"]["correctness"] == [1.0, 0.0, 1.0, 0.0] and records[2]["correct"] == [1, 0, 1, 0]
 
 
 def test_uniform_steps_skip_then_replay_and_actor_side_batching(maker, trainer_module, monkeypatch):
@@ -166,12 +186,12 @@ def test_uniform_steps_skip_then_replay_and_actor_side_batching(maker, trainer_m
     assert mm["pixel_values"].shape[0] == int(mm["image_grid_thw"].prod(-1).sum())
 
 
-def test_missing_sample_log_names_the_key(maker, trainer_module):
+def test_missing_sample_log_names_the_key(maker):
     m = maker()
     experiences = make_step(m, [1, 0, 0, 0] * 4, [0] * 16)
     for e in experiences:
         del e.info["num_operations"]
-    with pytest.raises(trainer_module.MissingSampleLog, match="num_operations"):
+    with pytest.raises(DataError, match="lack \\['num_operations'\\]; group reward terms read"):
         m.compute_advantages_and_returns(experiences)
 
 
@@ -182,18 +202,15 @@ def test_ssr_disabled_returns_upstream_batch(maker):
     assert sum(len(e.sequences) for e in out) == 16
 
 
-def test_curiosity_off_without_sample_logs_still_reports_uniform_groups(maker):
-    from pixel_reasoner.curiosity import CuriosityConfig
-
-    m = maker()
-    m.rl_config = RLConfig(curiosity=CuriosityConfig(enabled=False), ssr=m.rl_config.ssr, log=m.rl_config.log)
+def test_without_group_terms_an_agent_without_outcome_logs_still_reports_uniform_groups(maker):
+    m = maker(rewards=RewardConfig(terms=("correctness",)))
     experiences = make_step(m, [1, 0, 0, 0] + [0] * 12, [0] * 16)
     for e in experiences:
         del e.info["num_operations"]
     out = m.compute_advantages_and_returns(experiences)
     assert len(out) == 8
     assert m.step_stats["ssr/reward_uniform_group_ratio"] == 0.75
-    assert "curiosity/bonus_mean" not in m.step_stats
+    assert "reward/curiosity_mean" not in m.step_stats and m.step_stats["reward/correctness_mean"] == 1 / 16
 
 
 # ---------------------------------------------------------------- the recipe's advantage estimator (paper example)
@@ -209,27 +226,26 @@ def recipe(dry_run, rl_7b_recipe_argv) -> dict:
 def recipe_maker(trainer_module, tmp_path, recipe, estimator: str | None = None, alpha: float | None = None):
     """Our experience maker configured exactly as `recipes/rl_7b.sh` configures it, with SSR off and optionally
     another advantage estimator (upstream's post-processing does not depend on it) or curiosity α."""
-    import dataclasses
-
     from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
 
-    from openrlhf_ext import rl_config, train
+    from openrlhf_ext import train
 
     args = train.from_plain(recipe["openrlhf"])
     if estimator is not None:
         args.algo.advantage.estimator = estimator
-    cfg = rl_config.from_dict(RLConfig, recipe["pixel_reasoner"])
-    curiosity = cfg.curiosity if alpha is None else dataclasses.replace(cfg.curiosity, alpha=alpha)
-    cfg = dataclasses.replace(cfg, curiosity=curiosity, ssr=SSRConfig(enabled=False),
+    ours = copy.deepcopy(recipe["pixel_reasoner"])
+    if alpha is not None:
+        ours["rewards"]["settings"]["curiosity"]["weight"] = alpha
+    run = dataclasses.replace(settings.build(RunConfig, ours), ssr=SSRConfig(enabled=False),
                               log=RunLogConfig(run_dir=str(tmp_path)))
     return trainer_module.PixelReasonerExperienceMaker(
         None, None, None, None, FixedKLController(0.0), SimpleNamespace(args=args), SimpleNamespace(pad_token_id=PAD),
-        rl_config=cfg, rollout_size=args.rollout.n_samples_per_prompt, train_batch_size=args.train.batch_size)
+        run=run, rollout_size=args.rollout.n_samples_per_prompt, train_batch_size=args.train.batch_size)
 
 
-def group_advantages(maker, rewards, n_vo) -> np.ndarray:
-    out = maker.compute_advantages_and_returns(make_step(maker, rewards, n_vo))
-    adv = np.empty(len(rewards))
+def group_advantages(maker, correct, n_vo) -> np.ndarray:
+    out = maker.compute_advantages_and_returns(make_step(maker, correct, n_vo))
+    adv = np.empty(len(correct))
     for e in out:
         for i, idx in enumerate(e.index):
             adv[idx] = float((e.advantages[i] * e.action_mask[i]).sum() / e.action_mask[i].sum())
@@ -245,7 +261,7 @@ def test_recipe_advantages_keep_alpha_and_beta_on_the_papers_example(trainer_mod
     """The official GRPO (r − mean(group), `dr_grpo` upstream): the bonus moves the tool user by 7/8 · 0.0875."""
     maker = recipe_maker(trainer_module, tmp_path, recipe)
     assert maker.args.rollout.n_samples_per_prompt == 8 and maker.args.algo.advantage.estimator == "dr_grpo"
-    assert maker.rl_config.curiosity.alpha == 0.5
+    assert maker.run.rewards.to_dict()["settings"]["curiosity"]["weight"] == 0.5
     adv = group_advantages(maker, *ALL_WRONG_ONE_TOOL_USER)
     assert adv[0] == pytest.approx(0.0875 * 7 / 8, abs=1e-6)  # +0.077, not +2.47
     assert adv[1:] == pytest.approx([-0.0875 / 8] * 7, abs=1e-6)
@@ -270,14 +286,14 @@ def test_group_norm_remains_an_option_and_makes_alpha_scale_free(trainer_module,
 def test_recipe_bounds_the_loss_of_stale_negative_replays(recipe):
     """SSR `keep` mode replays samples with their generation-time log-probs, up to tens of optimizer steps old.
     With A < 0 plain PPO's loss −r·A grows without bound in r; the recipe's dual clip caps it at dual_clip·|A|."""
-    from openrlhf_ext import rl_config, train
+    from openrlhf_ext import train
     from openrlhf_ext.compat import install_flash_attn_stub
 
     install_flash_attn_stub()  # openrlhf.models imports flash_attn at module level
     from openrlhf.models.loss import PolicyLoss
 
     a = train.from_plain(recipe["openrlhf"])
-    ssr = rl_config.from_dict(RLConfig, recipe["pixel_reasoner"]).ssr
+    ssr = settings.build(RunConfig, recipe["pixel_reasoner"]).ssr
     assert ssr.enabled and ssr.stale_logprobs == "keep"
     loss_fn = PolicyLoss(clip_eps_low=a.actor.eps_clip_low_high[0], clip_eps_high=a.actor.eps_clip_low_high[1],
                          dual_clip=a.actor.dual_clip, token_level_loss=a.actor.loss_agg_mode == "token-mean",
@@ -320,8 +336,8 @@ def test_a_response_whose_calls_all_failed_earns_no_curiosity_bonus(maker, tmp_p
     m.compute_advantages_and_returns(make_step(m, [0.0] * 16, [1, 1] + [0] * 14, images=[1, 0] + [0] * 14))
     record = json.loads(open(tmp_path / "groups.jsonl").readline())
     assert record["pixel_reasoning"] == [1, 0, 0, 0] and record["rapr"] == 0.25
-    assert record["bonus"] == pytest.approx([0.025, 0.0, 0.0, 0.0])
-    assert m.step_stats["curiosity/failed_calls_only_share"] == pytest.approx(1 / 16)
+    assert record["terms"]["curiosity"] == pytest.approx([0.025, 0.0, 0.0, 0.0])
+    assert m.step_stats["rollout/failed_calls_only_share"] == pytest.approx(1 / 16)
 
 
 # ---------------------------------------------------------------- resuming, per-step agent numbers
@@ -365,15 +381,15 @@ def test_a_resumed_maker_continues_the_same_replay(maker, tmp_path):
 def test_agent_means_are_over_the_steps_fresh_samples(maker, trainer_module):
     m = maker()
     n_vo = [1, 0, 0, 0, 2, 2, 0, 0] + [0] * 8
-    experiences = make_step(m, [1, 0, 0, 0] * 4, n_vo)
-    failed = {0: 1.0, 4: 2.0}  # sample 0's one call and both of sample 4's failed
-    for e in experiences:
-        e.info["num_operation_errors"] = torch.tensor([failed.get(i, 0.0) for i in e.index])
-    out = m.compute_advantages_and_returns(experiences)
-    stats = trainer_module.agent_sample_means(m.fresh_experiences, m.rl_config)
+    images = [0, 0, 0, 0, 0, 2] + [0] * 10  # sample 0's one call and both of sample 4's failed
+    out = m.compute_advantages_and_returns(make_step(m, [1, 0, 0, 0] * 4, n_vo, images))
+    stats = trainer_module.agent_sample_means(m.fresh_experiences, m.run)
     assert stats["agent/num_operations_mean"] == pytest.approx(np.mean(n_vo))
-    assert stats["agent/num_images_mean"] == pytest.approx(np.mean(n_vo))  # make_sample: one image per operation
+    assert stats["agent/num_images_mean"] == pytest.approx(2 / 16)
     assert stats["agent/num_operation_errors_mean"] == pytest.approx(3 / 16)
     assert stats["agent/operation_error_rate"] == pytest.approx(3 / 5)
-    assert "agent/turns_mean" not in stats  # these samples carry no `turns`
+    assert stats["agent/turns_mean"] == pytest.approx(1 + np.mean(n_vo))  # make_sample: one turn per operation + 1
+    narrow = dataclasses.replace(m.run, log=dataclasses.replace(m.run.log, sample_means=("turns", "no_such_log")))
+    assert set(trainer_module.agent_sample_means(m.fresh_experiences, narrow)) == {
+        "agent/turns_mean", "agent/operation_error_rate"}  # keys the samples do not carry are left out
     assert len(out) == 8  # the SSR batch is another set of samples; the means above are the rollout's

@@ -17,7 +17,9 @@ from openrlhf_ext import train
 from openrlhf_ext.cpu_mode import CpuModeConfig
 from openrlhf_ext.rollout_config import RolloutConfig
 from openrlhf_ext.run_config import RunConfig
+from pixel_reasoner import settings
 from pixel_reasoner.config import PixelBudgets
+from pixel_reasoner.rewards.shaping import RewardConfig
 from pixel_reasoner.ssr import SSRConfig
 
 AGENT = os.path.join(os.path.dirname(train.__file__), "agent.py")
@@ -33,14 +35,15 @@ def valid_argv(tiny_rl_inputs, tmp_path_factory):
             "--data.max_images_per_prompt", "16", "--vllm.num_engines", "1", "--algo.advantage.estimator",
             "group_norm", "--algo.kl.init_coef", "0", "--rollout.n_samples_per_prompt", "4",
             "--rollout.batch_size", "2", "--train.batch_size", "8", "--ckpt.output_dir", str(out / "out"),
-            "--pr.rollout_config", tiny_rl_inputs["rollout_config"]]
+            "--pr.config", tiny_rl_inputs["settings"]]
 
 
 @pytest.fixture(scope="module")
 def resolved(valid_argv, dry_run):
     """The real dry run of a valid command with some of our flags."""
-    code, out, document = dry_run(valid_argv + ["--pr.curiosity.alpha", "0.7", "--pr.curiosity.beta",
-                                                         "0.1", "--pr.rollout.budgets.crop.max_pixels", "20000"])
+    code, out, document = dry_run(valid_argv + ["--pr.set", "rewards.settings.curiosity.weight=0.7", "--pr.set",
+                                                "rewards.settings.efficiency.weight=0.1",
+                                                "--pr.rollout.crop_max_pixels", "20000"])
     assert code == 0, out[-4000:]
     return out, document
 
@@ -49,12 +52,14 @@ def test_dry_run_resolves_our_flags_over_upstreams_and_starts_nothing(resolved, 
     out, document = resolved
     assert "dry run (--pr.dry_run): configuration valid" in out
     ours = document["pixel_reasoner"]
-    assert (ours["curiosity"]["alpha"], ours["curiosity"]["beta"]) == (0.7, 0.1)
+    terms = ours["rewards"]["settings"]
+    assert (terms["curiosity"]["weight"], terms["efficiency"]["weight"]) == (0.7, 0.1)
+    assert terms["curiosity"]["rapr_threshold"] == 0.3  # every term's full settings are recorded
     assert ours["ssr"]["capacity"] == 8  # resolved from upstream's flags: one rollout
     assert ours["log"]["run_dir"].endswith(os.path.join("out", "pixel_reasoner"))
-    rollout = document["rollout"]
-    assert rollout["budgets"]["crop"]["max_pixels"] == 20000  # a --pr.rollout.* flag over the file
-    assert rollout["budgets"]["original"]["max_pixels"] == 48 * 784  # from --pr.rollout_config
+    rollout = ours["rollout"]
+    assert rollout["crop_max_pixels"] == 20000  # a --pr.rollout.* flag over the recipe file
+    assert rollout["original_max_pixels"] == 48 * 784  # from the recipe file (--pr.config)
     assert rollout["forced_turns"]  # the CPU demo's schedules, from the file
     assert document["openrlhf"]["rollout"]["n_samples_per_prompt"] == 4
     assert document["openrlhf"]["train"]["agent_func_path"] == AGENT
@@ -74,8 +79,8 @@ def test_help_lists_ours_with_upstreams_and_a_typo_is_an_error(valid_argv, dry_r
     assert done.returncode == 0, done.stderr[-3000:]
     assert "--pr.ssr.stale_logprobs" in done.stdout and "--pr.rollout.limits.max_operations" in done.stdout
     assert "--pr.cpu.enabled" in done.stdout and "--algo.advantage.estimator" in done.stdout
-    code, out, _ = dry_run(valid_argv + ["--pr.curiosity.alpah", "0.7"])
-    assert code == 2 and "unrecognized arguments: --pr.curiosity.alpah" in out
+    code, out, _ = dry_run(valid_argv + ["--pr.ssr.capacty", "7"])
+    assert code == 2 and "unrecognized arguments: --pr.ssr.capacty" in out
 
 
 def test_an_unpatched_openrlhf_is_refused_with_how_to_patch_it():
@@ -97,12 +102,10 @@ def test_an_unpatched_openrlhf_is_refused_with_how_to_patch_it():
 def launch(document, **changes) -> train.Launch:
     """The dry run's launch with upstream values changed (`section__key=value`) and/or our configs replaced."""
     args = train.from_plain(copy.deepcopy(document["openrlhf"]))
-    run = RunConfig(rl=train.rl_config.from_dict(train.RLConfig, document["pixel_reasoner"]),
-                    rollout=RolloutConfig.from_dict(document["rollout"]),
-                    cpu=CpuModeConfig())
+    run = settings.build(RunConfig, {**document["pixel_reasoner"], "cpu": {}})
     given = {}
     for key, value in changes.items():
-        if key in ("rollout", "cpu", "rl"):
+        if key in ("rollout", "cpu", "ssr", "rewards"):
             run = dataclasses.replace(run, **{key: value})
             continue
         *path, leaf = key.split("__")
@@ -121,9 +124,9 @@ def launch(document, **changes) -> train.Launch:
     ({"vllm__num_engines": 0}, "--vllm.num_engines must be >= 1"),
     ({"data__prompt_dataset": "/nonexistent/prompts.jsonl"}, "no such file or directory"),
     ({"algo__advantage__estimator": "reinforce"}, "SSR selects samples by their group-relative advantage"),
-    ({"rollout": RolloutConfig(budgets=PixelBudgets.paper_eval())}, "the processor would resize the images again"),
+    ({"rollout": RolloutConfig(budget_preset="paper_eval")}, "the processor would resize the images again"),
     ({"rollout__n_samples_per_prompt": 1, "algo__advantage__estimator": "reinforce",
-      "rl": train.RLConfig(ssr=SSRConfig(enabled=False))}, "curiosity needs several samples per query"),
+      "ssr": SSRConfig(enabled=False)}, "the reward term(s) ['curiosity'] need several samples per query"),
     ({"algo__advantage__estimator": "reinforce_baseline"}, "whitens the advantages over the whole batch"),
 ])
 def test_validation_refuses_what_upstream_lets_through(resolved, changes, message):
@@ -155,11 +158,8 @@ def test_dataset_rows_are_checked(resolved, tmp_path, tiny_rl_inputs):
     assert any("row 2: /nonexistent/missing.png" in e for e in problems.errors)
 
 
-def rl_with(document, section: str, **fields) -> train.RLConfig:
-    """The dry run's RL config with fields of one section changed."""
-    plain = copy.deepcopy(document["pixel_reasoner"])
-    plain[section].update(fields)
-    return train.rl_config.from_dict(train.RLConfig, plain)
+def only_correctness() -> RewardConfig:
+    return RewardConfig(terms=("correctness",))
 
 
 def test_report_prints_the_advantage_estimator_and_the_controller_memory(resolved, capsys):
@@ -175,7 +175,7 @@ def test_report_prints_the_advantage_estimator_and_the_controller_memory(resolve
 def test_group_norm_warns_that_alpha_and_beta_are_scale_free(resolved):
     warnings = train.validate(launch(resolved[1])).warnings  # the dry run resolved group_norm
     assert any(w.startswith("--algo.advantage.estimator group_norm: α and β are scale-free") for w in warnings)
-    off = launch(resolved[1], rl=rl_with(resolved[1], "curiosity", enabled=False))
+    off = launch(resolved[1], rewards=only_correctness())
     assert not any("α and β are scale-free" in w for w in train.validate(off).warnings)
 
 
@@ -186,7 +186,7 @@ def test_stale_replays_without_dual_clip_warn(resolved):
 
     assert stale_warning(launch(resolved[1]))
     assert not stale_warning(launch(resolved[1], actor__dual_clip=3))
-    assert not stale_warning(launch(resolved[1], rl=rl_with(resolved[1], "ssr", stale_logprobs="recompute")))
+    assert not stale_warning(launch(resolved[1], ssr=SSRConfig(stale_logprobs="recompute")))
 
 
 def test_budgets_that_differ_from_the_checkpoints_sft_run_are_a_warning_with_the_numbers(resolved, tmp_path,
@@ -200,7 +200,7 @@ def test_budgets_that_differ_from_the_checkpoints_sft_run_are_a_warning_with_the
     for name in os.listdir(tiny_rl_inputs["model"]):
         (checkpoint / name).symlink_to(os.path.join(tiny_rl_inputs["model"], name))
     chosen = launch(resolved[1], actor__model_name_or_path=str(checkpoint))
-    rollout = chosen.rollout.budgets
+    rollout = chosen.rollout.budgets()
     (checkpoint / SFT_RUN_CONFIG).write_text(json.dumps({"pixel_budgets": to_dict(rollout)}))
     assert not any("other sizes" in w for w in train.validate(chosen).warnings)
     trained = PixelBudgets(rollout.original, PixelBudget.tokens(4, 16), rollout.frame)

@@ -18,18 +18,20 @@ def test_rl_7b_recipe_dry_run_as_ray_job(ray_head, tiny_rl_inputs, tmp_path):
     assert done.returncode == 0, out[-4000:]
     assert "dry run (--pr.dry_run): configuration valid" in out and "succeeded" in out
     command = next(line for line in out.splitlines() if line.startswith("==> command:"))
-    assert "python -m openrlhf.cli.train_ppo_ray --pr.enable --pr.dry_run " in command  # the patched upstream CLI
+    assert "python -m openrlhf.cli.train_ppo_ray --pr.enable " in command and "--pr.dry_run" in command.split()
     for flag in ("--actor.model_name_or_path TIGER-Lab/PixelReasoner-WarmStart", "--rollout.n_samples_per_prompt 8",
-                 "--rollout.batch_size 512", "--train.batch_size 256", "--actor.adam.lr 1e-6",
+                 "--rollout.batch_size 512", "--train.batch_size 256", "--actor.adam.lr 1e-06",
                  "--actor.lr_scheduler cosine_with_min_lr", "--actor.lr_warmup_ratio 0.03",
                  "--algo.advantage.estimator dr_grpo", "--algo.kl.init_coef 0", "--vllm.num_engines 4",
                  "--actor.num_gpus_per_node 4", "--data.max_images_per_prompt 16", "--actor.dual_clip 3",
-                 "--pr.curiosity.alpha 0.5"):
+                 f"--pr.config {REPO / 'recipes' / 'rl_7b.yaml'}"):
         assert flag in command, flag
-    section = out[out.index("==> Pixel Reasoner RL configuration"):out.index("==> Rollout agent configuration")]
-    ours = json.loads(section.split("\n", 1)[1])
-    assert (ours["curiosity"]["alpha"], ours["curiosity"]["beta"], ours["curiosity"]["rapr_threshold"],
-            ours["curiosity"]["free_operations"]) == (0.5, 0.05, 0.3, 1)
+    section = out[out.index("==> Pixel Reasoner RL configuration"):out.index("==> OpenRLHF configuration")]
+    ours, _ = json.JSONDecoder().raw_decode(section.split("\n", 1)[1])  # the ssr_train_samples line follows
+    terms = ours["rewards"]["settings"]
+    assert (terms["curiosity"]["weight"], terms["efficiency"]["weight"], terms["curiosity"]["rapr_threshold"],
+            terms["efficiency"]["free_operations"]) == (0.5, 0.05, 0.3, 1)
+    assert ours["rollout"]["image_cache_bytes"] == 4 * 2**30  # the recipe's value over the default
     assert ours["ssr"]["enabled"] and ours["ssr"]["capacity"] == 4096
     assert "ssr_train_samples_per_step=2048" in out
     assert "==> advantage estimator: dr_grpo: A = r − mean(group)" in out

@@ -25,7 +25,7 @@ def test_recompute_on_two_zero3_ranks(tiny_rl_inputs, tmp_path, dry_run, rl_env)
         "--algo.advantage.estimator", "dr_grpo", "--algo.kl.init_coef", "0", "--rollout.n_samples_per_prompt", "2",
         "--rollout.batch_size", "2", "--rollout.micro_batch_size", "1", "--train.batch_size", "2",
         "--train.micro_batch_size", "1", "--algo.advantage.is_correction_level", "token",
-        "--pr.ssr.stale_logprobs", "recompute", "--pr.rollout_config", tiny_rl_inputs["rollout_config"],
+        "--pr.ssr.stale_logprobs", "recompute", "--pr.config", tiny_rl_inputs["settings"],
         "--ckpt.output_dir", str(tmp_path / "out")])
     assert code == 0, out[-4000:]
     path = tmp_path / "resolved.json"

@@ -71,7 +71,7 @@ def test_actors_construct_under_ray(ray_head, tiny_rl_inputs, tmp_path, dry_run)
                                    "--actor.num_gpus_per_node", "1", "--vllm.num_engines", "1",
                                    "--ckpt.output_dir", str(tmp_path / "out"),
                                    "--pr.log.run_dir", str(tmp_path / "run"),
-                                   "--pr.rollout_config", tiny_rl_inputs["rollout_config"]])
+                                   "--pr.config", tiny_rl_inputs["settings"]])
     assert code == 0, out[-3000:]
     path = tmp_path / "resolved.json"
     path.write_text(json.dumps(document))

@@ -22,17 +22,15 @@ def main(document_path: str, out_dir: str) -> None:
     from openrlhf.utils import get_strategy
 
     from openrlhf_ext import trainer
-    from openrlhf_ext.rl_config import RLConfig, from_dict
-    from openrlhf_ext.rollout_config import RolloutConfig
     from openrlhf_ext.run_config import RunConfig, attach
     from openrlhf_ext.train import WORKER_SETUP_HOOK, from_plain
+    from pixel_reasoner import settings
 
     with open(document_path) as f:
         document = json.load(f)
     args = from_plain(document["openrlhf"])
     args.pr = from_plain({"enable": True})
-    rl = from_dict(RLConfig, document["pixel_reasoner"])
-    attach(args, RunConfig(rl=rl, rollout=RolloutConfig.from_dict(document["rollout"])))
+    attach(args, settings.build(RunConfig, document["pixel_reasoner"]))
     ray.init(runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"], "TOKENIZERS_PARALLELISM": "false"},
                           "worker_process_setup_hook": WORKER_SETUP_HOOK})
     strategy = get_strategy(args)

@@ -84,8 +84,7 @@ def main(document_path: str, work: str) -> None:
     from openrlhf.utils import get_strategy
     from transformers import AutoProcessor
 
-    from openrlhf_ext.rl_config import RLConfig, RunLogConfig
-    from openrlhf_ext.run_config import RunConfig, attach
+    from openrlhf_ext.run_config import RunConfig, RunLogConfig, attach
     from openrlhf_ext.train import from_plain, runtime_env
     from openrlhf_ext.trainer import PixelReasonerExperienceMaker
     from pixel_reasoner.ssr import SSRConfig
@@ -95,8 +94,8 @@ def main(document_path: str, work: str) -> None:
     args = from_plain(document["openrlhf"])
     args.pr = from_plain({"enable": True})
     model = args.actor.model_name_or_path
-    config = RLConfig(ssr=SSRConfig(stale_logprobs="recompute"), log=RunLogConfig(run_dir=os.path.join(work, "run")))
-    run = RunConfig(rl=config, cpu=cpu_mode.CpuModeConfig(enabled=True))
+    run = RunConfig(ssr=SSRConfig(stale_logprobs="recompute"), log=RunLogConfig(run_dir=os.path.join(work, "run")),
+                    cpu=cpu_mode.CpuModeConfig(enabled=True))
     attach(args, run)
     env = runtime_env(run)
     env["env_vars"]["OMP_NUM_THREADS"] = "1"
@@ -109,7 +108,7 @@ def main(document_path: str, work: str) -> None:
         ray.get(group.async_init_model_from_pretrained(strategy, model, 10, None))
         processor = AutoProcessor.from_pretrained(model)
         maker = PixelReasonerExperienceMaker(group, None, None, None, FixedKLController(0.0), strategy, processor,
-                                             rl_config=config, rollout_size=4, train_batch_size=2)
+                                             run=run, rollout_size=4, train_batch_size=2)
         results = {}
         for count in (4, 3, 1):  # 4 splits evenly over 2 ranks; 3 and 1 do not
             samples = replay_samples(processor, count)

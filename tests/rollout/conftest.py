@@ -50,11 +50,12 @@ class Oracle:
 
         from openrlhf_ext.agent import AgentRuntime
         from openrlhf_ext.rollout_config import RolloutConfig
+        from pixel_reasoner import settings
 
         self.data = data
         self.processor = AutoProcessor.from_pretrained(data["model"])
         self.tokenizer = self.processor.tokenizer
-        self.runtime = AgentRuntime(RolloutConfig.from_dict(data["config"]), self.processor)
+        self.runtime = AgentRuntime(settings.build(RolloutConfig, data["config"]), self.processor)
 
     def episode(self, qid: str):
         from openrlhf_ext.labels import TaskLabel

@@ -17,14 +17,15 @@ from vllm import SamplingParams
 from openrlhf_ext.agent import AgentExecutor, AgentRuntime, check_compatibility
 from openrlhf_ext.labels import TaskLabel
 from openrlhf_ext.rollout_config import RolloutConfig
+from pixel_reasoner import settings
 from pixel_reasoner.episode import Episode
 from pixel_reasoner.errors import ConfigError, DataError
 from pixel_reasoner.protocol.chatml import render_messages
 from pixel_reasoner.testing.media import save_scene, write_video
 from pixel_reasoner.testing.scripted_engine import ScriptedEngine
 
-SMALL = {"budgets": {"preset": "paper_rl", "original": {"max_pixels": 64 * 784}, "crop": {"max_pixels": 48 * 784},
-                     "frame": {"max_pixels": 16 * 784}}}
+SMALL = {"budget_preset": "paper_rl", "original_max_pixels": 64 * 784, "crop_max_pixels": 48 * 784,
+         "frame_max_pixels": 16 * 784}  # within the tiny model's processor (<= 256 visual tokens per image)
 
 
 def prompt_for(config: RolloutConfig, images=(), video=None) -> str:
@@ -37,7 +38,7 @@ def prompt_for(config: RolloutConfig, images=(), video=None) -> str:
 def test_processor_and_engine_limits_are_checked(tiny_processor):
     with pytest.raises(ConfigError, match=r"budgets.original = \[200704, 1568000\] pixels is outside the processor's"):
         check_compatibility(RolloutConfig(), tiny_processor)  # 7B budgets exceed the tiny processor's 256 tokens
-    small = RolloutConfig.from_dict(SMALL)
+    small = settings.build(RolloutConfig, SMALL)
     check_compatibility(small, tiny_processor, {"limit_mm_per_prompt": {"image": 16}})
     with pytest.raises(ConfigError, match="set --data.max_images_per_prompt 16"):
         check_compatibility(small, tiny_processor, {"limit_mm_per_prompt": {"image": 8}})
@@ -57,7 +58,7 @@ def test_turns_stop_after_a_tool_call_without_touching_the_callers_params(tiny_p
 
 
 def test_bad_samples_fail_before_generation(tmp_path, tiny_processor):
-    executor = AgentExecutor(RolloutConfig.from_dict(SMALL))
+    executor = AgentExecutor(settings.build(RolloutConfig, SMALL))
     image = save_scene(f"{tmp_path}/a.png", 200, 150)
     prompt = prompt_for(executor.config, [image])
     run = lambda p, lab, imgs: asyncio.run(executor.execute(p, lab, SamplingParams(), 1024, tiny_processor, None,
@@ -72,7 +73,7 @@ def test_bad_samples_fail_before_generation(tmp_path, tiny_processor):
 
 
 def test_a_video_file_is_a_video_of_its_sampled_frames_at_the_frame_budget(tmp_path, tiny_processor):
-    runtime = AgentRuntime(RolloutConfig.from_dict(SMALL), tiny_processor)
+    runtime = AgentRuntime(settings.build(RolloutConfig, SMALL), tiny_processor)
     clip = write_video(f"{tmp_path}/clip.mp4", num_frames=40, width=160, height=120)
     episode = runtime.new_episode([clip], TaskLabel("x", is_video=True))
     frames = episode.video_frames()
@@ -111,7 +112,7 @@ class WaitForAll(VisualOperation):
         return OperationResult([], {"n": BARRIER.parties})
 ''')
     monkeypatch.syspath_prepend(str(tmp_path))
-    config = RolloutConfig.from_dict({**SMALL, "operation_modules": ["barrier_op"],
+    config = settings.build(RolloutConfig, {**SMALL, "operation_modules": ["barrier_op"],
                                       "extra_operations": ["wait_for_all_test"], "operation_threads": 8,
                                       "max_turn_tokens": 100})
     executor = AgentExecutor(config)
@@ -150,7 +151,7 @@ class ThreadRecordingProcessor:
 
 
 def test_the_processor_runs_in_worker_threads_and_its_tokens_are_used(tmp_path, tiny_processor):
-    config = RolloutConfig.from_dict(SMALL)
+    config = settings.build(RolloutConfig, SMALL)
     executor = AgentExecutor(config)
     image = save_scene(f"{tmp_path}/a.png", 300, 200)
     processor = ThreadRecordingProcessor(tiny_processor)
@@ -181,7 +182,7 @@ def test_vision_tokens_are_never_sampled(tiny_processor):
 
 
 def test_the_samples_of_a_query_share_one_prompt_tensor_which_pickles_once(tmp_path, tiny_processor):
-    config = RolloutConfig.from_dict({**SMALL, "pixel_dtype": "float32"})
+    config = settings.build(RolloutConfig, {**SMALL, "pixel_dtype": "float32"})
     executor = AgentExecutor(config)
     image = save_scene(f"{tmp_path}/a.png", 300, 200)
     engine = ScriptedEngine(tiny_processor.tokenizer, ["So \\boxed{3}."])
@@ -201,7 +202,7 @@ def test_the_samples_of_a_query_share_one_prompt_tensor_which_pickles_once(tmp_p
 
 
 def test_an_observation_that_exactly_fills_max_length_ends_the_trajectory_as_truncated(tmp_path, tiny_processor):
-    config = RolloutConfig.from_dict(SMALL)
+    config = settings.build(RolloutConfig, SMALL)
     image = save_scene(f"{tmp_path}/a.png", 300, 200)
     call = ('<tool_call>\n{"name": "crop_image_normalized", "arguments": {"bbox_2d": [0.1, 0.1, 0.6, 0.7], '
             '"target_image": 1}}\n</tool_call>')
@@ -223,7 +224,7 @@ def test_the_paper_reward_reads_the_whole_trajectory(tmp_path, tiny_processor, r
     """`reward_kind: paper` is the official reward (the eval's paper protocol, one function): the last box anywhere
     in the trajectory counts and "15%" also accepts "15"; the lenient kinds read the final turn only. It runs in
     the agent's worker threads, where math-verify's alarms cannot be set (see pixel_reasoner.paper_scoring)."""
-    config = RolloutConfig.from_dict({**SMALL, "reward_kind": reward_kind})
+    config = settings.build(RolloutConfig, {**SMALL, "scoring": reward_kind})
     executor = AgentExecutor(config)
     image = save_scene(f"{tmp_path}/a.png", 300, 200)
     engine = ScriptedEngine(tiny_processor.tokenizer, [

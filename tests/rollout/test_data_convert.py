@@ -72,9 +72,9 @@ def test_released_parquet_converts_to_prompts_openrlhf_renders_like_the_core(tmp
     assert i_mc == [str(tmp_path / "img" / "sign.jpg")]  # absolute paths, resolved against the input's folder
     assert p_mc == core_prompt(i_mc, MC_QUESTION)  # choices are in the question already: not repeated
     mc = TaskLabel.parse(l_mc)
-    assert mc.kind == "multiple_choice" and mc.choices == ("Lion", "Sheep", "Tiger", "Elephant") and mc.qid == "vstar-1"
+    assert mc.scoring == "multiple_choice" and mc.choices == ("Lion", "Sheep", "Tiger", "Elephant") and mc.qid == "vstar-1"
     assert mc.score("(B) Sheep") == 1.0
-    assert TaskLabel.parse(l_count).kind == "count" and p_count == core_prompt(i_count, "How many cars are there?")
+    assert TaskLabel.parse(l_count).scoring == "count" and p_count == core_prompt(i_count, "How many cars are there?")
     video = TaskLabel.parse(l_video)
     assert video.is_video and len(i_video) == 16
     assert p_video == core_prompt([], "What does the person do?", video=VideoSource(frame_paths=i_video))
@@ -126,14 +126,14 @@ def test_trajectory_and_seed_jsonl(tmp_path, tiny_processor):
         f.write(json.dumps({"id": "star-5", "question": "What happens?", "answer": "jumping",
                             "media": [{"type": "video", "path": "clip.mp4"}]}) + "\n")
         f.write(json.dumps({"id": "web-3", "question": "Total?", "answer": 12, "images": ["a.png"],
-                            "kind": "exact_match"}) + "\n")
+                            "scoring": "exact_match"}) + "\n")
     convert(str(src), str(tmp_path / "out.jsonl"), ConvertOptions())
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "x-1", "question": "Q?", "answer": "a", "images": ["a.png"],
-                               "kind": "multiple-choice"}) + "\n{not json\n")
+                               "scoring": "multiple-choice"}) + "\n{not json\n")
     with pytest.raises(DataError) as err:
         convert(str(bad), str(tmp_path / "bad_out.jsonl"))
-    assert "row 0 (qid x-1): `kind` is 'multiple-choice'" in str(err.value)
+    assert "row 0 (qid x-1): `scoring` is 'multiple-choice'" in str(err.value)
     assert "row 1: not valid JSON" in str(err.value)
     (p_traj, l_traj, i_traj), (p_video, l_video, i_video), (_, l_num, _) = load_with_openrlhf(
         tmp_path / "out.jsonl", tiny_processor)

@@ -16,27 +16,33 @@ def test_round_trip_and_scoring():
 
 
 def test_bare_labels_are_answers_and_auto_kinds_are_decided():
-    assert TaskLabel.parse("3").resolved_kind() == "count" and TaskLabel.parse("3").score("three") == 1.0
-    assert TaskLabel.parse("a red car").resolved_kind() == "exact_match"
+    assert TaskLabel.parse("3").resolved_scoring() == "count" and TaskLabel.parse("3").score("three") == 1.0
+    assert TaskLabel.parse("a red car").resolved_scoring() == "exact_match"
     assert TaskLabel.parse({"answer": "x", "is_video": True}).is_video
-    anls = TaskLabel.parse('{"answer": ["Mountain View", "mountain view, ca"], "kind": "anls"}')
+    anls = TaskLabel.parse('{"answer": ["Mountain View", "mountain view, ca"], "scoring": "anls"}')
     assert anls.score("mountain veiw") == pytest.approx(1 - 2 / 13)
 
 
 @pytest.mark.parametrize("label, message", [
-    ('{"answer": "E", "kind": "multiple_choice", "choices": ["a", "b"], "qid": "q1"}',
+    ('{"answer": "E", "scoring": "multiple_choice", "choices": ["a", "b"], "qid": "q1"}',
      "label of q1: answer 'E' is neither a letter A-B nor the text of one of the 2 choices"),
-    ('{"answer": "many", "kind": "count"}', "counting answer 'many' is not a number"),
+    ('{"answer": "many", "scoring": "count"}', "counting answer 'many' is not a number"),
     ('{"answer": "  "}', "the answer is empty"),
     ('{"answer": null}', "the answer is missing"),
-    ('{"answer": "x", "kind": "bleu"}', "`kind` is 'bleu'"),
+    ('{"answer": "x", "scoring": "bleu"}', "`scoring` is 'bleu'"),
     ('{"answer": "x", "choice": ["a"]}', "unknown label key(s) ['choice']"),
-    ('{"answer": "a", "kind": "multiple_choice"}', "a multiple-choice label needs `choices`"),
+    ('{"answer": "a", "scoring": "multiple_choice"}', "a multiple-choice label needs `choices`"),
 ])
 def test_bad_labels_are_errors_naming_the_problem(label, message):
     with pytest.raises(DataError) as err:
         TaskLabel.parse(label).validate()
     assert message in str(err.value)
+
+
+def test_labels_written_before_the_rename_say_kind():
+    with pytest.warns(FutureWarning, match="the label field `kind` is deprecated, use `scoring`"):
+        label = TaskLabel.parse('{"answer": "3", "kind": "count", "qid": "old-1"}')
+    assert label == TaskLabel("3", "count", qid="old-1") and '"scoring": "count"' in label.to_json()
 
 
 def test_the_paper_kind_is_the_official_reward_on_the_whole_trajectory():

@@ -7,12 +7,13 @@ import pytest
 
 from openrlhf_ext.agent import check_compatibility
 from openrlhf_ext.rollout_config import RolloutConfig
+from pixel_reasoner import settings
 from pixel_reasoner.episode import Episode
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.testing.media import scene_image
 
-SMALL = {"budgets": {"preset": "paper_rl", "original": {"max_pixels": 64 * 784}, "crop": {"max_pixels": 48 * 784},
-                     "frame": {"max_pixels": 16 * 784}}}
+SMALL = {"budget_preset": "paper_rl", "original_max_pixels": 64 * 784, "crop_max_pixels": 48 * 784,
+         "frame_max_pixels": 16 * 784}  # within the tiny model's processor (<= 256 visual tokens per image)
 
 
 def test_echoed_image_pad_is_not_an_image_token(tiny_processor):
@@ -28,7 +29,7 @@ def test_echoed_image_pad_is_not_an_image_token(tiny_processor):
 
 
 def test_reserved_tokens_must_cover_the_tokenizers_special_tokens(tiny_processor):
-    config = RolloutConfig.from_dict(SMALL)
+    config = settings.build(RolloutConfig, SMALL)
     check_compatibility(config, tiny_processor)
     profile = config.protocol()
     short = dataclasses.replace(profile, reserved_tokens=tuple(t for t in profile.reserved_tokens

@@ -19,7 +19,7 @@ from transformers import AutoConfig
 from openrlhf_ext.agent import AgentExecutor
 from openrlhf_ext.labels import TaskLabel
 from openrlhf_ext.rollout_config import RolloutConfig
-from pixel_reasoner.config import PixelBudget, PixelBudgets
+from pixel_reasoner.config import PixelBudget, PixelBudgets, budget_fields
 from pixel_reasoner.episode import Episode, EpisodeConfig
 from pixel_reasoner.media import DecodedImageCache, VideoSource
 from pixel_reasoner.protocol import get_profile
@@ -109,7 +109,7 @@ class ScriptedEngine:
 @pytest.fixture(scope="module")
 def rl(frames, tiny_processor):
     """The RL agent on the prompt the converter writes for this video (one video part)."""
-    config = RolloutConfig(budgets=BUDGETS, pixel_dtype="float32")
+    config = RolloutConfig(**budget_fields(BUDGETS), pixel_dtype="float32")
     profile = get_profile("released")
     prompt = render_messages(episode(frames).prompt_messages(QUESTION, CHOICES), tools=profile.tool_schemas(),
                              add_generation_prompt=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from openrlhf_ext.agent import EXTRA_LOG_KEYS
 from openrlhf_ext.labels import TaskLabel
 from openrlhf_ext.parity import experience_from_response
+from pixel_reasoner.rewards import SampleOutcome
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -77,8 +77,8 @@ def test_successful_crop(rollouts, oracle):
     grid = response["mm_train_inputs"]["image_grid_thw"]
     assert not torch.equal(grid[0], grid[1]), "the parity sample should hold two images of different sizes"
     logs = response["extra_logs"]
-    assert set(logs) == set(EXTRA_LOG_KEYS)
-    assert (logs["num_operations"], logs["used_pixel_reasoning"], logs["num_images"]) == (1, 1, 1)
+    assert set(logs) == set(SampleOutcome.LOG_KEYS) | {"reward/correctness", "reward/efficiency"}  # the sample terms
+    assert (logs["num_operations"], logs["num_images"], logs["reward/efficiency"]) == (1, 1, 0.0)
     assert oracle.records("crop-0")[1]["n_images"] == 2  # turn 2 re-sends the original and the crop
 
 
@@ -94,8 +94,9 @@ def test_malformed_call_becomes_an_error_observation_and_the_episode_goes_on(rol
     logs = response["extra_logs"]
     assert (logs["num_operations"], logs["num_operation_errors"], logs["num_images"]) == (2, 1, 1)
     answer = records[2]["text"].split("boxed{")[1].split("}")[0]
-    assert response["reward"] == response["scores"] == float(answer == "red") == logs["correct"]
-    assert logs["answered"] == 1
+    assert response["scores"] == float(answer == "red") == logs["correct"] == logs["reward/correctness"]
+    assert response["reward"] == pytest.approx(logs["correct"] - 0.05)  # one operation beyond the free one
+    assert logs["reward/efficiency"] == pytest.approx(-0.05) and logs["answered"] == 1
 
 
 def test_operation_limit(rollouts, oracle):
@@ -105,7 +106,8 @@ def test_operation_limit(rollouts, oracle):
     assert "You have used all 2 visual operations allowed" in oracle.tokenizer.decode(records[3]["prompt_ids"])
     logs = response["extra_logs"]
     assert (logs["num_operations"], logs["num_operation_errors"], logs["num_images"]) == (4, 1, 2)
-    assert response["reward"] == 0 and logs["answered"] == 0
+    assert response["scores"] == 0 and logs["answered"] == 0
+    assert response["reward"] == pytest.approx(-0.15)  # n_vo = 4: three beyond the free one, beta = 0.05
     assert response["mm_train_inputs"]["image_grid_thw"].shape[0] == 3
     episode, _ = oracle.replay("limit-0", response)
     assert episode.stats.termination == "max_operations"
@@ -188,5 +190,7 @@ def test_rewards_are_the_scored_final_answers(rollouts, oracle):
         episode, _ = oracle.replay(qid, response)
         label = TaskLabel.parse(rollouts["prompts"][qid][1])
         expected = label.score(episode.stats.answer) if episode.stats.termination == "answer" else 0.0
-        assert response["reward"] == expected == response["extra_logs"]["correct"], qid
+        logs = response["extra_logs"]
+        assert response["scores"] == expected == logs["correct"], qid
+        assert response["reward"] == pytest.approx(sum(v for k, v in logs.items() if k.startswith("reward/"))), qid
         assert response["images"] == rollouts["prompts"][qid][2]  # references back, not pixels

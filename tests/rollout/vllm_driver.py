@@ -54,9 +54,9 @@ CONCURRENT_SAMPLES = 8
 GROUP_SAMPLES = 4
 ROLLOUT_CONFIG = {  # small budgets: the tiny model's processor accepts up to 256 visual tokens per image
     "profile": "released",
-    "budgets": {"original": {"min_pixels": 4 * 784, "max_pixels": 64 * 784},
-                "crop": {"min_pixels": 4 * 784, "max_pixels": 48 * 784},
-                "frame": {"min_pixels": 4 * 784, "max_pixels": 16 * 784}},
+    "original_min_pixels": 4 * 784, "original_max_pixels": 64 * 784,
+    "crop_min_pixels": 4 * 784, "crop_max_pixels": 48 * 784,
+    "frame_min_pixels": 4 * 784, "frame_max_pixels": 16 * 784,
     "limits": {"max_operations": 2, "max_images": 16, "max_turns": 6},
     "image_cache_bytes": 64 << 20,
     "pixel_dtype": "float32",  # the parity tests compare with an fp32 forward
@@ -138,6 +138,7 @@ async def run(a) -> dict:
     from openrlhf_ext.local_rollout import EngineRecorder, engine_kwargs, start_rollout_actor
     from openrlhf_ext.rollout_config import RolloutConfig
     from openrlhf_ext.rollout_context import RolloutContext
+    from pixel_reasoner import settings
 
     processor = get_tokenizer(a.model, None)  # a VLM -> AutoProcessor, as OpenRLHF's trainer does
     prompts = load_prompts(a.workdir, processor)
@@ -147,7 +148,7 @@ async def run(a) -> dict:
     startup = time.time() - t0
 
     recorder = EngineRecorder(actor, processor.tokenizer)
-    context = RolloutContext(a.model, RolloutConfig.from_dict(ROLLOUT_CONFIG))
+    context = RolloutContext(a.model, settings.build(RolloutConfig, ROLLOUT_CONFIG))
     params = SamplingParams(temperature=1.0, top_p=1.0, top_k=-1, max_tokens=None, min_tokens=1,
                             skip_special_tokens=False, logprobs=1)  # as SamplesGenerator builds them
 

@@ -43,7 +43,7 @@ def test_normalized_rows_under_other_budgets_train_and_are_counted(demo_data, sf
     enforce_policy(prepared, str(tmp_path / "report.json"))
     report = json.load(open(tmp_path / "report.json"))
     assert report["notes"] == {"rows_other_budgets": len(CROP_ROWS)}
-    assert report["pixel_budgets"]["crop"] == {"min_pixels": 3136, "max_pixels": 12544}
+    assert report["budgets"]["crop"] == {"min_pixels": 3136, "max_pixels": 12544}
     assert f"{len(CROP_ROWS)} rows made under other pixel budgets than this run's, with normalized boxes" in caplog.text
     same = prepare_samples(demo_args(data_files=[demo_data["released"]]), sft_processor, None, progress=False)
     assert same.notes == {}
@@ -60,3 +60,18 @@ def test_pixel_rows_without_recorded_budgets_are_counted(demo_data, sft_processo
     prepared = prepare_samples(args, sft_processor, None, progress=False)
     assert not prepared.problems
     assert prepared.notes == {"pixel_rows_without_budgets": len(SCENARIOS) - 1}  # all but the language-only row
+
+
+def test_the_old_field_name_pixel_budgets_still_reads_with_a_warning(tmp_path):
+    """`pixel_budgets` (before the stages shared one name) works in the recipe and as a flag, for one release."""
+    from open_r1_ext.sft import parse_args
+
+    recipe = tmp_path / "old.yaml"
+    recipe.write_text(f"pixel_budgets: paper_sft\noutput_dir: {tmp_path / 'out'}\nuse_cpu: true\nbf16: false\n")
+    with pytest.warns(FutureWarning, match="pixel_budgets is deprecated, use budget_preset"):
+        script, _, _ = parse_args(["--config", str(recipe)])
+    assert script.budget_preset == "paper_sft"
+    with pytest.warns(FutureWarning, match="--pixel-budgets is deprecated, use --budget_preset"):
+        script, _, _ = parse_args(["--pixel-budgets", "paper_rl", "--output_dir", str(tmp_path / "out"), "--use_cpu",
+                                   "--bf16", "false"])
+    assert script.budget_preset == "paper_rl"

@@ -182,10 +182,10 @@ def test_mixture_weights_repeat_and_subsample_with_a_seed(demo_data, sft_process
 
 @pytest.mark.parametrize("kwargs, fragment", [
     ({"data_files": ["a.jsonl"], "data_weights": [1.0, 2.0]}, "one weight per file"),
-    ({"invalid_samples": "drop"}, "invalid_samples='drop'"),
+    ({"invalid_samples": "drop"}, "invalid_samples: 'drop' is not one of error, skip"),
     ({"profile": "nope"}, "unknown protocol profile 'nope'"),
     ({"crop_min_pixels": 10}, "crop_min_pixels / crop_max_pixels"),
-    ({"pixel_budgets": "huge"}, "unknown pixel-budget preset"),
+    ({"budget_preset": "huge"}, "budget_preset: 'huge' is not one of consistent"),
 ])
 def test_bad_configuration_is_a_clear_error(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
@@ -213,7 +213,7 @@ def test_processor_bounds_are_widened_so_budget_resized_images_pass_unchanged(ti
                 {"role": "assistant", "content": "\\boxed{A}"}]
     path = str(tmp_path / "big.jsonl")
     write_trajectories(path, [Trajectory("big", messages)])
-    args = SFTScriptArguments(data_files=[path], pixel_budgets="paper_sft")
+    args = SFTScriptArguments(data_files=[path], budget_preset="paper_sft")
     processor = load_processor(tiny_model_dir, args.budgets())
     assert processor.image_processor.size["longest_edge"] >= args.budgets().original.max_pixels
     spec = prepare_samples(args, processor, None, progress=False).samples[0]

@@ -37,9 +37,9 @@ def _run(argv: list[str]) -> None:
 def _trajectories(py: str, root: str, name: str, n: int, task_seed: int) -> str:
     seeds, out = os.path.join(root, f"{name}_seeds"), os.path.join(root, name)
     _run([py, "-m", "pixel_reasoner.zoom_task", "seeds", seeds, "--n", str(n), "--seed", str(task_seed)])
-    source = f"{{kind: jsonl, name: zoom, path: '{os.path.join(seeds, 'seeds.jsonl')}'}}"
+    source = f"{{format: jsonl, name: zoom, path: '{os.path.join(seeds, 'seeds.jsonl')}'}}"
     _run([py, "-m", "data_synthesis", "run", "--config", "recipes/synth_zoom_cpu.yaml", "--set", f"sources=[{source}]",
-          "--output-dir", out, "--no-progress"])
+          "--output.dir", out, "--no-progress"])
     return os.path.join(out, "trajectories.jsonl")
 
 

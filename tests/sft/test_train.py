@@ -30,7 +30,7 @@ def recipe_overrides(model_dir: str, data: str, out: str, *extra: str) -> list[s
 def test_the_tiny_recipe_uses_the_demo_budgets():
     with open(RECIPE) as f:
         recipe = yaml.safe_load(f)
-    assert SFTScriptArguments(**{k: v for k, v in recipe.items() if k.endswith("_pixels") or k == "pixel_budgets"}
+    assert SFTScriptArguments(**{k: v for k, v in recipe.items() if k.endswith("_pixels") or k == "budget_preset"}
                               ).budgets() == demo_args().budgets()
 
 
@@ -65,7 +65,7 @@ def test_accelerate_launch_trains_saves_a_checkpoint_and_resumes(tiny_model_dir,
     config = json.load(open(os.path.join(out, sft.RUN_CONFIG_FILE)))
     assert config["training"]["max_steps"] == 2  # the flag overrides the recipe's 3
     assert config["training"]["learning_rate"] == 1e-4  # from the recipe
-    assert config["pixel_budgets"]["crop"]["max_pixels"] == demo_args().budgets().crop.max_pixels
+    assert config["budgets"]["crop"]["max_pixels"] == demo_args().budgets().crop.max_pixels
     assert config["model"]["frozen_vision_parameters"] > 0 and config["data"]["training_samples"] == 9
     report = json.load(open(os.path.join(out, sft.VALIDATION_REPORT_FILE)))
     assert report["invalid_rows"] == 0 and report["rows"] == 9

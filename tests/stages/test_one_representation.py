@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixel_reasoner.config import PixelBudget, PixelBudgets, to_dict
+from pixel_reasoner.config import PixelBudget, PixelBudgets, budget_fields, to_dict
 from pixel_reasoner.episode import Episode, EpisodeConfig
 from pixel_reasoner.media import VideoSource, resize_region, resize_to_budget
 from pixel_reasoner.protocol import get_profile
@@ -79,9 +79,7 @@ def sft_view(tiny_model_dir: str, out: str) -> StageView:
     from open_r1_ext.dataset import prepare_samples
     from open_r1_ext.modeling import load_processor
 
-    fields = {f"{kind}_{bound}": getattr(BUDGETS.for_kind(kind), bound)
-              for kind in ("original", "crop", "frame") for bound in ("min_pixels", "max_pixels")}
-    args = SFTScriptArguments(data_files=[os.path.join(out, "data.jsonl")], **fields)
+    args = SFTScriptArguments(data_files=[os.path.join(out, "data.jsonl")], **budget_fields(BUDGETS))
     processor = load_processor(tiny_model_dir, args.budgets())
     prepared = prepare_samples(args, processor, None, progress=False)
     assert not prepared.problems and prepared.notes == {}
@@ -136,7 +134,7 @@ def rl_view(clip: VideoSource, processor) -> StageView:
     engine = RecordingEngine(processor.tokenizer)
     params = SimpleNamespace(logprobs=None, stop=None, logit_bias=None, include_stop_str_in_output=False,
                              max_tokens=None)
-    response = asyncio.run(AgentExecutor(RolloutConfig(budgets=BUDGETS)).execute(
+    response = asyncio.run(AgentExecutor(RolloutConfig(**budget_fields(BUDGETS))).execute(
         prompt, record["label"], params, 8192, processor, engine, images=record["images"]))
     text = re.sub(r"(<\|(image|video)_pad\|>)+", r"\1", processor.tokenizer.decode(response["observation_tokens"]))
     frames, _metadata = engine.media[-1]["video"][0]

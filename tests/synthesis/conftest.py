@@ -140,7 +140,7 @@ def make_seed_data(root: str, n_sa1b: int = 3, n_web: int = 4, n_star: int = 3) 
         truths[question] = "3"
         save_scene(os.path.join(root, "generic_0.png"), 700, 500, seed=7)
         f.write(json.dumps({"id": "g0", "image": "generic_0.png", "question": question, "answer": "3",
-                            "answer_kind": "count", "ref_box": [100, 100, 220, 200]}) + "\n")
+                            "scoring": "count", "ref_box": [100, 100, 220, 200]}) + "\n")
         f.write(json.dumps({"id": "g1", "image": "generic_0.png", "question": "no box?", "answer": "x"}) + "\n")
         frames = []
         for k in range(8):  # a video given as 8 frame images, the reference as frame indices
@@ -161,11 +161,11 @@ def write_config(path: str, seeds: dict, base_url: str, output_dir: str, **overr
                                  "backoff_max_s": 0.05, "timeout_s": 30},
                       "base": {"base_url": base_url, "model": "scripted-base", "api_key_env": "",
                                "max_concurrency": 4, "price_input_per_1m": 0.0, "price_output_per_1m": 0.0}},
-        "sources": [{"kind": "sa1b", "path": seeds["sa1b"]},
-                    {"kind": "web", "path": seeds["web"]},
-                    {"kind": "star", "path": seeds["star"]},
-                    {"kind": "jsonl", "name": "generic", "path": seeds["generic"]}],
-        "budgets": "paper_rl",
+        "sources": [{"format": "sa1b", "path": seeds["sa1b"]},
+                    {"format": "web", "path": seeds["web"]},
+                    {"format": "star", "path": seeds["star"]},
+                    {"format": "jsonl", "name": "generic", "path": seeds["generic"]}],
+        "budget_preset": "paper_rl",
         "item_concurrency": 4,
         "text_only": {"share": 0.25, "num_samples": 2},
         "output": {"dir": output_dir},

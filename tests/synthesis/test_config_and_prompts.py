@@ -23,7 +23,7 @@ def test_the_recipe_loads_with_the_papers_values():
     assert config.self_correction.video == {"single_pass": 0.9, "reselect": 0.1}
     assert abs(config.text_only.share - 2000 / 7500) < 1e-3
     assert config.endpoints["expert"].model.startswith("gpt-4o")
-    assert [s.kind for s in config.sources] == ["sa1b", "web", "star"]
+    assert [s.format for s in config.sources] == ["sa1b", "web", "star"]
     defaults = SynthesisConfig()
     assert defaults.self_correction.image == config.self_correction.image
     assert defaults.text_only.share == 2000 / 7500
@@ -32,14 +32,15 @@ def test_the_recipe_loads_with_the_papers_values():
 @pytest.mark.parametrize("text, message", [
     ("expert:\n  sampling:\n    temprature: 0.1\n", "expert.sampling.temprature: unknown key"),
     ("endpoints:\n  expert:\n    modle: x\n", "endpoints.expert.modle: unknown key"),
-    ("sources:\n  - kind: sa1b\n    path: x\n    colour: red\n", r"sources\[0\].colour: unknown key"),
-    ("sources:\n  - path: x\n", r"sources\[0\].kind: required key is missing"),
+    ("sources:\n  - format: sa1b\n    path: x\n    colour: red\n", r"sources\[0\].colour: unknown key"),
+    ("sources:\n  - path: x\n", r"sources\[0\].format: required key is missing"),
     ("seed: one\n", "seed: expected an integer"),
     ("output:\n  copy_media: 1\n", "output.copy_media: expected true or false"),
-    ("sources:\n  - kind: flickr\n    path: x\n", "kind='flickr'"),
+    ("sources:\n  - format: flickr\n    path: x\n", r"sources\[0\].format: 'flickr' is not one of sa1b, web"),
     ("self_correction:\n  image: {single_pass: 0.9}\n", "sum to 1"),
     ("expert:\n  endpoint: nowhere\n", "expert.endpoint: endpoint 'nowhere' is not defined"),
-    ("budgets: huge\n", "unknown pixel-budget preset"),
+    ("budget_preset: huge\n", "budget_preset: 'huge' is not one of consistent"),
+    ("crop_max_pixels: 10\n", r"crop_min_pixels / crop_max_pixels: max_pixels=10 < min_pixels"),
 ])
 def test_bad_configs_name_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):

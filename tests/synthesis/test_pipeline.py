@@ -68,7 +68,7 @@ def test_every_item_ends_as_a_trajectory_or_an_explained_rejection(run):
     assert reasons == {("question_generation", "not_valid"), ("expert", "wrong_answer")}
     seed_rejects = [r for r in rejected if r["stage"] == "seed"]
     assert len(seed_rejects) == 5 and all(r["location"] and r["detail"] for r in seed_rejects)
-    assert {t.kind for t in trajs} == set(EXPECTED_MASKED)
+    assert {t.trajectory_type for t in trajs} == set(EXPECTED_MASKED)
     assert {t.source for t in trajs} == {"sa1b", "web", "star", "generic"}
 
 
@@ -76,7 +76,7 @@ def test_stats_report_counts_what_is_on_disk(run):
     stats = json.load(open(os.path.join(run["out"], "stats.json")))
     trajs = trajectories(run["out"])
     assert stats["trajectories"]["total"] == len(trajs)
-    assert sum(stats["trajectories"]["by_kind"].values()) == len(trajs)
+    assert sum(stats["trajectories"]["by_type"].values()) == len(trajs)
     assert stats["rejections"]["by_stage"] == {"expert": {"wrong_answer": 1}, "question_generation": {"not_valid": 1},
                                                "seed": {"malformed_seed": 5}}
     api = stats["api_all_runs"]
@@ -93,13 +93,13 @@ def test_loss_masks_follow_the_trajectory_type(run):
     for t in trajectories(run["out"]):
         turns = [m for m in t.messages if m["role"] == "assistant"]
         masked = [m for m in turns if m.get("loss") is False]
-        assert len(masked) == EXPECTED_MASKED[t.kind], t.id
+        assert len(masked) == EXPECTED_MASKED[t.trajectory_type], t.id
         # the official trainer's rule (train the last two assistant turns) gives the same mask
         assert masked == turns[:-2] if len(turns) > 2 else not masked
         assert all(m["content"].rstrip().endswith("</tool_call>") for m in masked)
         assert "\\boxed{" in turns[-1]["content"] and "<tool_call>" not in turns[-1]["content"]
         assert t.validate(root=run["out"], where=t.id) == []
-        assert len(turns) == {"text_only": 1, "single_pass": 2, "recrop_twice": 4}.get(t.kind, 3)
+        assert len(turns) == {"text_only": 1, "single_pass": 2, "recrop_twice": 4}.get(t.trajectory_type, 3)
 
 
 def replay(trajectory, out):
@@ -138,8 +138,8 @@ def test_the_qwen_profile_writes_pixel_boxes_and_tool_turns_that_replay(tmp_path
     with synth.ScriptedServer(synth.PaperScript(seed_data["truths"])) as server:
         out = str(tmp_path / "qwen")
         config = synth.write_config(str(tmp_path / "q.yaml"), seed_data, server.base_url, out, profile="qwen",
-                                    sources=[{"kind": "web", "path": seed_data["web"]},
-                                             {"kind": "star", "path": seed_data["star"]}],
+                                    sources=[{"format": "web", "path": seed_data["web"]},
+                                             {"format": "star", "path": seed_data["star"]}],
                                     **{"endpoints.expert.api_key_env": "", "text_only.share": 0.0, "seed": 1,
                                        "self_correction.video": {"single_pass": 0.5, "reselect": 0.5}})
         assert main(["run", "--config", config, "--no-progress"]) == 0
@@ -157,12 +157,12 @@ def test_inserted_operations_obey_the_papers_rules(run):
         operations = t.meta.get("operations", [])
         reference = t.meta.get("reference", {})
         wrong = [op for op in operations if not op["loss"]]
-        if t.kind in ("recrop_once", "recrop_twice"):
+        if t.trajectory_type in ("recrop_once", "recrop_twice"):
             assert all(not intersects(op["source_boxes"][0], reference["box"]) for op in wrong)
-        if t.kind == "further_zoom_in":
+        if t.trajectory_type == "further_zoom_in":
             assert contains(wrong[0]["source_boxes"][0], reference["box"])
             assert operations[-1]["arguments"]["target_image"] == 2
-        if t.kind == "reselect":
+        if t.trajectory_type == "reselect":
             assert not set(wrong[0]["arguments"]["target_frames"]) & set(reference["frames"])
         if reference.get("box"):
             assert contains(operations[-1]["source_boxes"][0], reference["box"])
@@ -217,7 +217,7 @@ def test_output_passes_the_sft_validator_and_trains_in_the_tiny_sft_recipe(run, 
     assert sorted(s.id for s in prepared.samples) == sorted(t.id for t in trajectories(run["out"]))
     enforce_policy(prepared, str(tmp_path / "validation.json"))
     masked = {s.id: sum(1 for m in s.messages if m.get("loss") is False) for s in prepared.samples}
-    assert masked == {t.id: EXPECTED_MASKED[t.kind] for t in trajectories(run["out"])}
+    assert masked == {t.id: EXPECTED_MASKED[t.trajectory_type] for t in trajectories(run["out"])}
 
     from open_r1_ext.sft import main as train, parse_args
 

@@ -52,12 +52,12 @@ def test_realised_proportions_over_1000_items_with_geometry():
         kind = choose_route(0, f"img-{i}", False, 0.0, config)
         plan = plan_image(kind, rng_for(0, f"img-{i}", "operations"), (width, height), (x, y, x + w, y + h),
                           (0.1 * width + 2, 0.1 * height + 2), config, "the sign")
-        planned[plan.planned_kind] += 1
-        realised[plan.kind] += 1
-        if plan.kind != plan.planned_kind:
-            fallbacks[plan.planned_kind] += 1
+        planned[plan.planned_type] += 1
+        realised[plan.trajectory_type] += 1
+        if plan.trajectory_type != plan.planned_type:
+            fallbacks[plan.planned_type] += 1
             assert plan.fallback_reason
-        assert len(plan.wrong) == expected_wrong[plan.kind] == len(plan.recovery_texts)
+        assert len(plan.wrong) == expected_wrong[plan.trajectory_type] == len(plan.recovery_texts)
         assert all("the sign" in t or "The sign" in t for t in plan.recovery_texts)
     fallback_share = sum(fallbacks.values()) / N
     assert fallback_share < 0.05, fallbacks
@@ -69,10 +69,10 @@ def test_realised_proportions_over_1000_items_with_geometry():
 def test_video_reselect_plan_and_fallback():
     config = SelfCorrectionConfig()
     plan = plan_video("reselect", random.Random(0), 16, [5, 6, 7], config, "")
-    assert plan.kind == "reselect" and not set(plan.wrong[0].frames) & {5, 6, 7}
+    assert plan.trajectory_type == "reselect" and not set(plan.wrong[0].frames) & {5, 6, 7}
     assert config.templates.default_target_video in plan.recovery_texts[0]
     full = plan_video("reselect", random.Random(0), 4, [1, 2, 3, 4], config, "x")
-    assert full.kind == "single_pass" and full.planned_kind == "reselect" and full.fallback_reason
+    assert full.trajectory_type == "single_pass" and full.planned_type == "reselect" and full.fallback_reason
 
 
 def test_invalid_proportions_are_rejected_with_the_field_named():
@@ -87,6 +87,6 @@ def test_invalid_proportions_are_rejected_with_the_field_named():
 def test_further_zoom_in_targets_the_over_large_crop_unless_configured_otherwise():
     reference, size, margin = (400, 300, 460, 350), (1600, 1200), (162, 122)
     plan = plan_image("further_zoom_in", random.Random(0), size, reference, margin, SelfCorrectionConfig(), "x")
-    assert plan.kind == "further_zoom_in" and plan.correct_target == 2
+    assert plan.trajectory_type == "further_zoom_in" and plan.correct_target == 2
     original = SelfCorrectionConfig(zoom_in_target="original")
     assert plan_image("further_zoom_in", random.Random(0), size, reference, margin, original, "x").correct_target == 1

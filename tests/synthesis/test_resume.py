@@ -21,7 +21,7 @@ def lines(path):
 
 
 def content(trajectory):
-    return {k: trajectory[k] for k in ("id", "kind", "source", "messages", "media", "question", "answer")}
+    return {k: trajectory[k] for k in ("id", "trajectory_type", "source", "messages", "media", "question", "answer")}
 
 
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, seed_data, synth):
@@ -100,7 +100,7 @@ def test_items_whose_server_stayed_down_are_retried_by_the_next_run(tmp_path, se
         with synth.ScriptedServer(synth.PaperScript(seed_data["truths"])) as server:
             out = str(tmp_path / "out")
             config = synth.write_config(str(tmp_path / "c.yaml"), seed_data, server.base_url, out,
-                                        sources=[{"kind": "web", "path": seed_data["web"]}],
+                                        sources=[{"format": "web", "path": seed_data["web"]}],
                                         **{"text_only.share": 0.0})
             server.fail_next(503, times=100)
             assert main(["run", "--config", config, "--no-progress"]) == 0

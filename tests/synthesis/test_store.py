@@ -35,7 +35,7 @@ def test_corruption_before_the_last_line_is_an_error_naming_the_file(tmp_path):
     path = str(tmp_path / "out.jsonl")
     with open(path, "w") as f:
         f.write('{"id": "a"}\nbroken\n{"id": "b"}\n')
-    with pytest.raises(ValueError, match="out.jsonl: line at byte 12 is not JSON"):
+    with pytest.raises(ValueError, match="out.jsonl line 2: not valid JSON"):
         JsonlStore(path, "id")
 
 

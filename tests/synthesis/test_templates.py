@@ -50,15 +50,15 @@ def test_on_rejection_replaces_rejected_model_output_by_templates(tmp_path, seed
     assert set(trajectories) == NON_SA1B  # SA1B has no question without a model: stage 1 still rejects it
     assert {r["stage"] for r in rejects if r["item_id"]} == {"question_generation"}
     for t in trajectories.values():
-        part = t.meta["text_only"] if t.kind == "text_only" else t.meta["expert"]
+        part = t.meta["text_only"] if t.trajectory_type == "text_only" else t.meta["expert"]
         assert part["template"] is True
         rejection = part["model_rejection"]
         assert rejection["stage"] in ("expert", "text_only") and rejection["reason"]
-        assert ("text" in rejection) if t.kind != "text_only" else rejection["texts"]
+        assert ("text" in rejection) if t.trajectory_type != "text_only" else rejection["texts"]
         final = [m for m in t.messages if m["role"] == "assistant"][-1]["content"]
         assert f"\\boxed{{{t.answer[0] if isinstance(t.answer, list) else t.answer}}}" in final
     assert {"expert", "text_only"} <= {stage_of(r) for r in requests}  # the model was asked first
-    kinds = {t.kind for t in trajectories.values()}
+    kinds = {t.trajectory_type for t in trajectories.values()}
     assert "text_only" in kinds and len(kinds) >= 3  # self-correction types are composed around the templates
     templates = stats["trajectories"]["from_templates"]
     assert templates["total"] == len(trajectories)
@@ -85,5 +85,5 @@ def test_always_sends_no_stage_two_or_text_only_request(tmp_path, seed_data, syn
 def test_templates_must_state_the_answer():
     with pytest.raises(ConfigError, match="boxed_answer"):
         TemplateConfig(local_image="The crop shows it.")
-    with pytest.raises(ConfigError, match="use="):
+    with pytest.raises(ConfigError, match="use: .sometimes. is not one of never"):
         TemplateConfig(use="sometimes")

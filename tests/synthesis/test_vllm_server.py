@@ -88,11 +88,11 @@ def test_garbage_is_rejected_cleanly_and_forced_formats_flow_through(vllm_server
                             for name in ("expert", "base")},
               "request_image_max_pixels": 256 * 28 * 28, "item_concurrency": 8, "seed": 1,
               "text_only.share": 0.3, "text_only.num_samples": 2,
-              "text_only.sampling": {"temperature": 1.0, "max_tokens": 32, "seed": 0},
-              "question_generation.sampling": {"temperature": 0.0, "max_tokens": 80,
+              "text_only.sampling": {"temperature": 1.0, "max_turn_tokens": 32, "seed": 0},
+              "question_generation.sampling": {"temperature": 0.0, "max_turn_tokens": 80,
                                                "extra_body": {"structured_outputs": {"regex": CROP_REGEX}}},
               "output.cache_dir": str(tmp_path / "cache")}
-    garbage_expert = {"temperature": 0.0, "max_tokens": 48}
+    garbage_expert = {"temperature": 0.0, "max_turn_tokens": 48}
     config = synth.write_config(str(tmp_path / "a.yaml"), seed_data, vllm_server, str(tmp_path / "a"),
                                 **common, **{"expert.sampling": garbage_expert})
     assert main(["run", "--config", config, "--no-progress"]) == 0
@@ -106,7 +106,7 @@ def test_garbage_is_rejected_cleanly_and_forced_formats_flow_through(vllm_server
     assert sum(by_stage["expert"].values()) >= 1 and stats["api_all_runs"]["total_cost_usd"] > 0
     first_run = stats["this_run"]["by_endpoint_stage"]
 
-    forced_expert = {"temperature": 0.0, "max_tokens": 96,
+    forced_expert = {"temperature": 0.0, "max_turn_tokens": 96,
                      "extra_body": {"structured_outputs": {"regex": EXPERT_REGEX}}}
     config = synth.write_config(str(tmp_path / "b.yaml"), seed_data, vllm_server, str(tmp_path / "b"),
                                 **common, **{"expert.sampling": forced_expert})
@@ -120,5 +120,5 @@ def test_garbage_is_rejected_cleanly_and_forced_formats_flow_through(vllm_server
     assert second_run["expert/expert"]["requests"] >= 1 and second_run["expert/expert"]["cache_hits"] == 0
     for line in open(tmp_path / "b" / "trajectories.jsonl"):
         t = json.loads(line)
-        assert t["kind"] in ("single_pass", "recrop_once", "recrop_twice", "further_zoom_in", "reselect",
+        assert t["trajectory_type"] in ("single_pass", "recrop_once", "recrop_twice", "further_zoom_in", "reselect",
                              "text_only")

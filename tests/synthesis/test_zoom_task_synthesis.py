@@ -18,8 +18,8 @@ RECIPE = os.path.join(REPO, "recipes", "synth_zoom_cpu.yaml")
 
 
 def synthesize(seeds: str, out: str, *overrides: str) -> list:
-    args = ["run", "--config", RECIPE, "--set", f"sources=[{{kind: jsonl, name: zoom, path: '{seeds}'}}]",
-            "--output-dir", out, "--no-progress"]
+    args = ["run", "--config", RECIPE, "--set", f"sources=[{{format: jsonl, name: zoom, path: '{seeds}'}}]",
+            "--output.dir", out, "--no-progress"]
     for item in overrides:
         args += ["--set", item]
     assert main(args) == 0
@@ -37,8 +37,8 @@ def test_routes_come_from_the_seeds_and_types_from_table_2(zoom):
     by_kind = {}
     for t in zoom["tools"]:
         by_kind.setdefault(t.meta["kind"], []).append(t)
-    assert {t.kind for t in by_kind["colour"] + by_kind["count"]} == {"text_only"}
-    assert {t.kind for t in by_kind["detail"]} == {"single_pass", "recrop_once", "recrop_twice", "further_zoom_in"}
+    assert {t.trajectory_type for t in by_kind["colour"] + by_kind["count"]} == {"text_only"}
+    assert {t.trajectory_type for t in by_kind["detail"]} == {"single_pass", "recrop_once", "recrop_twice", "further_zoom_in"}
     assert len(by_kind["colour"] + by_kind["count"]) == round(60 * 2000 / 7500)
     assert all(t.meta["route"] != "text_only" for t in by_kind["detail"] + by_kind["video"])
 
@@ -89,10 +89,10 @@ def test_tools_disabled_rows_are_text_only_and_train_without_a_tools_block(zoom,
 
     out = str(zoom["root"] / "no_tools")
     rows = synthesize(zoom["seeds"], out, "profile=qwen-no-tools")
-    assert len(rows) == len(zoom["tools"]) and {t.kind for t in rows} == {"text_only"}
+    assert len(rows) == len(zoom["tools"]) and {t.trajectory_type for t in rows} == {"text_only"}
     assert {t.profile for t in rows} == {"qwen-no-tools"}
     assert "Please think step by step" in rows[0].messages[1]["content"][-1]["text"]
-    args = SFTScriptArguments(data_files=[os.path.join(out, "trajectories.jsonl")], pixel_budgets="paper_sft",
+    args = SFTScriptArguments(data_files=[os.path.join(out, "trajectories.jsonl")], budget_preset="paper_sft",
                               original_max_pixels=112 * 112)
     prepared = prepare_samples(args, load_processor(tiny_model_dir, args.budgets()), 4096, progress=False)
     assert not prepared.problems and all(not s.tools for s in prepared.samples)
@@ -104,8 +104,8 @@ def test_the_recipe_spells_the_templates_the_vocabulary_is_trained_on():
     assert config.expert.frame_zoom_text == FRAME_ZOOM_TEXT
 
 
-def test_token_overrides_must_be_pairs(tmp_path):
+def test_pixel_overrides_must_be_ordered(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text(json.dumps({"crop_tokens": [4, 16, 32]}))
-    with pytest.raises(ConfigError, match="crop_tokens"):
+    path.write_text(json.dumps({"crop_min_pixels": 12544, "crop_max_pixels": 3136}))
+    with pytest.raises(ConfigError, match="crop_min_pixels"):
         load_config(str(path))
