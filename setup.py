@@ -15,7 +15,7 @@ MATH_VERIFY = "math-verify==0.7.0"
 
 EXTRAS = {
     "sft": [TORCH, TRANSFORMERS, "trl==1.16.0", "accelerate==1.15.0", "datasets>=4.7,<6", "peft>=0.17", "pyyaml>=6",
-            "tqdm"],
+            "tqdm", "matplotlib>=3.8"],  # matplotlib: open_r1_ext.plot_loss (the quickstart's loss plot)
     # OpenRLHF itself is installed with --no-deps by scripts/install.sh: its wheel pins transformers==5.15.0
     # (too old for VLM assistant masks and for vLLM 0.32) and flash-attn (CUDA build). These are its other needs.
     "rl": [TORCH, TRANSFORMERS, "deepspeed==0.19.6", "ray[default]==2.55.0", "accelerate==1.15.0",

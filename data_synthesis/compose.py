@@ -13,6 +13,9 @@ Turn layout (assistant turns; `loss: false` marks the inserted wrong operations)
     recrop_twice:     [analysis + ... + call(wrong1)]* [recovery + call(wrong2)]* [recovery + call(ref)] [local]
     further_zoom_in:  [analysis + ... + call(over-large)]* [recovery + call(ref, zooming into image 2)] [local]
     reselect:         [analysis + ... + select(wrong frames)]* [recovery + select(ref frames)] [local]
+A video seed that also gives a reference box (the detail is small inside the reference frame) gets one more turn
+after the correct selection: [frame_zoom_text + crop(ref box, first selected frame)], before the local analysis.
+Text-only trajectories need no tool: a profile without tools (`<name>-no-tools`) composes them too.
 """
 from __future__ import annotations
 
@@ -49,24 +52,26 @@ class Composed:
 
 class Composer:
     def __init__(self, profile: ProtocolProfile, episode_config: EpisodeConfig, cache: DecodedImageCache,
-                 num_frames: int = VIDEO_FRAMES):
+                 num_frames: int = VIDEO_FRAMES, frame_zoom_text: str = ""):
         self.profile = profile
         self.episode_config = episode_config
         self.cache = cache
         self.num_frames = num_frames
+        self.frame_zoom_text = frame_zoom_text
         tools = profile.tool_names()
         self.crop_tool = tools.get("crop_image")
         self.frames_tool = tools.get("select_frames")
 
     # -- episodes and calls ------------------------------------------------------------------------------------
-    def episode(self, item: SeedItem) -> Episode:
+    def episode(self, item: SeedItem, operations: bool = True) -> Episode:
+        """The item's episode; with `operations` the profile must offer the tool its medium needs."""
         if item.is_video:
-            if self.frames_tool is None:
+            if operations and self.frames_tool is None:
                 raise Rejected(STAGE, "profile_lacks_select_frames", f"profile {self.profile.name!r}")
             video = VideoSource(path=item.video, num_frames=self.num_frames) if item.video else \
                 VideoSource(frame_paths=tuple(item.frame_paths or ()))
             return Episode(self.profile, video=video, config=self.episode_config, cache=self.cache)
-        if self.crop_tool is None:
+        if operations and self.crop_tool is None:
             raise Rejected(STAGE, "profile_lacks_crop", f"profile {self.profile.name!r}")
         return Episode(self.profile, images=[item.image], config=self.episode_config, cache=self.cache)
 
@@ -113,8 +118,8 @@ class Composer:
         """(whole input, reference cue) as the engine shows them: the image or 16 frames, and the crop or the
         selected frames of the reference operation."""
         episode = self.episode(item)
-        call = self.crop_call(episode, reference.box, 1, outward=True) if reference.box is not None \
-            else self.frames_call(reference.frames or [])
+        call = self.crop_call(episode, reference.box, 1, outward=True) if reference.frames is None \
+            else self.frames_call(reference.frames)
         self._operate(episode, call)
         whole = episode.input_images() or episode.video_frames()
         return whole, [im.shown for im in episode.images[episode.num_inputs:] if im.shown is not None]
@@ -134,15 +139,17 @@ class Composer:
             self._check_wrong(plan.trajectory_type, record, reference)
             operations.append(_describe(record, loss=False))
             lead = plan.recovery_texts[i] + "\n"
-        if reference.box is not None:
-            call = self.crop_call(episode, reference.box, plan.correct_target, outward=True)
-            record = self._operate(episode, lead + call)
+        if reference.frames is not None:
+            record = self._operate(episode, lead + self.frames_call(reference.frames))
+            operations.append(_describe(record, loss=True))
+            lead = self.frame_zoom_text + "\n"
+        if reference.box is not None:  # an image, or the first selected frame of a video
+            target = plan.correct_target if reference.frames is None else record.produced[0]
+            record = self._operate(episode, lead + self.crop_call(episode, reference.box, target, outward=True))
             if not contains(record.source_boxes[0], reference.box):
                 raise Rejected(STAGE, "reference_crop_misses_reference",
                                f"crop {record.source_boxes[0]} does not contain {list(reference.box)}")
-        else:
-            record = self._operate(episode, lead + self.frames_call(reference.frames or []))
-        operations.append(_describe(record, loss=True))
+            operations.append(_describe(record, loss=True))
         result = episode.step(analysis.local_text)
         if not result.done or result.termination != "answer":
             raise Rejected(STAGE, "engine_no_answer", f"the final turn ended as {result.termination!r}")
@@ -154,7 +161,7 @@ class Composer:
         return Composed(plan.trajectory_type, messages, episode, operations)
 
     def compose_text_only(self, item: SeedItem, text: str, min_score: float) -> Composed:
-        episode = self.episode(item)
+        episode = self.episode(item, operations=False)
         result = episode.step(text)
         if not result.done or result.termination != "answer":
             raise Rejected("text_only", "engine_no_answer", f"ended as {result.termination!r}")
@@ -172,7 +179,7 @@ class Composer:
         return episode.stats.operations[-1]
 
     def _check_wrong(self, kind: str, record: OperationRecord, reference: Reference) -> None:
-        if reference.box is not None:
+        if record.tool_name == self.crop_tool:
             region: Box = tuple(record.source_boxes[0])  # type: ignore[assignment]
             if kind == "further_zoom_in" and not contains(region, reference.box):
                 raise Rejected(STAGE, "zoom_out_misses_reference", f"{list(region)} vs {list(reference.box)}")

@@ -136,6 +136,10 @@ class ExpertConfig:
         "Regular expression of the sentence that precedes the operation."))
     header_pattern: str = option(r"^[ \t]*[*#]*[ \t]*Analy[sz]ing the [^:\n]{1,40}:[*]*[ \t]*\n?", help=(
         "Regular expression of section titles stripped from the analysis."))
+    frame_zoom_text: str = option("Let me zoom in on the selected frame.", help=(
+        "A video seed with a reference box: the sentence before the call that crops the selected frame (the "
+        "expert's analysis covers the selection and the answer). Not in the paper, whose videos stop at the "
+        "selection."))
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_score <= 1:
@@ -246,7 +250,10 @@ class TemplateConfig:
     answer) and nothing about reasoning: use them for smoke runs (the CPU quickstart, whose random model's outputs
     are all rejected), for testing a pipeline without an API, never as training data for a real model.
 
-    Placeholders: `{question}`, `{medium}` (image | video), `{target}`, `{boxed_answer}` (`\\boxed{<ground truth>}`).
+    Placeholders: `{question}`, `{medium}` (image | video), `{target}`, `{boxed_answer}` (`\\boxed{<ground truth>}`),
+    `{answer_text}` (the correct option's text for multiple choice, else the ground truth: a template can state
+    what the crop shows before the letter, as an expert's analysis would), `{answer_option}` (the correct option as
+    the question lists it, "B: a checkerboard", and a line break; empty without options).
     """
 
     use: str = option("never", choices=TEMPLATE_USES, help=(

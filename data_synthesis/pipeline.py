@@ -69,7 +69,8 @@ class SynthesisRun:
         self.profile = get_profile(config.profile)
         self.prompts = load_prompts(config.prompts_dir)
         self.episode_config = EpisodeConfig(budgets=config.budgets(), limits=config.limits)
-        self.composer = Composer(self.profile, self.episode_config, default_cache())
+        self.composer = Composer(self.profile, self.episode_config, default_cache(),
+                                 frame_zoom_text=config.expert.frame_zoom_text)
         self.writer = TrajectoryWriter(self.out, config.output.copy_media, self.profile.name)
         self.counts: Counter = Counter()
 
@@ -153,7 +154,8 @@ class SynthesisRun:
 
     async def _synthesize(self, item: SeedItem) -> dict | None:
         cfg = self.config
-        route = choose_route(cfg.seed, item.id, item.is_video, cfg.text_only.share, cfg.self_correction)
+        fixed = item.route if self.profile.tools else TEXT_ONLY  # a profile without tools can only answer
+        route = choose_route(cfg.seed, item.id, item.is_video, cfg.text_only.share, cfg.self_correction, fixed)
         generated = await self._generate_question(item) if item.needs_question else None
         if route == TEXT_ONLY:
             composed, extra = await self._text_only(item)
@@ -221,14 +223,14 @@ class SynthesisRun:
         cfg = self.config
         reference = await asyncio.to_thread(self._reference, item)
         if cfg.template_trajectories.use == "always":
-            analysis, expert_meta = template_analysis(item, cfg.template_trajectories), {"template": True}
+            analysis, expert_meta = template_analysis(item, cfg.template_trajectories, self.profile.choice_format), {"template": True}
         else:
             try:
                 analysis, expert_meta = await self._expert_analysis(item, reference)
             except Rejected as r:
                 if cfg.template_trajectories.use != "on_rejection":
                     raise
-                analysis, expert_meta = template_analysis(item, cfg.template_trajectories), {"template": True,
+                analysis, expert_meta = template_analysis(item, cfg.template_trajectories, self.profile.choice_format), {"template": True,
                                                                                  **_model_rejection(r)}
         plan = await asyncio.to_thread(self._plan, item, kind, reference, analysis.target)
         composed = await asyncio.to_thread(self.composer.compose, item, reference, analysis, plan,
@@ -290,13 +292,13 @@ class SynthesisRun:
             return await self._template_text_only(item, _model_rejection(r))
 
     async def _template_text_only(self, item: SeedItem, rejection: dict) -> tuple[Composed, dict]:
-        text = template_text_only(item, self.config.template_trajectories)
+        text = template_text_only(item, self.config.template_trajectories, self.profile.choice_format)
         composed = await asyncio.to_thread(self.composer.compose_text_only, item, text, self.config.text_only.min_score)
         return composed, {"text_only": {"template": True, **rejection}}
 
     async def _sampled_text_only(self, item: SeedItem) -> tuple[Composed, dict]:
         cfg = self.config.text_only
-        episode = self.composer.episode(item)
+        episode = self.composer.episode(item, operations=False)
         client = self.clients[cfg.endpoint]
         messages = await self._to_request(await asyncio.to_thread(self.composer.prompt, episode, item), client)
         result = await client.chat(client.build_request(messages, cfg.sampling, n=cfg.num_samples), "text_only",

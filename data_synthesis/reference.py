@@ -15,11 +15,16 @@ from pixel_reasoner.media import uniform_frame_indices
 
 @dataclass
 class Reference:
-    box: Box | None = None
+    box: Box | None = None  # source pixels of the image, or of the reference frames of a video
     frames: list[int] | None = None
 
     def to_dict(self) -> dict:
-        return {"box": list(self.box)} if self.box is not None else {"frames": list(self.frames or [])}
+        out: dict = {}
+        if self.frames is not None:
+            out["frames"] = list(self.frames)
+        if self.box is not None:
+            out["box"] = list(self.box)
+        return out
 
 
 def video_frame_times(path: str, num_frames: int) -> list[float]:
@@ -64,7 +69,7 @@ def resolve_reference(item: SeedItem, num_frames: int, max_frames: int, min_side
             if len(frames) > max_frames:
                 step = len(frames) / max_frames
                 frames = [frames[int(k * step)] for k in range(max_frames)]
-            return Reference(frames=list(frames))
+            return Reference(frames=list(frames), box=item.ref_box)
         if item.ref_window is None or item.video is None:
             raise DataError(f"{item.location}: a video item needs ref_frames or a time window")
         times = video_frame_times(item.video, num_frames)

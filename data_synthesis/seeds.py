@@ -9,7 +9,10 @@ Layouts (details and examples in docs/synthesis.md):
 - star: the STAR-QA annotation JSON (a list of `{"question_id", "video_id", "question", "choices", "answer",
   "start", "end"}`; choices as strings or `{"choice": ...}`), videos at `<media_root>/<video_id><video_ext>`.
 - jsonl: `{"id"?, "image" | "video" | "frames", "question", "choices"?, "answer", "ref_box"? | "ref_frames"? |
-  "ref_window"? ([start_s, end_s]), "scoring"?}`.
+  "ref_window"? ([start_s, end_s]), "scoring"?, "route"?}`. A frame-list video seed may give `ref_box` as well
+  (source pixels of a frame): the trajectory then selects the reference frames and crops the first of them. `route`
+  fixes the item's route: `text_only` (a question answerable without a visual operation) or `pixel` (a
+  trajectory type drawn from Table 2); without it the route is drawn (`text_only.share`).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from pixel_reasoner.jsonl import jsonl_lines
 from pixel_reasoner.scoring import SCORERS, choice_letter, parse_count
 
 logger = logging.getLogger(__name__)
+ROUTES = ("text_only", "pixel")
 
 
 @dataclass
@@ -51,6 +55,7 @@ class SeedItem:
     ref_box: tuple[int, int, int, int] | None = None
     ref_frames: list[int] | None = None
     ref_window: tuple[float, float] | None = None  # seconds; resolved to ref_frames when the video is read
+    route: str | None = None  # "text_only" | "pixel"; None: drawn with `text_only.share`
     meta: dict = field(default_factory=dict)
 
     @property
@@ -276,7 +281,7 @@ def _load_star(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
 def _load_jsonl(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
     root = _media_root(config)
     known = {"id", "image", "video", "frames", "question", "choices", "answer", "ref_box", "ref_frames",
-             "ref_window", "scoring", "answer_kind"}
+             "ref_window", "scoring", "answer_kind", "route"}
     for number, (location, record, raw, error) in enumerate(_jsonl_records(config), 1):
         if error is None:
             try:
@@ -302,9 +307,12 @@ def _jsonl_item(record: dict, config: SourceConfig, root: str, location: str, nu
         raise BadSeed(f"`scoring` {kind!r} is not one of {SCORERS}")
     if kind == "count" and parse_count(str(record.get("answer"))) is None:
         raise BadSeed(f"`answer` {record.get('answer')!r} is not a count (scoring count)")
+    route = record.get("route")
+    if route is not None and route not in ROUTES:
+        raise BadSeed(f"`route` {route!r}; choose one of {ROUTES} (or leave it out to draw the route)")
     item = SeedItem(id=f"{config.name}-{record.get('id', number)}", source=config.name, template="",
                     location=location, question=_text(record, "question"), choices=choices,
-                    answer=_answer(record.get("answer"), choices), scoring=kind,
+                    answer=_answer(record.get("answer"), choices), scoring=kind, route=route,
                     meta={k: v for k, v in record.items() if k not in known})
     if media == ["image"]:
         item.image = _resolve(record["image"], root, "image")
@@ -320,6 +328,8 @@ def _jsonl_item(record: dict, config: SourceConfig, root: str, location: str, nu
         if not isinstance(frames, list) or len(frames) < 2:
             raise BadSeed(f"`frames` must be a list of at least 2 frame images, got {frames!r}")
         item.frame_paths = [_resolve(p, root, "frames") for p in frames]
+        if record.get("ref_box") is not None:
+            item.ref_box = _image_box(record["ref_box"], item.frame_paths[0], config, "ref_box")
     item.template = config.template or "star"
     window, frames_ref = record.get("ref_window"), record.get("ref_frames")
     if (window is None) == (frames_ref is None):

@@ -52,9 +52,10 @@ def pick(shares: dict[str, float], order: Sequence[str], u: float) -> str:
 
 
 def choose_route(seed: int, item_id: str, is_video: bool, text_only_share: float,
-                 config: SelfCorrectionConfig) -> str:
-    """`text_only` for a `text_only_share` of items, else a trajectory type drawn with Table 2's proportions."""
-    if unit_draw(seed, item_id, "route") < text_only_share:
+                 config: SelfCorrectionConfig, fixed: str | None = None) -> str:
+    """`text_only` for a `text_only_share` of items, else a trajectory type drawn with Table 2's proportions.
+    `fixed` (the seed's `route`) overrides the first draw: `text_only`, or `pixel` for a drawn trajectory type."""
+    if fixed == TEXT_ONLY or (fixed is None and unit_draw(seed, item_id, "route") < text_only_share):
         return TEXT_ONLY
     shares, order = (config.video, VIDEO_TRAJECTORY_TYPES) if is_video else (config.image, IMAGE_TRAJECTORY_TYPES)
     return pick(shares, order, unit_draw(seed, item_id, "trajectory_type"))

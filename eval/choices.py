@@ -39,9 +39,14 @@ def correct_index(q: Question) -> int:
     return ord(found) - ord("A")
 
 
-def order_choices(q: Question, shuffle_seed: int | None) -> Question:
-    """The question as shown: options in the data's order (`shuffle_seed` None) or shuffled with that seed, the
-    answer rewritten as the letter of the correct option.
+def option_order(shuffle_seed: int | None, sort: bool = False) -> str:
+    """How a run lists the options, as recorded in its manifest: original | shuffled | sorted."""
+    return "sorted" if sort else "original" if shuffle_seed is None else "shuffled"
+
+
+def order_choices(q: Question, shuffle_seed: int | None, sort: bool = False) -> Question:
+    """The question as shown: options in the data's order (`shuffle_seed` None), shuffled with that seed, or sorted
+    by their text (`sort`), the answer rewritten as the letter of the correct option.
 
     The original order and the permutation are kept in `meta` so every row can be traced back.
     """
@@ -49,10 +54,13 @@ def order_choices(q: Question, shuffle_seed: int | None) -> Question:
         return q
     right = correct_index(q)
     order = list(range(len(q.choices)))
-    if shuffle_seed is not None:
+    if sort:
+        order.sort(key=lambda i: q.choices[i])
+    elif shuffle_seed is not None:
         question_rng(shuffle_seed, q.benchmark, q.id).shuffle(order)
     shown = [q.choices[i] for i in order]
-    meta = dict(q.meta, original_choices=list(q.choices), original_answer=letter(right), permutation=order)
+    meta = dict(q.meta, original_choices=list(q.choices), original_answer=letter(right), permutation=order,
+                option_order=option_order(shuffle_seed, sort))
     return dataclasses.replace(q, choices=shown, answer=letter(order.index(right)), meta=meta)
 
 

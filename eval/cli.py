@@ -66,7 +66,7 @@ def run(config: RunConfig, make_generator=vllm_generator) -> dict:
     questions = load_questions(config.benchmark, config.data, config.load_options())
     if config.limit is not None:
         questions = questions[: config.limit]
-    questions = [order_choices(q, config.shuffle_options) for q in questions]
+    questions = [order_choices(q, config.shuffle_options, config.sort_options) for q in questions]
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         duplicated = sorted({i for i in ids if ids.count(i) > 1})[:5]

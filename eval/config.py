@@ -12,7 +12,6 @@ recomputed from all rows each time.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import hashlib
 import importlib.metadata
@@ -30,9 +29,9 @@ from pixel_reasoner.settings import check_choices, option
 
 from eval.benchmarks import benchmark_names, frame_sampling, get_benchmark, load_benchmark_modules
 from eval.benchmarks.common import LoadOptions
+from eval.choices import option_order
 from eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 
-NO_TOOLS_GUIDELINES = "\n\nPlease think step by step, and put your final answer within \\boxed{}."  # official `notool`
 FORCED_CALL_TOKENS = 128  # a forced call is ~110 characters; a random model may spell it one character a token
 MANIFEST = "run_manifest.json"
 PREDICTIONS = "predictions.jsonl"
@@ -73,6 +72,9 @@ class RunConfig(BudgetOptions):
     shuffle_options: int | None = option(None, metavar="SEED", help=(
         "Shuffle multiple-choice options with this seed (per question) to measure order bias; default: the data's "
         "order, as the paper."))
+    sort_options: bool = option(False, help=(
+        "List multiple-choice options sorted by their text: one fixed order for every question, without the data's "
+        "bias (V* lists the correct option first); the order the zoom task trains on."))
     scoring_protocol: str = option(DEFAULT_PROTOCOL, choices=PROTOCOLS, help=(
         "Scoring rules: paper (the official evaluation's, comparable to Table 1) or lenient (accepts more answer "
         "formats)."))
@@ -105,6 +107,8 @@ class RunConfig(BudgetOptions):
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.sort_options and self.shuffle_options is not None:
+            raise ConfigError("--sort_options and --shuffle_options both set: choose one option order")
         load_benchmark_modules(self.benchmark_modules)
         get_benchmark(self.benchmark)  # an unknown name lists the registered ones
         for name in ("samples", "video_frames", "max_turn_tokens", "max_response_tokens", "max_model_len",
@@ -131,7 +135,7 @@ class RunConfig(BudgetOptions):
     def protocol(self) -> ProtocolProfile:
         """The profile the model sees; without tools, its guideline is the official text-only one."""
         profile = get_profile(self.profile)
-        return profile if self.tools else dataclasses.replace(profile, guidelines=NO_TOOLS_GUIDELINES)
+        return profile if self.tools else profile.without_tools()
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -143,7 +147,7 @@ class RunConfig(BudgetOptions):
                  if v is not None and os.path.exists(v)}
         return {**self.to_dict(), **local, "model_fingerprint": model_fingerprint(self.model),
                 "data": os.path.abspath(self.data), "budgets": to_dict(self.budgets()), "limits": to_dict(self.limits()),
-                "option_order": "original" if self.shuffle_options is None else "shuffled",
+                "option_order": option_order(self.shuffle_options, self.sort_options),
                 "frame_sampling": frame_sampling(self.benchmark, self.data),
                 "protocol": {**profile.summary(), "system_prompt": profile.system_prompt,
                              "guidelines": profile.guidelines},

@@ -57,22 +57,24 @@ class Protocol(NamedTuple):
     shuffled: bool
     seed: int | None
     budgets: str = PAPER_BUDGETS  # the preset the run's pixel budgets equal, "custom", or "unknown" (not recorded)
+    order: str = "original"  # original | shuffled | sorted (eval.choices.option_order)
 
     @classmethod
     def of(cls, metrics: dict) -> "Protocol":
         record = metrics.get("protocol") or {}
         run = metrics.get("run") or {}
-        shuffled = record.get("option_order") == "shuffled"
-        seed = run.get("shuffle_options") if shuffled else None
-        return cls(record.get("scoring", "unknown"), shuffled, seed, budget_label(run.get("budgets")))
+        order = record.get("option_order", "original")
+        seed = run.get("shuffle_options") if order == "shuffled" else None
+        return cls(record.get("scoring", "unknown"), order != "original", seed, budget_label(run.get("budgets")),
+                   order)
 
     @property
     def comparable(self) -> bool:
         return self.scoring == "paper" and not self.shuffled and self.budgets == PAPER_BUDGETS
 
     def describe(self) -> str:
-        order = "options shuffled" + (f" (seed {self.seed})" if self.seed is not None else "") if self.shuffled \
-            else "data's option order"
+        order = "options sorted" if self.order == "sorted" else "options shuffled" + (
+            f" (seed {self.seed})" if self.seed is not None else "") if self.shuffled else "data's option order"
         return f"{self.scoring} scoring, {order}, {self.budgets} budgets"
 
     def why_not_comparable(self) -> str:
@@ -82,7 +84,7 @@ class Protocol(NamedTuple):
         elif self.scoring != "paper":
             reasons.append(f"{self.scoring} scoring, not the paper's rules")
         if self.shuffled:
-            reasons.append("options shuffled, the paper shows the data's order")
+            reasons.append(f"options {self.order}, the paper shows the data's order")
         if self.budgets == "unknown":
             reasons.append("pixel budgets not recorded (no run_manifest.json next to the predictions)")
         elif self.budgets != PAPER_BUDGETS:

@@ -120,7 +120,10 @@ def _categories(row: dict) -> list[str]:
 
 
 def option_order(rows: Sequence[dict]) -> str:
-    """How the rows showed their options: "original" (the data's order), "shuffled", or "n/a" (no options)."""
+    """How the rows showed their options: "original" (the data's order), "shuffled", "sorted" (`--sort-options`),
+    or "n/a" (no options)."""
+    if {(r.get("meta") or {}).get("option_order") for r in rows if r.get("choices")} == {"sorted"}:
+        return "sorted"
     permutations = [(r.get("meta") or {}).get("permutation") for r in rows if r.get("choices")]
     if not permutations:
         return "n/a"

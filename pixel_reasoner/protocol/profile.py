@@ -15,6 +15,9 @@ from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.ops import VisualOperation, get_operation, load_operation_modules
 from pixel_reasoner.protocol.chatml import QWEN2_5_VL_SPECIAL_TOKENS
 
+NO_TOOLS_GUIDELINES = "\n\nPlease think step by step, and put your final answer within \\boxed{}."  # official `notool`
+NO_TOOLS_SUFFIX = "-no-tools"
+
 
 @dataclass(frozen=True)
 class ToolBinding:
@@ -103,6 +106,13 @@ class ProtocolProfile:
                               "@register_operation")
         have = {t.tool_name for t in self.tools}
         return self.with_tools([ToolBinding(op, op) for op in operations if op not in have], name=name)
+
+    def without_tools(self) -> "ProtocolProfile":
+        """This profile with no tools offered: no tools block in the system prompt and the official text-only
+        guideline (`NO_TOOLS_GUIDELINES`). What `eval run --no-tools` shows the model, and the profile of SFT rows
+        that teach it to answer from its input alone (registered as `<name>-no-tools`)."""
+        return dataclasses.replace(self, name=self.name + NO_TOOLS_SUFFIX, tools=(), guidelines=NO_TOOLS_GUIDELINES,
+                                   description=f"{self.description} Tools disabled.")
 
     def format_question(self, question: str, choices: Sequence[str] | None = None) -> str:
         """The user text: question, lettered choices (if any), then the profile's guidelines."""

@@ -78,3 +78,6 @@ QWEN = register_profile(ProtocolProfile(
     error_template="Error: {message}",
     guidelines=QWEN_GUIDELINES,
 ))
+
+RELEASED_NO_TOOLS = register_profile(RELEASED.without_tools())
+QWEN_NO_TOOLS = register_profile(QWEN.without_tools())

@@ -5,12 +5,14 @@ import shutil
 
 import pytest
 
-from pixel_reasoner.errors import DataError
+from pixel_reasoner.errors import ConfigError, DataError
 from pixel_reasoner.media import VideoSource, segment_centre_indices
 
 from eval.benchmarks import load_questions
 from eval.benchmarks.common import LoadOptions
 from eval.choices import order_choices, split_embedded_choices
+from eval.config import RunConfig
+from eval.scoring import option_order as scored_option_order
 from eval.testing import make_mvbench, make_pixel_reasoner_parquet, make_vstar
 
 
@@ -141,6 +143,18 @@ def test_option_shuffling_is_seeded_per_question_and_remaps_the_answer(benchmark
     assert [q.choices for q in (order_choices(q, 1) for q in qs)] != [q.choices for q in shown]
     kept = [order_choices(q, None) for q in qs]
     assert [q.choices for q in kept] == [q.choices for q in qs] and {q.answer for q in kept} == {"A"}
+
+
+def test_sorted_options_are_one_order_for_every_question(benchmark_data):
+    qs = load_questions("vstar", benchmark_data["vstar"])
+    for original, q in zip(qs, (order_choices(q, None, sort=True) for q in qs)):
+        assert q.choices == sorted(original.choices)
+        assert q.choices[ord(q.answer) - 65] == original.choices[0]
+        assert q.meta["option_order"] == "sorted"
+    rows = [{"choices": q.choices, "meta": q.meta} for q in (order_choices(q, None, sort=True) for q in qs)]
+    assert scored_option_order(rows) == "sorted"  # what metrics.json records, not "shuffled"
+    with pytest.raises(ConfigError, match="--sort_options and --shuffle_options"):
+        RunConfig(model="m", benchmark="vstar", data="d", out="o", shuffle_options=0, sort_options=True)
 
 
 def test_unmappable_multiple_choice_answer_is_an_error(benchmark_data):

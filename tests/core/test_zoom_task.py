@@ -1,0 +1,110 @@
+"""The zoom task (pixel_reasoner.zoom_task): its premise, its determinism, and its files in the layouts the
+pipeline reads (synthesis seeds, V*/TallyQA/MVBench for eval)."""
+import json
+
+import numpy as np
+import pytest
+
+from pixel_reasoner.errors import ConfigError
+from pixel_reasoner.media import resize_to_budget
+from pixel_reasoner.zoom_task.items import KINDS, make_item, same_scene_all_patterns
+from pixel_reasoner.zoom_task.layouts import Mix, write_benchmarks, write_seeds
+from pixel_reasoner.zoom_task.oracle import premise
+from pixel_reasoner.zoom_task.scene import PATTERNS, ZoomTaskConfig
+
+CONFIG = ZoomTaskConfig()
+
+
+def test_the_original_shows_the_same_pixels_whatever_the_pattern():
+    """At the original's budget the four patterns resample to byte-identical images: nothing can read them."""
+    budget = CONFIG.budgets().original
+    for index in range(60):
+        scenes = same_scene_all_patterns(7, index, CONFIG)
+        assert [s.pattern for s in scenes] == list(PATTERNS)
+        shown = [np.asarray(resize_to_budget(s.image, budget)) for s in scenes]
+        assert shown[0].shape == (112, 112, 3)
+        assert all(np.array_equal(shown[0], other) for other in shown[1:]), f"scene {index} leaks its pattern"
+        full = [np.asarray(s.image) for s in scenes]
+        assert not any(np.array_equal(full[0], other) for other in full[1:])  # the source pixels do differ
+
+
+def test_premise_oracle_is_at_chance_on_the_original_and_right_on_the_crop():
+    result = premise(CONFIG, CONFIG.budgets(), n=400)
+    assert result.crop_accuracy >= 0.99
+    assert abs(result.original_accuracy - 0.25) <= 0.06  # identical pixels: it names one pattern for all four
+
+
+def test_items_are_a_function_of_seed_split_and_index():
+    a, b = make_item("detail", 3, "train", 5, CONFIG), make_item("detail", 3, "train", 5, CONFIG)
+    assert (a.answer, a.choices, a.scene.cell) == (b.answer, b.choices, b.scene.cell)
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    held_out = make_item("detail", 3, "eval", 5, CONFIG)
+    assert not np.array_equal(np.asarray(a.image), np.asarray(held_out.image))
+    video = make_item("video", 3, "eval", 2, CONFIG)
+    assert len(video.frames) == 16 and video.frames[video.frame_index - 1] is video.image
+    assert sum(not np.array_equal(np.asarray(f), np.asarray(video.frames[0])) for f in video.frames) in (1, 15)
+
+
+def test_answers_are_balanced_and_consistent():
+    letters, cells = [], set()
+    for index in range(200):
+        item = make_item("detail", 0, "train", index, CONFIG)
+        assert item.choices[ord(item.answer) - ord("A")] == PATTERNS[item.scene.pattern]
+        x1, y1, x2, y2 = item.scene.cell_box
+        assert x1 <= item.scene.frame_box[0] and item.scene.frame_box[2] <= x2  # the frame inside its cell
+        letters.append(item.answer)
+        cells.add(item.scene.cell)
+    assert all(30 <= letters.count(letter) <= 70 for letter in "ABCD") and len(cells) == 16
+    count = make_item("count", 0, "train", 1, CONFIG)
+    assert count.choices is None and count.answer == str(count.scene.dots) and 1 <= count.scene.dots <= 4
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"shown_size": 224}, "must equal period"), ({"patch": 42}, "multiple of period"),
+    ({"frame": 32}, "does not fit"), ({"patterns": ("zigzag",)}, "unknown pattern")])
+def test_bad_geometry_is_refused_with_the_reason(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        ZoomTaskConfig(**overrides)
+
+
+def test_seeds_load_as_synthesis_seeds_with_routes(tmp_path):
+    from data_synthesis.config import SourceConfig
+    from data_synthesis.seeds import SeedItem, load_source
+
+    path = write_seeds(str(tmp_path), Mix.for_training(30, videos=2))
+    items = list(load_source(SourceConfig(format="jsonl", name="zoom", path=path)))
+    assert all(isinstance(i, SeedItem) for i in items) and len(items) == 32
+    by_kind = {}
+    for item in items:
+        by_kind.setdefault(item.meta["kind"], []).append(item)
+    assert {k: len(v) for k, v in by_kind.items()} == {"detail": 22, "colour": 4, "count": 4, "video": 2}
+    assert all(i.route == "pixel" and i.ref_box is not None for i in by_kind["detail"] + by_kind["video"])
+    assert all(i.route == "text_only" for i in by_kind["colour"] + by_kind["count"])
+    assert by_kind["count"][0].scoring == "count"
+    assert by_kind["video"][0].ref_frames and len(by_kind["video"][0].frame_paths) == 16
+
+
+def test_benchmarks_load_through_the_eval_loaders(tmp_path):
+    from eval.benchmarks import load_questions
+    from eval.benchmarks.common import LoadOptions
+    from eval.choices import order_choices
+
+    written = write_benchmarks(str(tmp_path), Mix(detail=6, colour=3, count=3, video=2))
+    vstar = [order_choices(q, 0) for q in load_questions("vstar", written["vstar"])]
+    assert [q.category for q in vstar].count("detail") == 6 and len(vstar) == 9
+    for q in vstar:
+        item = make_item(q.category, 0, "eval", int(q.id.rsplit("-", 1)[1]), CONFIG)
+        assert q.choices[ord(q.answer) - ord("A")] == item.choices[ord(item.answer) - ord("A")]
+        if q.category == "detail":
+            x, y, x2, y2 = item.scene.frame_box
+            assert q.target_boxes == [[x, y, x2, y2]]
+    counts = load_questions("tallyqa", written["tallyqa"], LoadOptions(subset="all"))
+    assert [q.answer for q in counts] == [make_item("count", 0, "eval", i, CONFIG).answer for i in range(3)]
+    videos = load_questions("mvbench", written["mvbench"], LoadOptions(subset="episodic_reasoning"))
+    assert len(videos) == 2 and videos[0].video.num_frames == 16
+    rows = json.loads((tmp_path / "mvbench" / "json" / "episodic_reasoning.json").read_text())
+    assert rows[0]["answer"] == videos[0].choices[ord(videos[0].answer) - ord("A")]
+
+
+def test_every_kind_is_known():
+    assert KINDS == ("detail", "colour", "count", "video")
