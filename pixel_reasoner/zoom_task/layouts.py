@@ -15,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from pixel_reasoner.config import IMAGE_KINDS, PixelBudgets
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.zoom_task.items import KINDS, ZoomItem, make_item
 from pixel_reasoner.zoom_task.scene import ZoomTaskConfig
@@ -23,13 +24,23 @@ TEXT_ONLY_SHARE = 2000 / 7500  # the paper's text-only share of the SFT data (Ta
 VSTAR_DIR, TALLYQA_DIR, MVBENCH_DIR = "vstar", "tallyqa", "mvbench"
 MVBENCH_TASK_FILE = "episodic_reasoning.json"  # MVBench's frame-folder task
 MVBENCH_FRAMES = "video/tvqa/frames_fps3_hq"
-# `eval run` flags for the task: its profile and pixel budgets (ZoomTaskConfig.budgets(): 4-16 visual tokens), options sorted by
-# their text (the V* layout lists the correct option first; the task's items list them in that sorted order),
-# short turns (a teacher turn is < 60 tokens).
-EVAL_FLAGS = ["--profile", "qwen", "--original_min_pixels", "3136", "--original_max_pixels", "12544",
-              "--crop_min_pixels", "3136", "--crop_max_pixels", "12544", "--frame_min_pixels", "3136",
-              "--frame_max_pixels", "12544", "--sort_options", "--max_turn_tokens", "96", "--max_response_tokens",
-              "384", "--max_model_len", "2048", "--dtype", "float32"]
+
+
+def _budget_flags(budgets: PixelBudgets) -> list[str]:
+    """`eval run`'s per-kind pixel flags that give exactly `budgets`."""
+    flags = []
+    for kind in IMAGE_KINDS:
+        budget = budgets.for_kind(kind)
+        flags += [f"--{kind}_min_pixels", str(budget.min_pixels), f"--{kind}_max_pixels", str(budget.max_pixels)]
+    return flags
+
+
+# `eval run` flags for the task: its profile and pixel budgets (ZoomTaskConfig.budgets()), options sorted by their
+# text (the V* layout lists the correct option first; the task's items list them in that sorted order), short turns
+# (a teacher turn is < 60 tokens).
+EVAL_FLAGS = ["--profile", "qwen", *_budget_flags(ZoomTaskConfig().budgets()), "--sort_options",
+              "--max_turn_tokens", "96", "--max_response_tokens", "384", "--max_model_len", "2048",
+              "--dtype", "float32"]
 
 
 @dataclass(frozen=True)
