@@ -73,7 +73,7 @@ def learning_metrics(results_dir: str, protocol: str = DEFAULT_PROTOCOL, seed: i
     video = rows.get("mvbench", [])
     everything = [r for group in rows.values() for r in group]
     correct = lambda r: score_row(r, protocol) == 1.0  # noqa: E731
-    used_tools = lambda r: r.get("num_ops", 0) > 0  # noqa: E731
+    used_tools = lambda r: r.get("num_operations", 0) > 0  # noqa: E731
     return {
         "accuracy_detail": rate(detail, correct, seed), "accuracy_coarse": rate(coarse, correct, seed),
         "accuracy_video": rate(video, correct, seed), "valid_call_rate": rate(everything, is_valid, seed),

@@ -21,7 +21,6 @@ from pixel_reasoner.parsing import extract_answer, extract_boxed
 from pixel_reasoner.paper_scoring import eval_output_text, paper_correct, solution_text
 from pixel_reasoner.scoring import anls, clean_answer, score
 
-from eval.benchmarks.registry import get_benchmark
 
 PROTOCOLS = ("paper", "lenient")
 DEFAULT_PROTOCOL = "paper"
@@ -46,6 +45,10 @@ def trajectory_text(row: dict) -> str:
 
 def scoring_of(row: dict) -> str:
     """How the row's benchmark is scored (`Benchmark.scoring`); DataError naming the row for an unknown one."""
+    # Imported here: the benchmarks package imports this module (InfoVQA's submission scoring), so a module-level
+    # import made `import eval.protocols` (first, e.g. from eval.learning) fail as a circular import.
+    from eval.benchmarks.registry import get_benchmark
+
     try:
         return get_benchmark(row["benchmark"]).scoring
     except DataError as e:

@@ -14,6 +14,8 @@ from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.settings import check_choices, option
 from pixel_reasoner.protocol import get_profile
 
+from open_r1_ext.sampling import BATCH_SAMPLING
+
 INVALID_SAMPLE_POLICIES = ("error", "skip")
 LOSS_AVERAGING = ("token", "sample")
 
@@ -50,6 +52,9 @@ class SFTScriptArguments(BudgetOptions):
     loss_averaging: str = option("token", choices=LOSS_AVERAGING, help=(
         "`token`: TRL's mean over every trained token of the batch (long trajectories weigh more); `sample`: the "
         "mean of each sample's own token mean, as the official trainer averaged (docs/sft.md)."))
+    batch_sampling: str = option("permutation", choices=BATCH_SAMPLING, help=(
+        "`permutation`: the Trainer's epochs of a random permutation; `replacement`: every row drawn independently "
+        "with replacement (the zoom-task recipe: docs/learning.md, 'Batch sampling')."))
     freeze_vision_tower: bool = option(True, help=(
         "Freeze the vision encoder and its merger (the paper and official code do)."))
     invalid_samples: str = option("error", choices=INVALID_SAMPLE_POLICIES, help=(

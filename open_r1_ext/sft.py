@@ -29,6 +29,7 @@ from open_r1_ext.collator import TrajectoryCollator
 from open_r1_ext.config import SFTScriptArguments
 from open_r1_ext.dataset import enforce_policy, prepare_samples, to_train_dataset
 from open_r1_ext.loss import trainer_class
+from open_r1_ext.sampling import with_batch_sampling
 from open_r1_ext.modeling import freeze_vision_tower, load_model, load_processor, resolve_attn_implementation
 
 logger = logging.getLogger("open_r1_ext.sft")
@@ -97,7 +98,7 @@ class PreparedTraining:
     train_dataset: Any  # validated samples (datasets.Dataset with a `sample` column)
     collator: TrajectoryCollator  # renders, loads media and masks the loss by per-turn flags
     config: dict  # the resolved configuration, also written to <output_dir>/sft_run_config.json
-    trainer_class: type  # SFTTrainer, or SampleMeanSFTTrainer for `loss_averaging: sample`
+    trainer_class: type  # SFTTrainer or SampleMeanSFTTrainer (`loss_averaging`), with `batch_sampling`
 
 
 def check_training_args(training_args: SFTConfig) -> None:
@@ -151,7 +152,8 @@ def prepare_training(script_args: SFTScriptArguments, training_args: SFTConfig,
     collator = TrajectoryCollator(processor, budgets, script_args.video_fps, training_args.pad_to_multiple_of,
                                   tokens_per_second)
     return PreparedTraining(processor, model, train_dataset, collator, config,
-                            trainer_class(script_args.loss_averaging))
+                            with_batch_sampling(trainer_class(script_args.loss_averaging),
+                                                script_args.batch_sampling))
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:

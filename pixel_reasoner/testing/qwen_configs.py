@@ -42,17 +42,19 @@ def qwen2_5_vl_config(tokenizer, text: dict, vision: dict, mrope_section: list[i
 
 
 def tiny_config(tokenizer, hidden: int = 128, layers: int = 2, rope_theta: float = 1e6,
-                mrope_section: list[int] | None = None):
+                mrope_section: list[int] | None = None, kv_heads: int = 1):
     """The tiny test model: head_dim 64 (vLLM's CPU attention supports it), M-RoPE sections summing to
-    head_dim / 2 (default: Qwen's 1:1.5:1.5 split), a 2-block vision tower; vocabulary rounded up from the
-    tokenizer's to a multiple of 64."""
+    head_dim / 2 (default: Qwen's 1:1.5:1.5 split), `kv_heads` key/value heads shared by the hidden / 64 query
+    heads, a 2-block vision tower; vocabulary rounded up from the tokenizer's to a multiple of 64."""
     heads = max(1, hidden // 64)
+    if kv_heads < 1 or heads % kv_heads:
+        raise ValueError(f"kv_heads={kv_heads} must divide the {heads} attention heads (hidden {hidden} / 64)")
     half = hidden // heads // 2
     mrope = mrope_section or [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]
     if sum(mrope) != half:
         raise ValueError(f"mrope_section {mrope} must sum to head_dim / 2 = {half}")
     text = dict(vocab_size=(len(tokenizer) + 63) // 64 * 64, hidden_size=hidden, intermediate_size=2 * hidden,
-                num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=1, tie_word_embeddings=True)
+                num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads, tie_word_embeddings=True)
     vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, fullatt_block_indexes=[1],
                   window_size=112, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, tokens_per_second=2)
     return qwen2_5_vl_config(tokenizer, text, vision, mrope, max_positions=8192, rope_theta=rope_theta)
