@@ -218,8 +218,11 @@ def test_ctrl_c_stops_every_process_it_started(tmp_path):
     up: the script exits and nothing it started survives, the background server included."""
     marker = uuid.uuid4().hex
     env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, MARKER: marker}
+    # A terminal's shell starts with SIGINT at its default; a test run launched in the background inherits it
+    # ignored, and bash cannot trap a signal ignored on entry, so the script would never see the Ctrl-C.
     proc = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600
     server = None
     while server is None and time.time() < deadline and proc.poll() is None:
