@@ -15,6 +15,7 @@ prints one line; it writes the curve as JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -44,6 +45,7 @@ def main() -> None:
     from transformers import get_scheduler
 
     from eval.records import write_json_atomic
+    from open_r1_ext.dataset import prepare_samples
     from open_r1_ext.decisions import decision_accuracy
     from open_r1_ext.sft import parse_args, prepare_training
 
@@ -58,9 +60,9 @@ def main() -> None:
     run = prepare_training(script, training, model_args)
     model, collator, tokenizer = run.model, run.collator, run.processor.tokenizer
     train_rows = run.train_dataset["sample"]
-    held_script, held_training, held_model_args = prepared([a.heldout])
-    held = prepare_training(held_script, held_training, held_model_args)
-    detail = [json.loads(s) for s in held.train_dataset["sample"] if "-detail-" in json.loads(s)["id"]]
+    held = prepare_samples(dataclasses.replace(script, data_files=[a.heldout], data_weights=None), run.processor,
+                           training.max_length, progress=False)
+    detail = [row for row in (json.loads(s.to_json()) for s in held.samples) if "-detail-" in row["id"]]
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=training.learning_rate, betas=(training.adam_beta1, training.adam_beta2),
