@@ -1,0 +1,141 @@
+"""UNFORCED RL: a zoom-task SFT checkpoint trained in this test calls its tools by itself under RL in CPU mode.
+
+The whole chain of docs/rl.md's "Toy RL" through the commands a user runs: the tiny zoom model
+(`tiny_qwen --preset zoom`), teacher trajectories (`data_synthesis`, recipes/synth_zoom_cpu.yaml), a short SFT
+(`accelerate launch open_r1_ext/sft.py --config recipes/sft_zoom_cpu.yaml`), then `ray job submit -- bash
+recipes/rl_toy_cpu.sh` with no forced turns: upstream OpenRLHF's loop, vLLM generation through our agent, the
+paper's reward (curiosity included), SSR, DeepSpeed, weight sync. The assertions read the run's own records
+(config.json, metrics.jsonl, groups.jsonl), the weight-sync evidence and the saved model. Heavy (~8 GiB): never
+run two at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from openrlhf_ext.cpu_mode import latest_sync_dump, verify_sync_evidence
+from pixel_reasoner.rewards.curiosity import CuriositySettings
+from pixel_reasoner.rewards.efficiency import EfficiencySettings
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SFT_STEPS = 200  # by then the model follows the protocol by itself (docs/rl.md, "Toy RL")
+TRAIN_QUESTIONS = 600  # synthesis seeds of the SFT data (task seed 0)
+RL_STEPS, QUERIES, GROUP = 3, 4, 4
+pytestmark = [pytest.mark.rl, pytest.mark.vllm, pytest.mark.slow]
+
+
+def _run(argv: list[str]) -> float:
+    """Run a command from the repo root; returns its wall seconds."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "TOKENIZERS_PARALLELISM": "false"}
+    started = time.time()
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, " ".join(argv) + "\n" + done.stdout[-3000:] + done.stderr[-3000:]
+    return time.time() - started
+
+
+def sft_checkpoint(root: pathlib.Path) -> tuple[str, float]:
+    """The zoom model after SFT_STEPS of recipes/sft_zoom_cpu.yaml on teacher trajectories; and the SFT's seconds."""
+    py, model, seeds, synthesis, sft = sys.executable, root / "model", root / "seeds", root / "synthesis", root / "sft"
+    _run([py, "-m", "pixel_reasoner.testing.tiny_qwen", str(model), "--preset", "zoom", "--seed", "0"])
+    _run([py, "-m", "pixel_reasoner.zoom_task", "seeds", str(seeds), "--n", str(TRAIN_QUESTIONS), "--seed", "0"])
+    _run([py, "-m", "data_synthesis", "run", "--config", "recipes/synth_zoom_cpu.yaml", "--set", "profile=qwen",
+          "--set", f"sources=[{{format: jsonl, name: zoom, path: '{seeds / 'seeds.jsonl'}'}}]",
+          "--output.dir", str(synthesis), "--no-progress"])
+    seconds = _run([py, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml",
+                    "--num_cpu_threads_per_process", "1", "open_r1_ext/sft.py", "--config", "recipes/sft_zoom_cpu.yaml",
+                    "--model_name_or_path", str(model), "--data_files", str(synthesis / "trajectories.jsonl"),
+                    "--data_weights", "1", "--output_dir", str(sft), "--max_steps", str(SFT_STEPS), "--seed", "0"])
+    return str(sft), seconds
+
+
+@pytest.fixture(scope="module")
+def run(ray_head, tmp_path_factory):
+    root = tmp_path_factory.mktemp("rl_toy_cpu")
+    started = time.time()
+    model, sft_seconds = sft_checkpoint(root)
+    work = root / "rl"
+    rl_started = time.time()
+    done = ray_head.submit(["bash", str(REPO / "recipes" / "rl_toy_cpu.sh")], timeout=900, env_vars={
+        "WORK": str(work), "PYTHON": sys.executable, "MODEL": model, "STEPS": str(RL_STEPS),
+        "QUERIES": str(QUERIES), "GROUP": str(GROUP), "RAY_DEDUP_LOGS": "0"})
+    out = done.stdout + done.stderr
+    (root / "job.log").write_text(out)
+    assert done.returncode == 0, out[-6000:]
+    rl_seconds = time.time() - rl_started
+    print(f"\n[toy rl] SFT {SFT_STEPS} steps {sft_seconds:.0f} s, RL {RL_STEPS} steps {rl_seconds:.0f} s (job wall), "
+          f"total {time.time() - started:.0f} s")
+    print((work / "run" / "summary.md").read_text())
+    records = {name: [json.loads(line) for line in open(work / "run" / f"{name}.jsonl")]
+               for name in ("metrics", "groups")}
+    return {"work": work, "out": out, "model": model, "config": json.loads((work / "run" / "config.json").read_text()),
+            **records}
+
+
+def kind(group: dict) -> str:
+    """The question kind from the label's qid (`train-<kind>-<index>`, pixel_reasoner.zoom_task)."""
+    return json.loads(group["label"])["qid"].split("-")[1]
+
+
+def test_the_model_calls_its_tools_by_itself(run):
+    rollout = run["config"]["pixel_reasoner"]["rollout"]
+    assert rollout["forced_turns"] == [] and rollout["profile"] == "qwen"
+    detail = [g for g in run["groups"] if kind(g) == "detail"]
+    assert len(detail) >= RL_STEPS  # 3 of every 4 questions are detail questions
+    # 1_PR = a crop the model asked for was parsed and executed (it produced an image), with no grammar forcing it
+    executed = np.concatenate([g["pixel_reasoning"] for g in detail])
+    print(f"detail rollouts with an executed crop: {executed.mean():.0%} of {executed.size}")
+    assert executed.mean() >= 0.5, executed
+    for g in run["groups"]:
+        assert all(n >= pr for n, pr in zip(g["num_operations"], g["pixel_reasoning"]))
+
+
+def test_rewards_vary_within_a_group(run):
+    spreads = [np.ptp(g["reward"]) for g in run["groups"]]
+    assert max(spreads) > 0, spreads
+    assert any(np.any(np.array(g["advantage"]) != 0) for g in run["groups"])
+
+
+def test_curiosity_bonus_follows_the_papers_rule(run):
+    """Eq. 10 with the paper's defaults, recomputed from each group's logged 1_PR (openrlhf_ext.step_rewards)."""
+    curiosity, efficiency = CuriositySettings(), EfficiencySettings()
+    settings = run["config"]["pixel_reasoner"]["rewards"]["settings"]
+    assert (settings["curiosity"]["weight"], settings["curiosity"]["rapr_threshold"]) == \
+        (curiosity.weight, curiosity.rapr_threshold) == (0.5, 0.3)
+    paid = 0
+    for g in run["groups"]:
+        used = np.array(g["pixel_reasoning"], dtype=float)
+        rapr = used.mean()
+        assert g["rapr"] == pytest.approx(rapr)
+        bonus = curiosity.weight * max(curiosity.rapr_threshold - rapr, 0.0) * used
+        penalty = efficiency.weight * np.minimum(efficiency.free_operations - np.array(g["num_operations"]), 0)
+        assert g["terms"]["curiosity"] == pytest.approx(bonus.tolist())
+        assert g["reward"] == pytest.approx((np.array(g["correct"]) + bonus + penalty).tolist())
+        paid += int((bonus > 0).sum())
+    print(f"curiosity bonus paid to {paid} samples")
+
+
+def test_training_advanced_and_saved_a_loadable_model(run):
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    trained = [m for m in run["metrics"] if m.get("ssr/skipped_step", 0.0) == 0.0]
+    assert len(run["metrics"]) == RL_STEPS and trained
+    assert all(np.isfinite(m["policy_loss"]) for m in trained)
+    saved = str(run["work"] / "ckpt")
+    AutoProcessor.from_pretrained(saved)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(saved)
+    start = Qwen2_5_VLForConditionalGeneration.from_pretrained(run["model"])
+    changed = [k for k, v in model.state_dict().items() if not np.allclose(v.float(), start.state_dict()[k].float())]
+    assert changed  # the policy updates moved the weights
+    # each update reached vLLM: the synced weights equal the saved model's
+    dumps = run["work"] / "sync"
+    assert len(os.listdir(dumps)) == len(trained)
+    report = verify_sync_evidence(latest_sync_dump(str(dumps)), saved)
+    assert report["received"] > 0 and report["received_equal_checkpoint"] == report["received"], report
