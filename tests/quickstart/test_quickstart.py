@@ -166,7 +166,7 @@ def test_rl_trained_from_the_sft_checkpoint(quickstart):
             assert math.isfinite(step[key]), (key, step)
     config = json.loads((out / "rl" / "run" / "config.json").read_text())
     assert str(out / "sft") in json.dumps(config)  # the RL run started from the SFT checkpoint
-    assert "forced_turns" not in json.dumps(config) or '"forced_turns": []' in json.dumps(config)
+    assert config["pixel_reasoner"]["rollout"]["forced_turns"] == []  # the model calls its tools by itself
     assert "| step |" in quickstart["stdout"]  # the per-step statistics were printed
 
 
