@@ -195,7 +195,7 @@ cat <<EOF
   $OUT/report.md                    accuracy, valid calls, crop contains target, RaPR per stage with 95% CIs
   $OUT/view.html                    the models' own tool calls on held-out questions, crops drawn on their images
   $OUT/sft_loss.png                 the SFT loss curve
-  $OUT/metrics.json                 every stage's numbers (the `learning` section) and timings
+  $OUT/metrics.json                 every stage's numbers (its learning section) and timings
   $OUT/synthesis/summary.txt        synthesis counts (teacher trajectories from the ground truth)
   $OUT/sft/                         the SFT checkpoint (sft_run_config.json, data_validation.json)
   $OUT/rl/run/summary.md            RL per-step statistics (curiosity, SSR); metrics.jsonl, groups.jsonl
