@@ -18,54 +18,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from eval.learning import headline, learning_metrics  # noqa: E402
-from pixel_reasoner.zoom_task.layouts import EVAL_FLAGS  # noqa: E402
+from pixel_reasoner.zoom_task import commands  # noqa: E402
+from pixel_reasoner.zoom_task.commands import evaluate, run, synthesis  # noqa: E402
+from pixel_reasoner.zoom_task.layouts import CHANCE_DETAIL  # noqa: E402
 
 TARGETS = {  # docs/learning.md: the issue's targets for the SFT checkpoint
     "valid_call_rate": (">=", 95.0), "crop_contains_target": (">=", 80.0), "accuracy_detail": (">=", 80.0),
     "accuracy_coarse": (">=", 90.0)}
 NO_TOOLS_MARGIN = 10.0  # tools disabled: detail accuracy within this many points of chance
 SFT_SECONDS = 600  # the issue's budget for the SFT stage on 2 CPU cores
-
-
-def run(argv: list[str], log: str) -> float:
-    """Run a command with the repo on PYTHONPATH, its output appended to `log`; returns its wall seconds."""
-    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    start = time.time()
-    with open(log, "a", encoding="utf-8") as f:
-        f.write("$ " + " ".join(argv) + "\n")
-        f.flush()
-        result = subprocess.run(argv, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
-    if result.returncode:
-        with open(log, encoding="utf-8") as f:
-            tail = f.read()[-3000:]
-        raise SystemExit(f"command failed ({result.returncode}): {' '.join(argv)}\n--- end of {log}:\n{tail}")
-    return time.time() - start
-
-
-def synthesis(py: str, seeds: str, out: str, profile: str, limit: int | None = None) -> list[str]:
-    source = f"{{format: jsonl, name: zoom, path: '{seeds}'" + (f", limit: {limit}" if limit else "") + "}"
-    return [py, "-m", "data_synthesis", "run", "--config", "recipes/synth_zoom_cpu.yaml", "--set", f"profile={profile}",
-            "--set", f"sources=[{source}]", "--output.dir", out, "--no-progress"]
-
-
-def evaluate(py: str, model: str, bench: dict[str, str], out: str, tools: bool = True) -> list[str]:
-    names = sorted(bench)
-    argv = [py, "-m", "eval", "run", "--model", model, "--benchmark", *names, "--data", *[bench[n] for n in names],
-            "--out", out, *EVAL_FLAGS]
-    if "tallyqa" in bench and len(names) > 1:
-        argv += ["--subset", "tallyqa=all"]
-    elif names == ["tallyqa"]:
-        argv += ["--subset", "all"]
-    return argv + ([] if tools else ["--no-tools"])
 
 
 def finished_stages(report: str, settings: dict) -> dict[str, float]:
@@ -108,33 +75,27 @@ def main(argv: list[str] | None = None) -> dict:
 
     model, sft, seeds = os.path.join(out, "model"), os.path.join(out, "sft"), os.path.join(out, "seeds")
     bench_dir = os.path.join(out, "bench")
-    stage("model", [py, "-m", "pixel_reasoner.testing.tiny_qwen", model, "--preset", "zoom", "--seed", str(a.seed)])
-    stage("data", [py, "-m", "pixel_reasoner.zoom_task", "seeds", seeds, "--n", str(a.train), "--seed", str(a.seed)],
+    stage("model", commands.model(py, model, a.seed))
+    stage("data", commands.seeds(py, seeds, a.train, a.seed),
           synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis"), "qwen"),
           synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis_no_tools"), "qwen-no-tools",
                     a.no_tools_rows),
-          [py, "-m", "pixel_reasoner.zoom_task", "bench", bench_dir, "--detail", str(a.detail), "--colour",
-           str(a.colour), "--count", str(a.count), "--seed", str(a.seed)])
-    bench = {name: os.path.join(bench_dir, name) for name in ("vstar", "tallyqa")
-             if os.path.isdir(os.path.join(bench_dir, name))}
+          commands.bench(py, bench_dir, a.detail, a.colour, a.count, a.seed))
+    bench = commands.benchmarks(bench_dir)
     results = {}
     if not a.skip_base:
         stage("eval_base", evaluate(py, model, bench, os.path.join(out, "eval", "base")))
         results["base"] = learning_metrics(os.path.join(out, "eval", "base"))
-    stage("sft", [py, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml",
-                  "--num_cpu_threads_per_process", str(a.threads), "open_r1_ext/sft.py", "--config",
-                  "recipes/sft_zoom_cpu.yaml", "--model_name_or_path", model,
-                  "--data_files", os.path.join(out, "synthesis", "trajectories.jsonl"),
-                  os.path.join(out, "synthesis_no_tools", "trajectories.jsonl"), "--output_dir", sft,
-                  "--max_steps", str(a.steps), "--seed", str(a.seed)])
+    stage("sft", commands.sft(py, model, [os.path.join(out, "synthesis", "trajectories.jsonl"),
+                                          os.path.join(out, "synthesis_no_tools", "trajectories.jsonl")],
+                              sft, a.steps, a.seed, a.threads))
     stage("eval_sft", evaluate(py, sft, bench, os.path.join(out, "eval", "sft")))
     stage("eval_sft_no_tools", evaluate(py, sft, bench, os.path.join(out, "eval", "sft_no_tools"), False))
     results["sft"] = learning_metrics(os.path.join(out, "eval", "sft"))
     results["sft_no_tools"] = learning_metrics(os.path.join(out, "eval", "sft_no_tools"))
-    run([py, "-m", "open_r1_ext.plot_loss", os.path.join(sft, "trainer_state.json"), "--out",
-         os.path.join(out, "sft_loss.png"), "--title", f"zoom task SFT, {a.steps} steps"], log)
+    run(commands.plot_loss(py, sft, os.path.join(out, "sft_loss.png"), f"zoom task SFT, {a.steps} steps"), log)
 
-    chance = 25.0
+    chance = CHANCE_DETAIL
     sft_values = headline(results["sft"])
     met = {name: check(sft_values.get(name), op, bound) for name, (op, bound) in TARGETS.items()}
     no_tools = headline(results["sft_no_tools"])["accuracy_detail"]

@@ -2,7 +2,7 @@
 
 Loss averages over every trained token, and the fixed protocol text dominates it; whether a model reads the crop
 or knows where to zoom shows only at a few tokens: the last crop call's x1 (where to zoom: only the original's
-pixels say it), the pattern line after "... shows:" (only the crop's pixels say it), and the option letter after
+pixels say it) and y1, the pattern line after "... shows:" (only the crop's pixels say it), and the option letter after
 it. `tests/sft/test_learning.py` and `bench/sft_plain_loop.py` score those tokens. The zoom vocabulary keeps each
 of them one token (`pixel_reasoner.zoom_task.corpus`).
 """
@@ -12,13 +12,16 @@ import json
 
 
 def decision_positions(tokens: list[str]) -> dict[str, int]:
-    """Indices (into the supervised tokens of one trajectory) of its decision tokens: `box_x1`, `crop_class`,
-    `option` (those it has)."""
+    """Indices (into the supervised tokens of one trajectory) of its decision tokens: `box_x1`, `box_y1`,
+    `crop_class`, `option` (those it has)."""
     found = {}
     calls = [j for j, t in enumerate(tokens) if t == "<tool_call>"]
     opening = [j for j in range(calls[-1], len(tokens)) if tokens[j].endswith("[")] if calls else []
     if opening:
         found["box_x1"] = opening[0] + 1  # '"bbox_2d": [' then x1
+        numbers = [j for j in range(opening[0] + 2, len(tokens)) if tokens[j].strip().isdigit()]
+        if numbers:
+            found["box_y1"] = numbers[0]
     shows = [j for j, t in enumerate(tokens) if t.endswith("shows:\n")]
     if shows and shows[-1] + 2 < len(tokens):
         found["crop_class"], found["option"] = shows[-1] + 1, shows[-1] + 2

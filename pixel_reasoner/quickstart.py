@@ -1,194 +1,211 @@
-"""Helpers of the CPU quickstart (`bash recipes/quickstart_cpu.sh`): the script chains the real command-line tools
-of every stage; this module does only what those tools do not: make the seed media, pick a port and wait for a
-server, and gather every stage's numbers into `quickstart_out/metrics.json`.
+"""Helpers of the CPU quickstart (`bash recipes/quickstart_cpu.sh`) on the zoom task (docs/learning.md): each
+subcommand runs the real command-line tools of one stage, built by `pixel_reasoner.zoom_task.commands` (the same
+command lines `bench/learning.py` runs), appends their output to a log, and prints one summary line; `collect`
+gathers every stage's numbers into `metrics.json` and writes `report.md`.
 
-    python -m pixel_reasoner.quickstart seeds OUT_DIR          # seed images/clips + seeds.jsonl (synthesis input)
-    python -m pixel_reasoner.quickstart free-port
-    python -m pixel_reasoner.quickstart wait-http URL --pid PID --log FILE [--timeout S]
-    python -m pixel_reasoner.quickstart collect OUT_DIR        # metrics.json + where to look
+    python -m pixel_reasoner.quickstart model OUT --log LOG
+    python -m pixel_reasoner.quickstart data OUT --log LOG [--train N --no-tools-rows N --detail N --colour N --count N]
+    python -m pixel_reasoner.quickstart sft OUT --log LOG [--steps N --threads N]
+    python -m pixel_reasoner.quickstart eval OUT STAGE MODEL --log LOG [--no-tools] [--save-images]
+    python -m pixel_reasoner.quickstart collect OUT        # metrics.json (with the `learning` section) + report.md
 
-Only the standard library, pillow and numpy (PyAV for the clips).
+Layout under OUT: model/, seeds/, synthesis/, synthesis_no_tools/, bench/, sft/ (+ sft_loss.png), rl/,
+eval/<stage>/ (predictions and `learning.json` of `python -m eval.learning`). Only the standard library: the
+learning metrics are computed by `python -m eval.learning`, this module reads its JSON.
 """
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import socket
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+import sys
 
-import numpy as np
-from PIL import ImageDraw
+from pixel_reasoner.jsonl import read_jsonl
+from pixel_reasoner.zoom_task import commands
+from pixel_reasoner.zoom_task.layouts import CHANCE_DETAIL
 
-from pixel_reasoner.jsonl import read_jsonl, write_jsonl
-from pixel_reasoner.testing.media import scene_image, write_video
-
-COLORS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (30, 60, 220), "yellow": (230, 220, 40)}
-
-
-@dataclass(frozen=True)
-class SeedSpec:
-    """Sizes chosen so that every image stays within the tiny model's processor (<= 256 visual tokens) and the
-    whole pipeline runs in minutes on 2 cores; the layout is the generic synthesis JSONL (docs/synthesis.md)."""
-
-    color_questions: int = 6
-    count_questions: int = 2
-    clips: int = 2
-    image_size: tuple[int, int] = (252, 196)  # 9 x 7 = 63 visual tokens
-    clip_size: tuple[int, int] = (112, 84)  # 4 x 3 = 12 visual tokens per frame
-    clip_frames: int = 48
-    clip_fps: int = 16
-    seed: int = 0
-
-
-def make_seeds(out_dir: str, spec: SeedSpec = SeedSpec()) -> str:
-    """Scenes whose answer sits in a small region (the reference box), and clips whose answer sits in a few frames
-    (the reference frames); returns the path of `seeds.jsonl`."""
-    rng = np.random.default_rng(spec.seed)
-    media = os.path.join(out_dir, "media")
-    os.makedirs(media, exist_ok=True)
-    rows = []
-    names = list(COLORS)
-    width, height = spec.image_size
-    for i in range(spec.color_questions):
-        color = names[i % len(names)]
-        image = scene_image(width, height, seed=spec.seed + i)
-        x, y = int(rng.integers(10, width - 40)), int(rng.integers(10, height - 40))
-        ImageDraw.Draw(image).rectangle([x, y, x + 24, y + 24], fill=COLORS[color], outline=(0, 0, 0))
-        name = f"square_{i}.png"
-        image.save(os.path.join(media, name))
-        rows.append({"id": f"square-{i}", "image": f"media/{name}", "question": "What is the color of the small "
-                     "square with a black outline?", "choices": [c.capitalize() for c in names],
-                     "answer": color.capitalize(), "ref_box": [x, y, x + 25, y + 25]})
-    for i in range(spec.count_questions):
-        image = scene_image(width, height, seed=spec.seed + 100 + i)
-        draw = ImageDraw.Draw(image)
-        count = 2 + i
-        x0, y0 = int(rng.integers(10, width - 70)), int(rng.integers(10, height - 30))
-        draw.rectangle([x0 - 4, y0 - 4, x0 + 14 * count + 4, y0 + 14], fill=(255, 255, 255))
-        for k in range(count):
-            draw.ellipse([x0 + 14 * k, y0, x0 + 14 * k + 10, y0 + 10], fill=(0, 0, 0))
-        name = f"dots_{i}.png"
-        image.save(os.path.join(media, name))
-        rows.append({"id": f"dots-{i}", "image": f"media/{name}", "question": "How many black dots are on the white "
-                     "strip?", "answer": str(count), "scoring": "count",
-                     "ref_box": [x0 - 4, y0 - 4, x0 + 14 * count + 5, y0 + 15]})
-    for i in range(spec.clips):
-        name = f"clip_{i}.mp4"
-        write_video(os.path.join(media, name), num_frames=spec.clip_frames + 8 * i, width=spec.clip_size[0],
-                    height=spec.clip_size[1], fps=spec.clip_fps)
-        middle = [8, 9]  # of the 16 frames sampled uniformly
-        rows.append({"id": f"clip-{i}", "video": f"media/{name}", "question": "Is the clip more red or more blue "
-                     "halfway through?", "choices": ["More red", "More blue"], "answer": "More blue",
-                     "ref_frames": middle})
-    path = os.path.join(out_dir, "seeds.jsonl")
-    write_jsonl(path, rows)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, pid: int, log: str, timeout: float) -> None:
-    """Wait until `url` answers 200; fail early (with the log's tail) if the server process `pid` exits."""
-    deadline = time.time() + timeout
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise SystemExit(f"the server (pid {pid}) exited before it was ready; end of {log}:\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.time() > deadline:
-            raise SystemExit(f"{url} not ready after {timeout:.0f}s; end of {log}:\n{_tail(log)}")
-        time.sleep(1)
-
-
-def _tail(path: str, chars: int = 3000) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()[-chars:]
-    except OSError:
-        return "(no log)"
-
-
+LEARNING_KEYS = ("accuracy_detail", "accuracy_coarse", "valid_call_rate", "crop_contains_target", "rapr")
+STAGE_LABELS = {"base": "untrained (before SFT)", "sft": "after SFT", "sft_no_tools": "after SFT, tools disabled",
+                "rl": "after RL"}
 RL_KEYS = ("step", "rollout/correct_mean", "rollout/rapr_mean", "reward/curiosity_mean", "reward/efficiency_mean",
            "ssr/reward_uniform_group_ratio", "ssr/replayed_share", "ssr/buffer_size", "ssr/batch_size",
            "ssr/batch_multiple_of_train_batch", "policy_loss")
 
 
-def read_rows(path: str) -> list[dict]:
+def model(out: str, log: str, seed: int) -> str:
+    """The tiny zoom-preset Qwen2.5-VL (random weights, the task's byte-level BPE)."""
+    commands.run(commands.model(sys.executable, os.path.join(out, "model"), seed), log)
+    return f"tiny Qwen2.5-VL, zoom preset (random init, seed {seed}): {os.path.join(out, 'model')}"
+
+
+def data(out: str, log: str, train: int, no_tools_rows: int, detail: int, colour: int, count: int,
+         seed: int) -> str:
+    """Training seeds (split `train`), their teacher trajectories with tools and (the first `no_tools_rows`)
+    without, and held-out questions (split `eval`)."""
+    py, seeds_jsonl = sys.executable, os.path.join(out, "seeds", "seeds.jsonl")
+    commands.run(commands.seeds(py, os.path.join(out, "seeds"), train, seed), log)
+    commands.run(commands.synthesis(py, seeds_jsonl, os.path.join(out, "synthesis"), "qwen"), log)
+    commands.run(commands.synthesis(py, seeds_jsonl, os.path.join(out, "synthesis_no_tools"), "qwen-no-tools",
+                                    no_tools_rows), log)
+    commands.run(commands.bench(py, os.path.join(out, "bench"), detail, colour, count, seed), log)
+    tools, no_tools = (_load(os.path.join(out, d, "stats.json"))["trajectories"]
+                       for d in ("synthesis", "synthesis_no_tools"))
+    return (f"{tools['total']} teacher trajectories with tools {tools['by_type']}, {no_tools['total']} with tools "
+            f"disabled; held-out questions: {detail} detail, {colour} colour, {count} count")
+
+
+def sft(out: str, log: str, steps: int, seed: int, threads: int) -> str:
+    """`recipes/sft_zoom_cpu.yaml` on both trajectory files, then the loss plot."""
+    py, sft_dir = sys.executable, os.path.join(out, "sft")
+    data_files = [os.path.join(out, d, "trajectories.jsonl") for d in ("synthesis", "synthesis_no_tools")]
+    seconds = commands.run(commands.sft(py, os.path.join(out, "model"), data_files, sft_dir, steps, seed, threads),
+                           log)
+    commands.run(commands.plot_loss(py, sft_dir, os.path.join(out, "sft_loss.png"),
+                                    f"quickstart: zoom task SFT, {steps} steps"), log)
+    losses = sft_losses(out)
+    return (f"{steps} steps in {seconds:.0f}s; loss {losses[0]:.2f} -> {losses[-1]:.2f} "
+            f"(plot: {os.path.join(out, 'sft_loss.png')})")
+
+
+def evaluate(out: str, stage: str, model: str, log: str, tools: bool, save_images: bool) -> str:
+    """`eval run` of `model` on the held-out questions into eval/STAGE, then its learning metrics."""
+    py, results = sys.executable, os.path.join(out, "eval", stage)
+    bench = commands.benchmarks(os.path.join(out, "bench"))
+    if not bench:
+        raise SystemExit(f"{out}/bench has no held-out questions: run the data stage first")
+    commands.run(commands.evaluate(py, model, bench, results, tools, save_images), log)
+    commands.run(commands.learning(py, results, os.path.join(results, "learning.json")), log)
+    metrics = _load(os.path.join(results, "learning.json"))
+    return f"{stage}: " + ", ".join(f"{k} {_fmt(_value(metrics, k))}" for k in LEARNING_KEYS)
+
+
+def sft_losses(out: str) -> list[float]:
+    state = _load(os.path.join(out, "sft", "trainer_state.json")) or {}
+    return [h["loss"] for h in state.get("log_history", []) if "loss" in h]
+
+
+def learning_section(out: str) -> dict:
+    """`learning.<stage>.{accuracy_detail, ..., rapr}` (percent) with `ci95` per metric, for every evaluated
+    stage, plus `chance_detail`."""
+    section: dict = {"chance_detail": CHANCE_DETAIL}
+    for stage in STAGE_LABELS:
+        metrics = _load(os.path.join(out, "eval", stage, "learning.json"))
+        if metrics is None:
+            continue
+        keys = LEARNING_KEYS if stage != "sft_no_tools" else ("accuracy_detail", "accuracy_coarse", "valid_call_rate")
+        section[stage] = {**{k: _value(metrics, k) for k in keys},
+                          "ci95": {k: (metrics[k] or {}).get("ci95") for k in keys},
+                          "n_detail": (metrics["accuracy_detail"] or {}).get("n")}
+    return section
+
+
+def report(out: str, section: dict, sft_steps: int | None, rl_steps: int) -> str:
+    """The quickstart's report: the learning metrics per stage with their bootstrap 95% CIs."""
+    def cell(stage: dict, key: str) -> str:
+        value, ci = stage.get(key), (stage.get("ci95") or {}).get(key)
+        if value is None:
+            return "—"
+        return f"{value:.1f} [{ci[0]:.0f}, {ci[1]:.0f}]" if ci else f"{value:.1f}"
+
+    names = ("detail accuracy", "coarse accuracy", "valid calls", "crop contains target", "RaPR")
+    lines = ["# Pixel Reasoner CPU quickstart: does the tiny model learn to zoom?", "",
+             "Held-out zoom-task questions (`python -m pixel_reasoner.zoom_task bench`, scenes never trained on), "
+             "greedy decoding, `python -m eval run` without forced calls, metrics by `python -m eval.learning` "
+             "(percent, bootstrap 95% CI over questions). docs/learning.md explains the task and the metrics.", "",
+             "| stage | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for stage, label in STAGE_LABELS.items():
+        if stage in section:
+            lines.append(f"| {label} | " + " | ".join(cell(section[stage], k) for k in LEARNING_KEYS) + " |")
+    lines += ["", f"Chance on detail questions: {section['chance_detail']:.0f}% (one of the patterns). The pattern "
+              "is legible only in a crop: with tools disabled, detail accuracy stays near chance.", ""]
+    losses = sft_losses(out)
+    if losses:
+        lines.append(f"SFT: {sft_steps} steps, loss {losses[0]:.2f} -> {losses[-1]:.2f} (`sft_loss.png`).")
+    lines.append(f"RL: {rl_steps} steps (`rl/run/summary.md`).")
+    return "\n".join(lines) + "\n"
+
+
+def collect(out: str) -> dict:
+    """Every stage's headline numbers in `metrics.json`, and `report.md`, from the files the stages wrote."""
+    synthesis = _load(os.path.join(out, "synthesis", "stats.json")) or {}
+    trajectories = synthesis.get("trajectories") or {}
+    sft_state = _load(os.path.join(out, "sft", "trainer_state.json")) or {}
+    steps = _rows(os.path.join(out, "rl", "run", "metrics.jsonl"))
+    section = learning_section(out)
+    metrics = {
+        "stages": _rows(os.path.join(out, "timings.jsonl")),
+        "synthesis": {"trajectories": trajectories.get("total"), "by_type": trajectories.get("by_type"),
+                      "no_tools": ((_load(os.path.join(out, "synthesis_no_tools", "stats.json")) or {})
+                                   .get("trajectories") or {}).get("total")},
+        "sft": {"steps": sft_state.get("global_step"), "losses": sft_losses(out)},
+        "rl": {"steps": len(steps), "per_step": [{k: r.get(k) for k in RL_KEYS} for r in steps]},
+        "learning": section,
+    }
+    with open(os.path.join(out, "metrics.json"), "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2)
+    with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
+        f.write(report(out, section, sft_state.get("global_step"), len(steps)))
+    return metrics
+
+
+def _load(path: str):
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _rows(path: str) -> list[dict]:
     """A stage's JSONL log, or nothing when the stage did not run."""
     return read_jsonl(path) if os.path.isfile(path) else []
 
 
-def collect(out_dir: str) -> dict:
-    """Every stage's headline numbers in one JSON file, from the files the stages wrote."""
-    def load(path: str):
-        full = os.path.join(out_dir, path)
-        if not os.path.isfile(full):
-            return None
-        with open(full, encoding="utf-8") as f:
-            return json.load(f)
+def _value(metrics: dict, key: str) -> float | None:
+    """A rate of an `eval.learning` JSON (None where it has no rows)."""
+    return (metrics.get(key) or {}).get("value")
 
-    synthesis = load("synthesis/stats.json") or {}
-    trajectories = synthesis.get("trajectories") or {}
-    sft_state = load("sft/trainer_state.json") or {}
-    losses = [h["loss"] for h in sft_state.get("log_history", []) if "loss" in h]
-    steps = read_rows(os.path.join(out_dir, "rl", "run", "metrics.jsonl"))
-    evals = {}
-    for path in sorted(glob.glob(os.path.join(out_dir, "eval", "results", "*", "metrics.json"))):
-        with open(path, encoding="utf-8") as f:
-            m = json.load(f)
-        evals[os.path.basename(os.path.dirname(path))] = {k: m.get(k) for k in (
-            "score", "ci95", "n_questions", "n_responses", "rapr", "ops_per_response", "op_error_rate",
-            "answer_extracted")}
-    metrics = {
-        "stages": read_rows(os.path.join(out_dir, "timings.jsonl")),
-        "synthesis": {"trajectories": trajectories.get("total"), "by_type": trajectories.get("by_type"),
-                      "from_templates": trajectories.get("from_templates"),
-                      "rejections": (synthesis.get("rejections") or {}).get("by_stage")},
-        "sft": {"steps": sft_state.get("global_step"), "losses": losses},
-        "rl": {"steps": len(steps), "per_step": [{k: r.get(k) for k in RL_KEYS} for r in steps]},
-        "eval": evals,
-    }
-    with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)
-    return metrics
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}%"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pixel_reasoner.quickstart", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("seeds").add_argument("out_dir")
-    sub.add_parser("free-port")
-    wait = sub.add_parser("wait-http")
-    wait.add_argument("url")
-    wait.add_argument("--pid", type=int, required=True)
-    wait.add_argument("--log", required=True)
-    wait.add_argument("--timeout", type=float, default=600)
-    sub.add_parser("collect").add_argument("out_dir")
+    model_p = sub.add_parser("model", help="the tiny zoom-preset model")
+    data_p = sub.add_parser("data", help="seeds, teacher trajectories (tools / tools disabled), held-out questions")
+    sft_p = sub.add_parser("sft", help="SFT (recipes/sft_zoom_cpu.yaml) and the loss plot")
+    eval_p = sub.add_parser("eval", help="eval run on the held-out questions + python -m eval.learning")
+    collect_p = sub.add_parser("collect", help="metrics.json and report.md")
+    for p in (model_p, data_p, sft_p, eval_p, collect_p):
+        p.add_argument("out")
+    data_p.add_argument("--train", type=int, default=3000, help="training image questions")
+    data_p.add_argument("--no-tools-rows", type=int, default=600, help="tools-disabled rows (the first N seeds)")
+    data_p.add_argument("--detail", type=int, default=100, help="held-out detail questions")
+    data_p.add_argument("--colour", type=int, default=50)
+    data_p.add_argument("--count", type=int, default=50)
+    sft_p.add_argument("--steps", type=int, default=200)
+    sft_p.add_argument("--threads", type=int, default=1, help="CPU threads of the training process")
+    eval_p.add_argument("stage", choices=list(STAGE_LABELS))
+    eval_p.add_argument("model")
+    eval_p.add_argument("--no-tools", action="store_true")
+    eval_p.add_argument("--save-images", action="store_true")
+    for p in (model_p, data_p, sft_p, eval_p):
+        p.add_argument("--log", required=True, help="append every command's output here")
+        p.add_argument("--seed", type=int, default=0, help="task and model seed")
     args = parser.parse_args(argv)
-    if args.command == "seeds":
-        print(make_seeds(args.out_dir))
-    elif args.command == "free-port":
-        print(free_port())
-    elif args.command == "wait-http":
-        wait_http(args.url, args.pid, args.log, args.timeout)
+    out = os.path.abspath(args.out)
+    if args.command == "model":
+        print(model(out, args.log, args.seed))
+    elif args.command == "data":
+        print(data(out, args.log, args.train, args.no_tools_rows, args.detail, args.colour, args.count, args.seed))
+    elif args.command == "sft":
+        print(sft(out, args.log, args.steps, args.seed, args.threads))
+    elif args.command == "eval":
+        print(evaluate(out, args.stage, args.model, args.log, not args.no_tools, args.save_images))
     else:
-        print(json.dumps(collect(args.out_dir), indent=2))
+        print(json.dumps(collect(out), indent=2))
     return 0
 
 

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Pixel Reasoner end to end on one CPU machine, for real, in about 10 minutes (2 cores, ~8 GiB at the RL stage):
-# every stage runs the same command-line tool a GPU user runs at 7B scale, on a tiny random Qwen2.5-VL, and writes
-# the same files. See docs/quickstart.md for what each stage does and how to scale it up.
+# Pixel Reasoner end to end on one CPU machine, for real, in about 15 minutes (2 cores, ~9 GiB at the RL stage),
+# on a task only zooming solves (docs/learning.md): a tiny Qwen2.5-VL learns the tool protocol through our SFT, and
+# every stage runs the same command-line tool a GPU user runs at 7B scale. See docs/quickstart.md.
 #
 #   bash recipes/quickstart_cpu.sh            # writes quickstart_out/; a rerun resumes (finished stages are kept)
 #   bash recipes/quickstart_cpu.sh --clean    # start over
 #
-#   1. model      python -m pixel_reasoner.testing.tiny_qwen           the tiny model (real Qwen vocabulary, offline)
-#   2. synthesis  vLLM's OpenAI server + python -m data_synthesis run   seeds -> trajectories (a random model's
-#                                                                       analyses are rejected: template fallback)
-#   3. sft        accelerate launch open_r1_ext/sft.py                  a few masked SFT steps
-#   4. rl         recipes/rl_tiny_cpu.sh (python -m openrlhf_ext.train) a few GRPO steps: vLLM rollouts with our agent,
-#                                                                       curiosity reward, SSR, DeepSpeed, weight sync
-#   5. eval       python -m eval run/score/report                       V*, TallyQA, InfoVQA, MVBench layouts
-#   6. outputs    pixel-reasoner view                                   the HTML trajectory viewer, metrics.json
+#   1. model     python -m pixel_reasoner.testing.tiny_qwen --preset zoom  the tiny model (random, task vocabulary)
+#   2. data      python -m pixel_reasoner.zoom_task seeds/bench            training seeds, held-out questions;
+#                python -m data_synthesis run                              teacher trajectories (template path)
+#   3. base      python -m eval run + python -m eval.learning              the untrained model (no forced calls)
+#   4. sft       accelerate launch open_r1_ext/sft.py                      masked SFT, loss plot (open_r1_ext.plot_loss)
+#   5. sft_eval  python -m eval run (tools, and --no-tools)                after SFT, and the tools-disabled ablation
+#   6. rl        recipes/rl_toy_cpu.sh (python -m openrlhf_ext.train)      GRPO from the SFT checkpoint, no forced turns
+#   7. rl_eval   python -m eval run                                        after RL
+#   8. outputs   pixel-reasoner view, metrics.json, report.md              viewer, learning metrics with 95% CIs
 #
-# Knobs (environment): OUT (output directory, default quickstart_out), PYTHON (default .venv/bin/python).
+# Knobs (environment): OUT (output directory, default quickstart_out), PYTHON (default .venv/bin/python),
+# SFT_STEPS (default 200), RL_STEPS (default 2), EVAL_DETAIL / EVAL_COLOUR / EVAL_COUNT (held-out questions,
+# default 100 / 50 / 50).
 # Every process this script starts carries PIXEL_REASONER_QUICKSTART_RUN in its environment; on exit (normal,
 # error or Ctrl-C) the script stops those processes, and only those.
 set -euo pipefail
@@ -25,7 +28,7 @@ CLEAN=0
 for arg in "$@"; do
   case "$arg" in
     --clean) CLEAN=1;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0;;
     *) echo "quickstart: unknown argument '$arg' (use --clean, --help)" >&2; exit 2;;
   esac
 done
@@ -50,6 +53,8 @@ export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export PIXEL_REASONER_QUICKSTART_RUN="$$-$(date +%s%N)"
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 VLLM_CACHE_ROOT="$OUT/.cache/vllm"
+SFT_STEPS="${SFT_STEPS:-200}" RL_STEPS="${RL_STEPS:-2}"
+EVAL_QUESTIONS=(--detail "${EVAL_DETAIL:-100}" --colour "${EVAL_COLOUR:-50}" --count "${EVAL_COUNT:-50}")
 START=$(date +%s)
 
 log() { local t=$(( $(date +%s) - START )); printf '[quickstart %02d:%02d] %s\n' $((t / 60)) $((t % 60)) "$*"; }
@@ -67,16 +72,9 @@ signal_own() {  # SIGNAL: every process started by this run (not this shell), ch
   done
   echo "$n"
 }
-stop_pid() {  # SIGTERM, then SIGKILL after 20 s
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  [ -n "${SERVER_PID:-}" ] && stop_pid "$SERVER_PID"
   if [ "$(signal_own TERM)" != 0 ]; then
     sleep 3
     signal_own KILL >/dev/null
@@ -99,10 +97,11 @@ run_logged() {  # LOG COMMAND...: the command's output goes to LOG; on failure i
   fi
 }
 
-STAGE_NAMES=(model synthesis sft rl eval outputs)
+STAGE_NAMES=(model data base sft sft_eval rl rl_eval outputs)
 STAGES=${#STAGE_NAMES[@]}
-declare -A STAGE_OUTPUTS=([model]="model" [synthesis]="seeds synthesis" [sft]="sft" [rl]="rl" [eval]="eval report.md"
-                          [outputs]="view.html")
+declare -A STAGE_OUTPUTS=([model]="model" [data]="seeds synthesis synthesis_no_tools bench" [base]="eval/base"
+                          [sft]="sft sft_loss.png" [sft_eval]="eval/sft eval/sft_no_tools" [rl]="rl"
+                          [rl_eval]="eval/rl" [outputs]="view.html report.md metrics.json")
 stage() {  # K NAME WHAT: run stage_NAME unless a previous run finished it
   local k=$1 name=$2 what=$3 t0 dt later output
   if [ -f "$MARKER/$name.done" ]; then
@@ -122,118 +121,84 @@ stage() {  # K NAME WHAT: run stage_NAME unless a previous run finished it
 }
 write_timings() {  # the timing of every finished stage, in stage order
   local name
-  for name in "${STAGE_NAMES[@]}"; do cat "$MARKER/$name.done"; done >"$OUT/timings.jsonl"
+  for name in "${STAGE_NAMES[@]}"; do
+    if [ -f "$MARKER/$name.done" ]; then cat "$MARKER/$name.done"; fi
+  done >"$OUT/timings.jsonl"
 }
-json_get() {  # FILE EXPR: print a Python expression over the JSON document `d`
-  "$PYTHON" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-}
-
 # -- stages ------------------------------------------------------------------------------------------------------
-stage_model() {
-  rm -rf "$OUT/model"
-  run_logged "$LOGS/model.log" "$PYTHON" -m pixel_reasoner.testing.tiny_qwen "$OUT/model"
-  log "  tiny Qwen2.5-VL (2 layers, real Qwen vocabulary, random weights): $OUT/model"
+helper() {  # STAGE_LOG SUBCOMMAND ARGS...: a stage of python -m pixel_reasoner.quickstart; its summary line is shown
+  local logfile=$1 summary; shift
+  summary=$("$PYTHON" -m pixel_reasoner.quickstart "$@" --log "$logfile")
+  log "  $summary"
 }
 
-stage_synthesis() {
-  run_logged "$LOGS/synthesis.log" "$PYTHON" -m pixel_reasoner.quickstart seeds "$OUT/seeds"
-  local port url
-  port=$("$PYTHON" -m pixel_reasoner.quickstart free-port)
-  url="http://127.0.0.1:$port/v1"
-  OMP_NUM_THREADS=1 "$PYTHON" -m vllm.entrypoints.openai.api_server --model "$OUT/model" --served-model-name tiny \
-    --host 127.0.0.1 --port "$port" --max-model-len 4096 --enforce-eager --distributed-executor-backend uni \
-    --seed 0 --limit-mm-per-prompt '{"image": 32}' >"$LOGS/vllm_server.log" 2>&1 &
-  SERVER_PID=$!
-  log "  vLLM OpenAI-compatible server (pid $SERVER_PID) starting on $url"
-  "$PYTHON" -m pixel_reasoner.quickstart wait-http "$url/models" --pid "$SERVER_PID" --log "$LOGS/vllm_server.log"
-  run_logged "$LOGS/synthesis.log" "$PYTHON" -m data_synthesis run --config recipes/synth_tiny_cpu.yaml \
-    --set "endpoints.expert.base_url=$url" --set "endpoints.base.base_url=$url" \
-    --set "sources=[{format: jsonl, name: quickstart, path: '$OUT/seeds/seeds.jsonl'}]" \
-    --output.dir "$OUT/synthesis" --no-progress
-  stop_pid "$SERVER_PID"
-  SERVER_PID=""
-  log "  server stopped; $(json_get "$OUT/synthesis/stats.json" \
-    "f\"{d['trajectories']['total']} trajectories {d['trajectories']['by_type']}, \
-{d['trajectories']['from_templates']['total']} composed from templates after the model's output was rejected \
-({', '.join(f'{k} {v}' for k, v in d['trajectories']['from_templates']['model_rejections'].items())})\"")"
-}
+stage_model() { helper "$LOGS/model.log" model "$OUT"; }
 
-stage_sft() {
-  run_logged "$LOGS/sft.log" "$PYTHON" -m accelerate.commands.launch --config_file recipes/accelerate/cpu.yaml \
-    open_r1_ext/sft.py --config recipes/sft_quickstart_cpu.yaml --model_name_or_path "$OUT/model" \
-    --data_files "$OUT/synthesis/trajectories.jsonl" --output_dir "$OUT/sft"
-  log "  $(json_get "$OUT/sft/trainer_state.json" \
-    "'SFT losses per step: ' + ', '.join(f\"{h['loss']:.3f}\" for h in d['log_history'] if 'loss' in h)")"
+stage_data() { helper "$LOGS/data.log" data "$OUT" "${EVAL_QUESTIONS[@]}"; }
+
+stage_base() { helper "$LOGS/eval.log" eval "$OUT" base "$OUT/model"; }
+
+stage_sft() { helper "$LOGS/sft.log" sft "$OUT" --steps "$SFT_STEPS"; }
+
+stage_sft_eval() {
+  helper "$LOGS/eval.log" eval "$OUT" sft "$OUT/sft" --save-images
+  helper "$LOGS/eval.log" eval "$OUT" sft_no_tools "$OUT/sft" --no-tools
 }
 
 stage_rl() {
-  if [ ! -f recipes/rl_tiny_cpu.sh ]; then
-    echo "quickstart: recipes/rl_tiny_cpu.sh is missing (the RL stage, docs/rl.md)" >&2
+  if [ ! -f recipes/rl_toy_cpu.sh ]; then
+    echo "quickstart: recipes/rl_toy_cpu.sh is missing (RL on the zoom task without forced turns, docs/rl.md)" >&2
     return 1
   fi
   rm -rf "$OUT/rl"
-  run_logged "$LOGS/rl.log" env MODEL="$OUT/sft" WORK="$OUT/rl" PYTHON="$PYTHON" bash recipes/rl_tiny_cpu.sh
+  run_logged "$LOGS/rl.log" env MODEL="$OUT/sft" WORK="$OUT/rl" PYTHON="$PYTHON" STEPS="$RL_STEPS" \
+    bash recipes/rl_toy_cpu.sh
   log "  per-step statistics ($OUT/rl/run/summary.md; every metric per step in metrics.jsonl):"
   grep '^|' "$OUT/rl/run/summary.md" | sed 's/^/    /'
 }
 
-eval_model() {  # the RL run's final model, else (no RL stage output) the SFT model
+rl_model() {  # the RL run's final model
   local final
   for final in "$OUT/rl/ckpt/final" "$OUT/rl/ckpt"; do
     [ -f "$final/config.json" ] && { echo "$final"; return; }
   done
-  echo "$OUT/sft"
+  echo "quickstart: no RL checkpoint under $OUT/rl/ckpt" >&2
+  return 1
 }
 
-stage_eval() {
-  local bench="$OUT/eval/benchmarks" results="$OUT/eval/results" model b
-  rm -rf "$bench"
-  run_logged "$LOGS/eval.log" "$PYTHON" -m eval.testing "$bench"
-  model=$(eval_model)
-  log "  evaluating $model on generated V*, TallyQA, InfoVQA and MVBench data (one vLLM engine for all four)"
-  run_logged "$LOGS/eval.log" "$PYTHON" -m eval run --model "$model" \
-    --benchmark vstar tallyqa infovqa mvbench \
-    --data "$bench/vstar_bench" "$bench/tallyqa" "$bench/infovqa" "$bench/mvbench" \
-    --subset mvbench=action_sequence,episodic_reasoning --out "$results" \
-    --original-min-pixels 3136 --original-max-pixels 50176 --crop-min-pixels 3136 --crop-max-pixels 25088 \
-    --frame-min-pixels 3136 --frame-max-pixels 6272 --max-turn-tokens 128 \
-    --max-response-tokens 256 --max-model-len 4096 --dtype float32 --batch-size 32 --save-images \
-    --force-first-call
-  for b in vstar tallyqa infovqa mvbench; do  # the headline numbers, recomputed from the predictions alone
-    run_logged "$LOGS/eval.log" "$PYTHON" -m eval score --benchmark "$b" \
-      --predictions "$results/$b/predictions.jsonl" --out "$results/$b/metrics.json"
-  done
-  run_logged "$LOGS/eval.log" "$PYTHON" -m eval report "$results"/{vstar,tallyqa,mvbench,infovqa}/metrics.json \
-    --out "$OUT/report.md"
-  for b in vstar tallyqa infovqa mvbench; do
-    log "  $b: $(json_get "$results/$b/metrics.json" \
-      "f\"score {d['score']:.1f} over {d['n_questions']} questions, RaPR {d['rapr']:.0f}%\"")"
-  done
-}
+stage_rl_eval() { helper "$LOGS/eval.log" eval "$OUT" rl "$(rl_model)" --save-images; }
 
-stage_outputs() {
-  local sources=("$OUT/synthesis/trajectories.jsonl" "$OUT"/eval/results/*/predictions.jsonl)
-  run_logged "$LOGS/outputs.log" "$PYTHON" -m pixel_reasoner.cli view "${sources[@]}" --out "$OUT/view.html" \
-    --title "Pixel Reasoner quickstart: synthesised trajectories and evaluation"
+stage_outputs() {  # the viewer: every RL and SFT response to the held-out image questions, then a few teacher rows
+  local sources=("$OUT/eval/rl/vstar/predictions.jsonl" "$OUT/eval/sft/vstar/predictions.jsonl") shown
+  shown=$(( $(cat "${sources[@]}" | wc -l) + 20 ))
+  run_logged "$LOGS/outputs.log" "$PYTHON" -m pixel_reasoner.cli view "${sources[@]}" \
+    "$OUT/synthesis/trajectories.jsonl" --limit "$shown" --thumb-size 448 --out "$OUT/view.html" \
+    --title "Pixel Reasoner quickstart: evaluation responses after RL and after SFT, and teacher trajectories"
+  write_timings
+  run_logged "$LOGS/outputs.log" "$PYTHON" -m pixel_reasoner.quickstart collect "$OUT"  # again at the end: timings
+  sed -n '/^| stage/,/^$/p' "$OUT/report.md" | sed 's/^/    /'
 }
 
 log "Pixel Reasoner CPU quickstart -> $OUT (python: $PYTHON)"
-stage 1 model "build the tiny offline Qwen2.5-VL"
-stage 2 synthesis "synthesise trajectories with vLLM's OpenAI server + data_synthesis"
-stage 3 sft "SFT with loss masking (accelerate launch open_r1_ext/sft.py)"
-stage 4 rl "GRPO with curiosity reward and SSR (python -m openrlhf_ext.train, CPU mode)"
-stage 5 eval "evaluate on V*, TallyQA, InfoVQA, MVBench layouts (python -m eval)"
-stage 6 outputs "trajectory viewer"
+stage 1 model "build the tiny offline Qwen2.5-VL (zoom preset)"
+stage 2 data "zoom-task seeds and held-out questions, teacher trajectories (python -m data_synthesis)"
+stage 3 base "evaluate the untrained model (python -m eval run, python -m eval.learning)"
+stage 4 sft "SFT with loss masking, $SFT_STEPS steps (accelerate launch open_r1_ext/sft.py)"
+stage 5 sft_eval "evaluate after SFT, with tools and with --no-tools"
+stage 6 rl "$RL_STEPS GRPO steps with curiosity reward and SSR from the SFT checkpoint, no forced turns (CPU mode)"
+stage 7 rl_eval "evaluate after RL"
+stage 8 outputs "trajectory viewer, metrics.json, report.md"
 write_timings
 "$PYTHON" -m pixel_reasoner.quickstart collect "$OUT" >/dev/null
 log "done in $(( $(date +%s) - START ))s. Look at:"
 cat <<EOF
-  $OUT/view.html                    every synthesised trajectory and evaluation response, crops drawn on their images
-  $OUT/report.md                    Table-1-style report (paper's numbers for comparison) + RaPR
-  $OUT/metrics.json                 every stage's numbers and timings
-  $OUT/synthesis/summary.txt        synthesis counts and rejection reasons
+  $OUT/report.md                    accuracy, valid calls, crop contains target, RaPR per stage with 95% CIs
+  $OUT/view.html                    the models' own tool calls on held-out questions, crops drawn on their images
+  $OUT/sft_loss.png                 the SFT loss curve
+  $OUT/metrics.json                 every stage's numbers (its learning section) and timings
+  $OUT/synthesis/summary.txt        synthesis counts (teacher trajectories from the ground truth)
   $OUT/sft/                         the SFT checkpoint (sft_run_config.json, data_validation.json)
   $OUT/rl/run/summary.md            RL per-step statistics (curiosity, SSR); metrics.jsonl, groups.jsonl
-  $OUT/eval/results/<benchmark>/    predictions.jsonl, metrics.json, run_manifest.json
+  $OUT/eval/<stage>/                predictions.jsonl, metrics.json, learning.json per benchmark and stage
   $OUT/logs/                        the full output of every command
 EOF

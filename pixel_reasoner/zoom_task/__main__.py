@@ -28,8 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--n", type=int, default=200)
     for p in (seeds, bench, check):
         p.add_argument("--seed", type=int, default=0, help="task seed (scenes are a function of it)")
+        p.add_argument("--position-code", type=int, default=ZoomTaskConfig.position_code,
+                       help="tint of the frame's inner band that names its cell (ZoomTaskConfig.code_colour); 0: "
+                            "none, the model must then learn positions from M-RoPE alone")
     args = parser.parse_args(argv)
-    config = ZoomTaskConfig()
+    config = ZoomTaskConfig(position_code=getattr(args, "position_code", ZoomTaskConfig.position_code))
     if args.command == "seeds":
         print(write_seeds(args.out_dir, Mix.for_training(args.n, args.videos), args.seed, config))
     elif args.command == "eval-flags":

@@ -43,6 +43,10 @@ EVAL_FLAGS = ["--profile", "qwen", *_budget_flags(ZoomTaskConfig().budgets()), "
               "--dtype", "float32"]
 
 
+# Percent of detail questions right by guessing: one of the task's patterns.
+CHANCE_DETAIL = 100 / len(ZoomTaskConfig().patterns)
+
+
 @dataclass(frozen=True)
 class Mix:
     """How many questions of each kind. `for_training` splits n with the paper's text-only share going to the

@@ -48,6 +48,8 @@ class ZoomTaskConfig:
     dot_radius: int = 14
     clutter_share: float = 0.6  # chance that a free cell holds a pastel shape
     video_frames: int = 16
+    position_code: int = 0  # grey levels (e.g. 48): tint the frame's inner band by its cell; 0: no band
+    code_band: int = 8  # width of that band, inside the frame's colour (multiple of `period`)
     patterns: tuple[str, ...] = field(default_factory=lambda: tuple(PATTERNS))
     colours: tuple[str, ...] = field(default_factory=lambda: tuple(FRAME_COLOURS))
 
@@ -58,7 +60,7 @@ class ZoomTaskConfig:
                               f"{self.image_size} / {self.shown_size} vs period {self.period}")
         if self.image_size % self.grid:
             raise ConfigError(f"image_size={self.image_size} must be a multiple of grid={self.grid}")
-        for name in ("patch", "margin", "frame", "jitter"):
+        for name in ("patch", "margin", "frame", "jitter", "code_band"):
             if getattr(self, name) % self.period:
                 raise ConfigError(f"{name}={getattr(self, name)} must be a multiple of period={self.period} "
                                   "(the pattern must stay aligned to the resampling grid)")
@@ -71,6 +73,12 @@ class ZoomTaskConfig:
             raise ConfigError(f"max_dots={self.max_dots} must be in [1, 4] (one dot per quarter of a cell)")
         if 2 * (self.dot_radius + 4) > self.cell // 2:
             raise ConfigError(f"dot_radius={self.dot_radius} does not fit a quarter of a {self.cell}-pixel cell")
+        if not 0 <= self.position_code <= min(GREY, 255 - GREY):
+            raise ConfigError(f"position_code={self.position_code} must be in [0, {min(GREY, 255 - GREY)}] "
+                              "(a tint of grey, in grey levels)")
+        if self.position_code and not 0 < self.code_band < self.frame:
+            raise ConfigError(f"code_band={self.code_band} must leave some of the {self.frame}-pixel frame in its "
+                              "colour (0 < code_band < frame)")
         unknown = [p for p in self.patterns if p not in PATTERNS] + [c for c in self.colours if c not in FRAME_COLOURS]
         if unknown:
             raise ConfigError(f"unknown pattern(s)/colour(s) {unknown}; known: {list(PATTERNS)}, "
@@ -90,6 +98,18 @@ class ZoomTaskConfig:
         cell at full resolution. Pass the same to synthesis, SFT and eval (docs/learning.md)."""
         shown = PixelBudget(4 * TOKEN_PIXELS, self.shown_size ** 2)
         return PixelBudgets(original=shown, crop=PixelBudget(4 * TOKEN_PIXELS, self.cell ** 2), frame=shown)
+
+    def code_colour(self, row: int, col: int) -> tuple[int, int, int]:
+        """The frame's inner band, tinted by the frame's cell: red by its column, green by its row.
+
+        Why an option: a pretrained VLM already knows where things are in an image; a tiny random one must derive
+        absolute positions from M-RoPE alone, which is slow (docs/learning.md, "Where to zoom"). The band makes
+        *where* a property of the frame's own pixels, legible at the original's budget like the frame's colour.
+        It lies `margin` pixels (the resize kernel's full width) from the pattern, so the patterns still resample
+        to identical pixels (the premise test). Off by default: in its one measured run it did not make the
+        crop box's column come sooner."""
+        levels = np.linspace(-self.position_code, self.position_code, self.grid).round().astype(int)
+        return (GREY + int(levels[col]), GREY + int(levels[row]), GREY)
 
     def cell_box(self, row: int, col: int) -> Box:
         c = self.cell
@@ -167,6 +187,10 @@ def render_scene(rng: np.random.Generator, config: ZoomTaskConfig, pattern: str,
     patch_box = (fx + inset, fy + inset, fx + inset + config.patch, fy + inset + config.patch)
     if with_frame:
         draw.rectangle([fx, fy, fx + config.outer - 1, fy + config.outer - 1], fill=FRAME_COLOURS[colour])
+        if config.position_code:
+            band = config.frame - config.code_band
+            draw.rectangle([fx + band, fy + band, fx + config.outer - band - 1, fy + config.outer - band - 1],
+                           fill=config.code_colour(row, col))
         draw.rectangle([fx + config.frame, fy + config.frame, fx + config.outer - config.frame - 1,
                         fy + config.outer - config.frame - 1], fill=(GREY, GREY, GREY))
         pixels = np.array(image)

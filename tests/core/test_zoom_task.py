@@ -10,7 +10,7 @@ from pixel_reasoner.media import resize_to_budget
 from pixel_reasoner.zoom_task.items import KINDS, make_item, same_scene_all_patterns
 from pixel_reasoner.zoom_task.layouts import Mix, write_benchmarks, write_seeds
 from pixel_reasoner.zoom_task.oracle import premise
-from pixel_reasoner.zoom_task.scene import PATTERNS, ZoomTaskConfig
+from pixel_reasoner.zoom_task.scene import FRAME_COLOURS, PATTERNS, ZoomTaskConfig
 
 CONFIG = ZoomTaskConfig()
 
@@ -26,6 +26,40 @@ def test_the_original_shows_the_same_pixels_whatever_the_pattern():
         assert all(np.array_equal(shown[0], other) for other in shown[1:]), f"scene {index} leaks its pattern"
         full = [np.asarray(s.image) for s in scenes]
         assert not any(np.array_equal(full[0], other) for other in full[1:])  # the source pixels do differ
+
+
+def _band_colour(scene, config: ZoomTaskConfig) -> np.ndarray:
+    """Mean colour, as shown at the original's budget, of the ring where the frame's inner band lies."""
+    shown = np.asarray(resize_to_budget(scene.image, config.budgets().original), dtype=np.float64)
+    scale = shown.shape[0] / config.image_size
+    x1, y1, x2, y2 = (round(v * scale) for v in scene.frame_box)
+    inset = round((config.frame - config.code_band / 2) * scale)
+    ring = np.concatenate([shown[y1 + inset, x1 + inset:x2 - inset], shown[y2 - inset - 1, x1 + inset:x2 - inset],
+                           shown[y1 + inset:y2 - inset, x1 + inset], shown[y1 + inset:y2 - inset, x2 - inset - 1]])
+    return ring.mean(axis=0)
+
+
+def test_the_position_code_says_where_the_frame_is_at_the_original_budget():
+    """With `position_code`, the frame's inner band names its cell (red: column, green: row) in the shown
+    original, and the patterns still resample to identical pixels; without it, the band is the frame's colour."""
+    coded = ZoomTaskConfig(position_code=48)
+    levels = np.linspace(-coded.position_code, coded.position_code, coded.grid) + 128
+    right = 0
+    for index in range(80):
+        scene = make_item("detail", 3, "eval", index, coded).scene
+        red, green, _ = _band_colour(scene, coded)
+        read = (int(np.abs(levels - green).argmin()), int(np.abs(levels - red).argmin()))
+        right += read == scene.cell
+    assert right == 80
+    for index in range(20):
+        shown = [np.asarray(resize_to_budget(s.image, coded.budgets().original))
+                 for s in same_scene_all_patterns(7, index, coded)]
+        assert all(np.array_equal(shown[0], other) for other in shown[1:]), f"scene {index} leaks its pattern"
+    plain = ZoomTaskConfig(position_code=0)
+    for index in range(10):
+        scene = make_item("detail", 3, "eval", index, plain).scene
+        x = scene.frame_box[0] + plain.frame - plain.code_band // 2
+        assert scene.image.getpixel((x, (scene.frame_box[1] + scene.frame_box[3]) // 2)) == FRAME_COLOURS[scene.colour]
 
 
 def test_premise_oracle_is_at_chance_on_the_original_and_right_on_the_crop():
@@ -61,7 +95,8 @@ def test_answers_are_balanced_and_consistent():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"shown_size": 224}, "must equal period"), ({"patch": 42}, "multiple of period"),
-    ({"frame": 32}, "does not fit"), ({"patterns": ("zigzag",)}, "unknown pattern")])
+    ({"frame": 32}, "does not fit"), ({"patterns": ("zigzag",)}, "unknown pattern"),
+    ({"position_code": 200}, "position_code=200"), ({"position_code": 48, "code_band": 16}, "code_band=16")])
 def test_bad_geometry_is_refused_with_the_reason(overrides, message):
     with pytest.raises(ConfigError, match=message):
         ZoomTaskConfig(**overrides)

@@ -16,7 +16,8 @@ def run(out: Path, *args: str) -> subprocess.CompletedProcess:
 def test_help_lists_the_stages_and_bad_arguments_are_refused(tmp_path):
     result = run(tmp_path, "--help")
     assert result.returncode == 0 and "--clean" in result.stdout
-    assert all(stage in result.stdout for stage in ("model", "synthesis", "sft", "rl", "eval", "outputs"))
+    assert all(stage in result.stdout for stage in ("model", "data", "base", "sft", "sft_eval", "rl", "rl_eval",
+                                                    "outputs", "SFT_STEPS"))
     result = run(tmp_path, "--fast")
     assert result.returncode == 2 and "unknown argument '--fast'" in result.stderr
 

@@ -1,0 +1,93 @@
+"""The zoom task's learning pipeline as the command lines a user runs (docs/learning.md): built in one place for
+`bench/learning.py` and the CPU quickstart (`recipes/quickstart_cpu.sh` through `python -m pixel_reasoner.quickstart`),
+so both run exactly the same commands.
+
+Only the standard library: each function returns an argv; `run` executes one with the repository on PYTHONPATH and
+appends its output to a log.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from pixel_reasoner.zoom_task.layouts import EVAL_FLAGS, TALLYQA_DIR, VSTAR_DIR
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SFT_RECIPE = "recipes/sft_zoom_cpu.yaml"
+SYNTH_RECIPE = "recipes/synth_zoom_cpu.yaml"
+
+
+def run(argv: list[str], log: str) -> float:
+    """Run a command from the repository root with the repo on PYTHONPATH, its output appended to `log`; returns
+    its wall seconds. A failure raises SystemExit with the command and the log's tail."""
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    start = time.time()
+    with open(log, "a", encoding="utf-8") as f:
+        f.write("$ " + " ".join(argv) + "\n")
+        f.flush()
+        result = subprocess.run(argv, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if result.returncode:
+        with open(log, encoding="utf-8") as f:
+            tail = f.read()[-3000:]
+        raise SystemExit(f"command failed ({result.returncode}): {' '.join(argv)}\n--- end of {log}:\n{tail}")
+    return time.time() - start
+
+
+def model(py: str, out: str, seed: int) -> list[str]:
+    return [py, "-m", "pixel_reasoner.testing.tiny_qwen", out, "--preset", "zoom", "--seed", str(seed)]
+
+
+def seeds(py: str, out: str, n: int, seed: int) -> list[str]:
+    return [py, "-m", "pixel_reasoner.zoom_task", "seeds", out, "--n", str(n), "--seed", str(seed)]
+
+
+def synthesis(py: str, seeds_jsonl: str, out: str, profile: str, limit: int | None = None) -> list[str]:
+    """Teacher trajectories through the template path (`profile` qwen: tools; qwen-no-tools: tools disabled)."""
+    source = f"{{format: jsonl, name: zoom, path: '{seeds_jsonl}'" + (f", limit: {limit}" if limit else "") + "}"
+    return [py, "-m", "data_synthesis", "run", "--config", SYNTH_RECIPE, "--set", f"profile={profile}",
+            "--set", f"sources=[{source}]", "--output.dir", out, "--no-progress"]
+
+
+def bench(py: str, out: str, detail: int, colour: int, count: int, seed: int) -> list[str]:
+    """Held-out questions (the task's `eval` split: no evaluated scene is trained on)."""
+    return [py, "-m", "pixel_reasoner.zoom_task", "bench", out, "--detail", str(detail), "--colour", str(colour),
+            "--count", str(count), "--seed", str(seed)]
+
+
+def benchmarks(bench_dir: str) -> dict[str, str]:
+    """{benchmark: directory} of what `bench` wrote (a kind asked for 0 questions has no directory)."""
+    return {name: os.path.join(bench_dir, name) for name in (VSTAR_DIR, TALLYQA_DIR)
+            if os.path.isdir(os.path.join(bench_dir, name))}
+
+
+def sft(py: str, model_dir: str, data_files: list[str], out: str, steps: int, seed: int, threads: int) -> list[str]:
+    """`recipes/sft_zoom_cpu.yaml` for `steps` optimizer steps, `threads` CPU threads in the training process."""
+    return [py, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml",
+            "--num_cpu_threads_per_process", str(threads), "open_r1_ext/sft.py", "--config", SFT_RECIPE,
+            "--model_name_or_path", model_dir, "--data_files", *data_files, "--output_dir", out,
+            "--max_steps", str(steps), "--seed", str(seed)]
+
+
+def plot_loss(py: str, sft_dir: str, out: str, title: str) -> list[str]:
+    return [py, "-m", "open_r1_ext.plot_loss", os.path.join(sft_dir, "trainer_state.json"), "--out", out,
+            "--title", title]
+
+
+def evaluate(py: str, model_dir: str, bench: dict[str, str], out: str, tools: bool = True,
+             save_images: bool = False) -> list[str]:
+    """`eval run` with the task's flags; `tools=False` is the ablation that answers from the original alone."""
+    names = sorted(bench)
+    argv = [py, "-m", "eval", "run", "--model", model_dir, "--benchmark", *names, "--data",
+            *[bench[n] for n in names], "--out", out, *EVAL_FLAGS]
+    if TALLYQA_DIR in bench and len(names) > 1:
+        argv += ["--subset", "tallyqa=all"]
+    elif names == [TALLYQA_DIR]:
+        argv += ["--subset", "all"]
+    return argv + ([] if tools else ["--no-tools"]) + (["--save-images"] if save_images else [])
+
+
+def learning(py: str, results_dir: str, out: str) -> list[str]:
+    """The learning metrics of one evaluated checkpoint (`python -m eval.learning`), written to `out`."""
+    return [py, "-m", "eval.learning", results_dir, "--out", out]
