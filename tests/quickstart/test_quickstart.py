@@ -79,7 +79,10 @@ def patched_openrlhf_on_pythonpath(rl_env):
         yield
 
 
-def run_script(out: Path, marker: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+def run_script(out: Path, marker: str, timeout: int = 2700) -> subprocess.CompletedProcess:
+    """The quickstart with the test's knobs. The timeout: a clean-clone CI run on 2 cores needed ~1,560 s (SFT
+    3.6 s per step there, against ~1.2 s in a plain loop; not understood), 1,500 s stopped it during its last
+    evaluation."""
     env = {**os.environ, **KNOBS, "OUT": str(out), "PYTHON": sys.executable, MARKER: marker}
     return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=timeout)
 
