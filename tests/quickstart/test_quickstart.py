@@ -80,9 +80,9 @@ def patched_openrlhf_on_pythonpath(rl_env):
 
 
 def run_script(out: Path, marker: str, timeout: int = 2700) -> subprocess.CompletedProcess:
-    """The quickstart with the test's knobs. The timeout: a clean-clone CI run on 2 cores needed ~1,560 s (SFT
-    3.6 s per step there, against ~1.2 s in a plain loop; not understood), 1,500 s stopped it during its last
-    evaluation."""
+    """The quickstart with the test's knobs. The timeout: in a clean-clone CI run on 2 cores, 1,500 s ran out after
+    the RL stage, ~1.5 min short of the end (SFT took 3.6 s per step there, against ~1.2 s in a plain loop; not
+    understood)."""
     env = {**os.environ, **KNOBS, "OUT": str(out), "PYTHON": sys.executable, MARKER: marker}
     return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=timeout)
 
