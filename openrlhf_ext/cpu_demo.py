@@ -77,11 +77,17 @@ def prepare(out_dir: str, mixed_queries: int = 3, uniform_queries: int = 1, mode
     seed = write_seed(out_dir, mixed_queries, uniform_queries)
     prompts = os.path.join(out_dir, "prompts.jsonl")
     convert(seed, prompts)
+    return write_run_inputs(out_dir, {**TINY_ROLLOUT_CONFIG, "forced_turns": forced_turn_rules()},
+                            {"model": model, "prompts": prompts, "samples_per_query": SAMPLES_PER_QUERY})
+
+
+def write_run_inputs(out_dir: str, rollout: dict, paths: dict) -> dict:
+    """The agent's settings (`pixel_reasoner.yaml`, the `rollout` section a CPU recipe passes as --pr.config) and
+    `inputs.json` (`paths` plus the settings' path, what the recipe script reads back); returns the latter."""
     settings = os.path.join(out_dir, "pixel_reasoner.yaml")
     with open(settings, "w", encoding="utf-8") as f:  # JSON is YAML: one file format for every recipe
-        json.dump({RECIPE_SECTION: {"rollout": {**TINY_ROLLOUT_CONFIG, "forced_turns": forced_turn_rules()}}}, f,
-                  indent=1)
-    paths = {"model": model, "prompts": prompts, "settings": settings, "samples_per_query": SAMPLES_PER_QUERY}
+        json.dump({RECIPE_SECTION: {"rollout": rollout}}, f, indent=1)
+    paths = {**paths, "settings": settings}
     with open(os.path.join(out_dir, "inputs.json"), "w", encoding="utf-8") as f:
         json.dump(paths, f, indent=2)
     return paths

@@ -17,7 +17,7 @@ import argparse
 import json
 import os
 
-from openrlhf_ext.run_config import RECIPE_SECTION
+from openrlhf_ext.cpu_demo import write_run_inputs
 from pixel_reasoner.config import IMAGE_KINDS
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.jsonl import jsonl_lines, write_jsonl
@@ -60,13 +60,8 @@ def prepare(out_dir: str, n: int = 16, task_seed: int = 0) -> dict:
     write_jsonl(rows, prompt_seed_rows(seeds))
     prompts = os.path.join(out_dir, "prompts.jsonl")
     convert(rows, prompts, ConvertOptions(profile=eval_flag("profile")))
-    settings = os.path.join(out_dir, "pixel_reasoner.yaml")
-    with open(settings, "w", encoding="utf-8") as f:  # JSON is YAML: one file format for every recipe
-        json.dump({RECIPE_SECTION: {"rollout": rollout_settings()}}, f, indent=1)
-    paths = {"prompts": prompts, "settings": settings, "seeds": seeds, "questions": n, "task_seed": task_seed}
-    with open(os.path.join(out_dir, "inputs.json"), "w", encoding="utf-8") as f:
-        json.dump(paths, f, indent=2)
-    return paths
+    return write_run_inputs(out_dir, rollout_settings(),
+                            {"prompts": prompts, "seeds": seeds, "questions": n, "task_seed": task_seed})
 
 
 def main(argv=None) -> int:
