@@ -16,33 +16,25 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STEPS = 300  # the crop is read by step 150-250 with the recipe's batch sampling (docs/learning.md, "The CI test")
+from pixel_reasoner.zoom_task import commands
+
+STEPS = 300  # ~4 minutes of SFT on 2 free cores; 5 plain-loop runs read the crop by step 250 (docs/learning.md)
 CHANCE = 0.25  # four patterns, four colours
-
-
-def _run(argv: list[str]) -> None:
-    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "TOKENIZERS_PARALLELISM": "false"}
-    run = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
-    assert run.returncode == 0, " ".join(argv) + "\n" + run.stdout[-3000:] + run.stderr[-3000:]
 
 
 def _trajectories(py: str, root: str, name: str, n: int, task_seed: int, profile: str = "qwen",
                   limit: int | None = None) -> str:
-    """Teacher trajectories for `n` seeds of `task_seed` (made once per name), the first `limit` in `profile`."""
+    """Teacher trajectories for `n` seeds of `task_seed` (made once per name), the first `limit` in `profile`:
+    the command lines of `pixel_reasoner.zoom_task.commands`, which bench/learning.py and the quickstart run."""
     seeds, out = os.path.join(root, f"{name}_seeds"), os.path.join(root, f"{name}_{profile}")
+    log = os.path.join(root, "commands.log")
     if not os.path.exists(os.path.join(seeds, "seeds.jsonl")):
-        _run([py, "-m", "pixel_reasoner.zoom_task", "seeds", seeds, "--n", str(n), "--seed", str(task_seed)])
-    source = f"{{format: jsonl, name: zoom, path: '{os.path.join(seeds, 'seeds.jsonl')}'"
-    source += f", limit: {limit}}}" if limit else "}"
-    _run([py, "-m", "data_synthesis", "run", "--config", "recipes/synth_zoom_cpu.yaml", "--set", f"sources=[{source}]",
-          "--set", f"profile={profile}", "--output.dir", out, "--no-progress"])
+        commands.run(commands.seeds(py, seeds, n, task_seed), log)
+    commands.run(commands.synthesis(py, os.path.join(seeds, "seeds.jsonl"), out, profile, limit), log)
     return os.path.join(out, "trajectories.jsonl")
 
 
@@ -59,15 +51,13 @@ def test_sft_on_the_zoom_task_learns_to_read_the_crop(tmp_path):
 
     py, root = sys.executable, str(tmp_path)
     model_dir, out = os.path.join(root, "model"), os.path.join(root, "sft")
-    _run([py, "-m", "pixel_reasoner.testing.tiny_qwen", model_dir, "--preset", "zoom", "--seed", "0"])
+    log = os.path.join(root, "commands.log")
+    commands.run(commands.model(py, model_dir, seed=0), log)
     train = _trajectories(py, root, "train", 3000, task_seed=0)
     no_tools = _trajectories(py, root, "train", 3000, task_seed=0, profile="qwen-no-tools", limit=600)
     heldout = _trajectories(py, root, "heldout", 80, task_seed=1)
-    _run([py, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml",
-          "--num_cpu_threads_per_process", "1", "open_r1_ext/sft.py", "--config", "recipes/sft_zoom_cpu.yaml",
-          "--model_name_or_path", model_dir, "--data_files", train, no_tools, "--data_weights", "1", "1",
-          "--output_dir", out, "--max_steps", str(STEPS), "--lr_scheduler_type", "constant_with_warmup",
-          "--seed", "0"])
+    commands.run(commands.sft(py, model_dir, [train, no_tools], out, STEPS, seed=0, threads=1)
+                 + ["--lr_scheduler_type", "constant_with_warmup"], log)
 
     script, training, model_args = parse_args(["--config", "recipes/sft_zoom_cpu.yaml", "--model_name_or_path",
                                                model_dir, "--data_files", heldout, "--data_weights", "1",
