@@ -32,7 +32,7 @@ DETAIL, COLOUR = "detail", "colour"
 
 def is_valid(row: dict) -> bool:
     """Calls parsed and executed, and a final answer in `\\boxed{}`."""
-    return row.get("termination") == "answer" and not row.get("op_errors") and \
+    return row.get("termination") == "answer" and not row.get("num_operation_errors") and \
         extract_boxed(row.get("response") or "") is not None
 
 

@@ -43,3 +43,14 @@ def test_a_run_of_one_benchmark_is_read_from_the_output_directory_itself(tmp_pat
     assert metrics["accuracy_detail"]["value"] == 50.0
     assert metrics["rapr_detail"]["value"] == 50.0
     assert metrics["crop_contains_target"]["value"] == 50.0
+
+
+def test_a_response_whose_operation_failed_is_not_a_valid_call(tmp_path):
+    """valid_call_rate counts a response only if every call executed (`num_operation_errors` 0) and it ended in a
+    boxed answer."""
+    failed = {**_row(0, "detail", "A", 1, None), "num_operation_errors": 1}
+    unboxed = {**_row(1, "detail", "A", 1, [112, 0, 224, 112]), "response": "<tool_call>...</tool_call> A"}
+    rows = [failed, unboxed, _row(2, "detail", "A", 1, [112, 0, 224, 112]), _row(3, "detail", "B", 0, None)]
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    assert learning_metrics(str(tmp_path))["valid_call_rate"]["value"] == 50.0
