@@ -102,8 +102,8 @@ def main() -> None:
         "command": " ".join(sys.argv), "config": a.config, "sft_flags": sft_flags, "steps": a.steps,
         "batches_recorded": len(recorder.batches), "steps_logged": len(logged),
         "max_loss_diff": max(abs(s["trainer_loss"] - s["plain_loss"]) for s in steps),
-        "max_grad_norm_rel_diff": max(abs(s["trainer_grad_norm"] - s["plain_grad_norm"]) / max(s["plain_grad_norm"], 1e-12)
-                                      for s in steps),
+        "max_grad_norm_rel_diff": max(abs(s["trainer_grad_norm"] - s["plain_grad_norm"])
+                                      / max(s["plain_grad_norm"], 1e-12) for s in steps),
         "max_lr_diff": max(abs(s["trainer_lr"] - s["plain_lr"]) for s in steps),
         "max_param_diff": max_param_diff, "max_abs_param": max_param,
         "trainer_wall_s": round(trainer_s, 1), "plain_wall_s": round(plain_s, 1), "steps_detail": steps,
