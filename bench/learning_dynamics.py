@@ -324,9 +324,14 @@ def warm_start(cfg: DynamicsConfig, out: pathlib.Path, log: str) -> tuple[str, d
                              "chance_detail": CHANCE_DETAIL}
 
 
+def run_dir(cfg: DynamicsConfig, out: pathlib.Path, arm: str, seed: int) -> pathlib.Path:
+    """Where one arm x seed runs: named by the run's size, so a run of another size is never taken for it."""
+    return out / "runs" / f"steps{cfg.steps}_q{cfg.queries}_g{cfg.group}" / arm / f"seed{seed}"
+
+
 def rl_run(cfg: DynamicsConfig, arm: str, seed: int, model: str, out: pathlib.Path) -> dict:
     """One arm x seed through the toy recipe (kept if its result exists), as its per-step series."""
-    work = out / "runs" / arm / f"seed{seed}"
+    work = run_dir(cfg, out, arm, seed)
     if (result := load_json(work / "result.json")) is not None:
         return result
     if work.exists():  # an interrupted run: its records would mix with the new ones
@@ -384,8 +389,7 @@ def main(argv: list[str] | None = None) -> dict:
             progress(f"run {number}/{total}: {arm} seed {seed}")
             result = rl_run(cfg, arm, seed, sft, out)
             if arm in cfg.heldout_arms:
-                work = out / "runs" / arm / f"seed{seed}"
-                result["heldout"] = heldout(cfg, result["checkpoint"], bench, work, log)
+                result["heldout"] = heldout(cfg, result["checkpoint"], bench, run_dir(cfg, out, arm, seed), log)
             walls = [s["wall_s"] for s in result["steps"] if s["wall_s"] is not None]
             progress(f"  {arm} seed {seed}: {len(result['steps'])} steps in {result['wall_s']:.0f} s "
                      f"({_stat(walls) or 0:.1f} s/step), RaPR detail "
@@ -394,7 +398,7 @@ def main(argv: list[str] | None = None) -> dict:
         arms[arm]["summary"] = arm_summary(arms[arm]["seeds"])
     gain_run = next(s for s in arms["curiosity"]["seeds"] if s["seed"] == cfg.gain_seed)
     gain_heldout = gain_run.get("heldout") or heldout(cfg, gain_run["checkpoint"], bench,
-                                                      out / "runs" / "curiosity" / f"seed{cfg.gain_seed}", log)
+                                                      run_dir(cfg, out, "curiosity", cfg.gain_seed), log)
     warm_correct = load_json(out / "warm_start" / "heldout.json")["correct"]
     rl_gain = paired_gain(warm_correct, gain_heldout["correct"]) | {
         "steps": len(gain_run["steps"]), "wall_s": gain_run["wall_s"],
