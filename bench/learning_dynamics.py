@@ -75,6 +75,8 @@ class DynamicsConfig:
     warm_start_steps: int = 100
     sft_questions: int = 600
     sft_threads: int = 2
+    rl_threads: int = 1  # OMP_NUM_THREADS of every process of an RL run: on 2 shared cores a 2-thread update ran
+    # 8x slower (11 s -> 100 s per step) as soon as one other single-threaded job started; one thread each holds up
     heldout_detail: int = 100
     heldout_seed: int = 1
     heldout_arms: list[str] = field(default_factory=lambda: ["curiosity"])
@@ -325,8 +327,8 @@ def warm_start(cfg: DynamicsConfig, out: pathlib.Path, log: str) -> tuple[str, d
 
 
 def run_dir(cfg: DynamicsConfig, out: pathlib.Path, arm: str, seed: int) -> pathlib.Path:
-    """Where one arm x seed runs: named by the run's size, so a run of another size is never taken for it."""
-    return out / "runs" / f"steps{cfg.steps}_q{cfg.queries}_g{cfg.group}" / arm / f"seed{seed}"
+    """Where one arm x seed runs: named by the run's size and threads, so resuming never takes another run for it."""
+    return out / "runs" / f"steps{cfg.steps}_q{cfg.queries}_g{cfg.group}_t{cfg.rl_threads}" / arm / f"seed{seed}"
 
 
 def rl_run(cfg: DynamicsConfig, arm: str, seed: int, model: str, out: pathlib.Path) -> dict:
@@ -337,7 +339,8 @@ def rl_run(cfg: DynamicsConfig, arm: str, seed: int, model: str, out: pathlib.Pa
     if work.exists():  # an interrupted run: its records would mix with the new ones
         shutil.rmtree(work)
     extra = [*ARMS[arm], "--train.seed", str(seed), "--pr.ssr.seed", str(seed)]
-    env = {"MODEL": model, "STEPS": str(cfg.steps), "QUERIES": str(cfg.queries), "GROUP": str(cfg.group)}
+    env = {"MODEL": model, "STEPS": str(cfg.steps), "QUERIES": str(cfg.queries), "GROUP": str(cfg.group),
+           "OMP_NUM_THREADS": str(cfg.rl_threads)}
     with heavy(cfg.lock):
         run = run_recipe(RECIPE, work, extra, env=env)
     if run.returncode != 0:
