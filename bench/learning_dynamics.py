@@ -121,6 +121,7 @@ def step_series(metrics: list[dict], groups: list[dict]) -> list[dict]:
             kind["correct"] += [float(c) for c in g["correct"]]
             kind["pr"] += [float(p) for p in g["pixel_reasoning"]]
         zero_adv = [all(a == 0.0 for a in g["advantage"]) for g in step_groups]
+        informative = [float(a != 0.0) for g in step_groups for a in g["advantage"]]
         rows.append({
             "step": m["step"],
             "reward": m.get("rollout/reward_mean"),
@@ -136,6 +137,8 @@ def step_series(metrics: list[dict], groups: list[dict]) -> list[dict]:
             "samples_trained": 0.0 if m.get("ssr/skipped_step", 0.0) else m.get("ssr/batch_size",
                                                                              m.get("rollout/num_samples")),
             "fresh_samples": m.get("rollout/num_samples"),
+            "informative_sample_share": _mean(informative),  # fresh samples with a non-zero advantage
+            "replayed_share": m.get("ssr/replayed_share"),  # of the trained batch (None: SSR off)
             "policy_loss": m.get("policy_loss"),
             "wall_s": None if previous is None else round(m["time_s"] - previous, 3),
             "step_total_s": m.get("timing/step_total"),
@@ -181,7 +184,7 @@ def arm_summary(seeds: list[dict]) -> dict:
     keys = ("reward", "accuracy_detail", "accuracy_coarse", "rapr_detail", "rapr_coarse")
     out = {f"{k}_first": at(0, k) for k in keys} | {f"{k}_last": at(-1, k) for k in keys}
     for k in ("operation_error_rate", "curiosity_bonus", "efficiency_penalty", "zero_advantage_group_share",
-              "samples_trained", "wall_s"):
+              "samples_trained", "replayed_share", "informative_sample_share", "wall_s"):
         out[f"{k}_mean"] = whole(k)
     out["heldout_accuracy_detail"] = _stat([(s.get("heldout") or {}).get("accuracy_detail") for s in seeds])
     out["seeds"] = len(seeds)
@@ -196,7 +199,7 @@ def markdown_table(arms: dict[str, dict]) -> str:
 
     head = ("| arm | seeds x steps | reward first → last | detail acc % first → last | coarse acc % first → last "
             "| RaPR detail % first → last | RaPR coarse % first → last | op error % | bonus | penalty "
-            "| zero-adv groups % | samples trained | wall s/step | held-out detail acc % |")
+            "| zero-adv groups % | samples trained (replayed %) | wall s/step | held-out detail acc % |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, arm in arms.items():
         s = arm["summary"]
@@ -206,7 +209,8 @@ def markdown_table(arms: dict[str, dict]) -> str:
             f"{pair('accuracy_coarse')} | {pair('rapr_detail')} | {pair('rapr_coarse')} | "
             f"{f(s['operation_error_rate_mean'], True)} | {f(s['curiosity_bonus_mean'], digits=4)} | "
             f"{f(s['efficiency_penalty_mean'], digits=4)} | {f(s['zero_advantage_group_share_mean'], True)} | "
-            f"{f(s['samples_trained_mean'], digits=1)} | {f(s['wall_s_mean'], digits=1)} | "
+            f"{f(s['samples_trained_mean'], digits=1)} ({f(s['replayed_share_mean'], True)}) | "
+            f"{f(s['wall_s_mean'], digits=1)} | "
             f"{f(s['heldout_accuracy_detail'], digits=0)} |")
     return "\n".join(lines) + "\n"
 
@@ -391,6 +395,8 @@ def main(argv: list[str] | None = None) -> dict:
             number += 1
             progress(f"run {number}/{total}: {arm} seed {seed}")
             result = rl_run(cfg, arm, seed, sft, out)
+            records = run_dir(cfg, out, arm, seed) / "run"  # the series again, from the records as they are now
+            result["steps"] = step_series(read_jsonl(records / "metrics.jsonl"), read_jsonl(records / "groups.jsonl"))
             if arm in cfg.heldout_arms:
                 result["heldout"] = heldout(cfg, result["checkpoint"], bench, run_dir(cfg, out, arm, seed), log)
             walls = [s["wall_s"] for s in result["steps"] if s["wall_s"] is not None]

@@ -52,7 +52,11 @@ def test_series_agrees_with_the_controllers_own_step_means(records):
         assert row["zero_advantage_group_share"] == pytest.approx(m["ssr/reward_uniform_group_ratio"])
         bonus = sum(sum(g["terms"]["curiosity"]) for g in step_groups) / total
         assert row["curiosity_bonus"] == pytest.approx(bonus)
-    assert [r["zero_advantage_group_share"] for r in step_series(metrics, groups)] == [0.0, 0.0, 0.25]
+    series = step_series(metrics, groups)
+    assert [r["zero_advantage_group_share"] for r in series] == [0.0, 0.0, 0.25]
+    # step 3: SSR left out the zero-advantage group's 8 samples and filled their slots with replays
+    assert [r["informative_sample_share"] for r in series] == [1.0, 1.0, 0.75]
+    assert [r["replayed_share"] for r in series] == [0.0, 0.0, 0.25]
 
 
 def test_samples_trained_without_ssr_is_every_fresh_sample(records):
