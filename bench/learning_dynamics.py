@@ -103,7 +103,8 @@ def _mean(values: list[float]) -> float | None:
 
 def step_series(metrics: list[dict], groups: list[dict]) -> list[dict]:
     """One row per rollout step from a run's records: `metrics.jsonl` (the controller's per-step record) and
-    `groups.jsonl` (one record per prompt group: per-sample correctness, pixel reasoning, advantages).
+    `groups.jsonl` (one record per prompt group: per-sample correctness, pixel reasoning (an operation executed),
+    operations requested, advantages).
 
     Accuracy and RaPR per question kind, and the share of zero-advantage groups, come from the group records
     (every fresh sample of the step); reward, operation error rate, bonus, penalty and samples trained from the
@@ -115,11 +116,13 @@ def step_series(metrics: list[dict], groups: list[dict]) -> list[dict]:
     rows, previous = [], None
     for m in metrics:
         step_groups = by_step.get(m["step"], [])
-        per_kind: dict[str, dict[str, list[float]]] = {k: {"correct": [], "pr": []} for k in ("detail", "coarse")}
+        per_kind: dict[str, dict[str, list[float]]] = {k: {"correct": [], "pr": [], "asked": []}
+                                                       for k in ("detail", "coarse")}
         for g in step_groups:
             kind = per_kind[question_kind(g["label"])]
             kind["correct"] += [float(c) for c in g["correct"]]
             kind["pr"] += [float(p) for p in g["pixel_reasoning"]]
+            kind["asked"] += [float(n > 0) for n in g["num_operations"]]
         zero_adv = [all(a == 0.0 for a in g["advantage"]) for g in step_groups]
         informative = [float(a != 0.0) for g in step_groups for a in g["advantage"]]
         rows.append({
@@ -130,6 +133,9 @@ def step_series(metrics: list[dict], groups: list[dict]) -> list[dict]:
             "rapr_detail": _mean(per_kind["detail"]["pr"]),
             "rapr_coarse": _mean(per_kind["coarse"]["pr"]),
             "rapr": m.get("rollout/rapr_mean"),
+            # responses that requested an operation, executed or not (RaPR counts executed ones: docs/rl.md)
+            "requested_detail": _mean(per_kind["detail"]["asked"]),
+            "requested_coarse": _mean(per_kind["coarse"]["asked"]),
             "operation_error_rate": m.get("agent/operation_error_rate"),
             "curiosity_bonus": m.get("reward/curiosity_mean"),
             "efficiency_penalty": m.get("reward/efficiency_mean"),

@@ -32,6 +32,7 @@ def test_series_splits_accuracy_and_rapr_by_question_kind(records):
     assert first["accuracy_coarse"] == pytest.approx(1 / 8)
     assert first["rapr_detail"] == pytest.approx(5 / 24)
     assert first["rapr_coarse"] == 0.0
+    assert first["requested_detail"] == 1.0  # every detail response asked for a crop; 5 of 24 executed one
     assert first["reward"] == metrics[0]["rollout/reward_mean"]
     assert first["operation_error_rate"] == metrics[0]["agent/operation_error_rate"]
     assert first["samples_trained"] == 32.0
