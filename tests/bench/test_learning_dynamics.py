@@ -1,7 +1,8 @@
 """The pure parts of bench/learning_dynamics.py: a run's records -> per-step series, and the paired gain CI.
 
 The fixtures are the first 3 steps of a real run (`bench/learning_dynamics.py`, arm `curiosity`, seed 0: 4 queries
-x 8 samples from the 100-step zoom-task SFT checkpoint): `metrics.jsonl` and `groups.jsonl` lines as written.
+x 8 samples from the 100-step zoom-task SFT checkpoint) and one step of a real `no_ssr` run: `metrics.jsonl` and
+`groups.jsonl` lines as the runs wrote them.
 """
 from __future__ import annotations
 
@@ -60,12 +61,21 @@ def test_series_agrees_with_the_controllers_own_step_means(records):
     assert [r["replayed_share"] for r in series] == [0.0, 0.0, 0.25]
 
 
-def test_samples_trained_without_ssr_is_every_fresh_sample(records):
-    """SSR off logs no `ssr/` keys (openrlhf_ext/trainer.py): the whole rollout is trained."""
+def test_without_ssr_every_fresh_sample_is_trained():
+    """Step 9 of a real `no_ssr` run (`--pr.ssr.enabled false`): one group's advantages are all zero, and with SSR
+    off its samples are trained like the others (no `ssr/batch_size` is logged, nothing is replayed)."""
+    metrics, groups = read_jsonl(FIXTURES / "no_ssr_metrics.jsonl"), read_jsonl(FIXTURES / "no_ssr_groups.jsonl")
+    (row,) = step_series(metrics, groups)
+    assert "ssr/batch_size" not in metrics[0]
+    assert row["zero_advantage_group_share"] == 0.25 == metrics[0]["ssr/reward_uniform_group_ratio"]
+    assert row["informative_sample_share"] == 0.75
+    assert row["samples_trained"] == row["fresh_samples"] == 32.0
+    assert row["replayed_share"] is None
+
+
+def test_a_skipped_step_trained_nothing(records):
     metrics, groups = records
-    no_ssr = [{k: v for k, v in m.items() if not k.startswith("ssr/")} for m in metrics]
-    assert [r["samples_trained"] for r in step_series(no_ssr, groups)] == [32.0, 32.0, 32.0]
-    skipped = [dict(m, **{"ssr/skipped_step": 1.0}) for m in metrics]
+    skipped = [dict(m, **{"ssr/skipped_step": 1.0}) for m in metrics]  # SSR skips a step with nothing informative
     assert [r["samples_trained"] for r in step_series(skipped, groups)] == [0.0, 0.0, 0.0]
 
 
