@@ -179,16 +179,19 @@ def _stat(values: list[float | None]) -> float | None:
     return statistics.mean(present) if present else None
 
 
-def arm_summary(seeds: list[dict]) -> dict:
-    """Per arm, averaged over seeds: first and last step of the per-step series, and whole-run means."""
-    def at(i: int, key: str) -> float | None:
-        return _stat([s["steps"][i][key] for s in seeds if s["steps"]])
+def arm_summary(seeds: list[dict], window: int = 3) -> dict:
+    """Per arm, averaged over seeds: the per-step series over the first and the last `window` steps (one step's
+    rates rest on ~24 detail and ~8 coarse samples: a window evens that out a little), and whole-run means."""
+    def over(rows: slice, key: str) -> float | None:
+        return _stat([row[key] for s in seeds for row in s["steps"][rows]])
 
     def whole(key: str) -> float | None:
         return _stat([v for s in seeds for v in (row[key] for row in s["steps"])])
 
     keys = ("reward", "accuracy_detail", "accuracy_coarse", "rapr_detail", "rapr_coarse")
-    out = {f"{k}_first": at(0, k) for k in keys} | {f"{k}_last": at(-1, k) for k in keys}
+    out = {f"{k}_first": over(slice(0, window), k) for k in keys} | {f"{k}_last": over(slice(-window, None), k)
+                                                                      for k in keys}
+    out["window"] = window
     for k in ("operation_error_rate", "curiosity_bonus", "efficiency_penalty", "zero_advantage_group_share",
               "samples_trained", "replayed_share", "informative_sample_share", "wall_s"):
         out[f"{k}_mean"] = whole(k)
@@ -199,12 +202,13 @@ def arm_summary(seeds: list[dict]) -> dict:
 
 
 def markdown_table(arms: dict[str, dict]) -> str:
-    """The table of docs/learning.md: one row per arm, means over its seeds (first -> last step)."""
+    """The table of docs/learning.md: one row per arm, means over its seeds (first -> last steps, see arm_summary)."""
     def f(v: float | None, pct: bool = False, digits: int = 2) -> str:
         return "n/a" if v is None else (f"{100 * v:.0f}" if pct else f"{v:.{digits}f}")
 
-    head = ("| arm | seeds x steps | reward first → last | detail acc % first → last | coarse acc % first → last "
-            "| RaPR detail % first → last | RaPR coarse % first → last | op error % | bonus | penalty "
+    window = next(iter(arms.values()))["summary"]["window"]
+    head = (f"| arm | seeds x steps | reward, first {window} → last {window} steps | detail acc % first → last "
+            "| coarse acc % first → last | RaPR detail % first → last | RaPR coarse % first → last | op error % | bonus | penalty "
             "| zero-adv groups % | samples trained (replayed %) | wall s/step | held-out detail acc % |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, arm in arms.items():

@@ -103,6 +103,9 @@ def test_paired_gain_and_its_bootstrap_ci():
 def test_table_has_one_row_per_arm(records):
     metrics, groups = records
     seeds = [{"seed": 0, "steps": step_series(metrics, groups)}, {"seed": 1, "steps": step_series(metrics, groups)}]
-    arms = {"curiosity": {"seeds": seeds, "summary": arm_summary(seeds)}}
+    arms = {"curiosity": {"seeds": seeds, "summary": arm_summary(seeds, window=1)}}
     table = markdown_table(arms).splitlines()
     assert len(table) == 3 and table[2].startswith("| curiosity | 2 x 3 | 0.15 → 0.08 |")
+    two = arm_summary(seeds, window=2)  # steps 1-2 and 2-3, over both seeds
+    assert two["rapr_detail_first"] == pytest.approx((5 / 24 + seeds[0]["steps"][1]["rapr_detail"]) / 2)
+    assert two["reward_last"] == pytest.approx((seeds[0]["steps"][1]["reward"] + seeds[0]["steps"][2]["reward"]) / 2)
