@@ -26,6 +26,7 @@ lock (flock) while it runs, so other users of the machine can interleave.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import fcntl
@@ -43,7 +44,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `python bench/learning_dynamics.py` from anywhere: the bench package
 
 from bench.rl_runs import read_jsonl, run_recipe  # noqa: E402
-from eval.learning import crop_contains_target, is_valid, rate  # noqa: E402
+from eval.learning import crop_contains_target, rate  # noqa: E402
 from eval.protocols import DEFAULT_PROTOCOL, score_row  # noqa: E402
 from eval.records import read_predictions  # noqa: E402
 from eval.scoring import bootstrap_ci  # noqa: E402
@@ -288,27 +289,37 @@ def load_json(path: pathlib.Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def heldout(cfg: DynamicsConfig, model: str, bench: dict[str, str], out: pathlib.Path, log: str) -> dict:
-    """`eval run` of one checkpoint on the held-out bench (kept if it exists): metrics, per-question correctness."""
-    done = out / "heldout.json"
-    if (result := load_json(done)) is not None:
-        return result
-    argv = commands.evaluate(sys.executable, model, bench, str(out / "eval"))
-    with heavy(cfg.lock):
-        seconds = commands.run(argv, log)
-    rows = read_predictions(str(out / "eval" / "predictions.jsonl"))  # one benchmark: no per-benchmark folder
+def executed_an_operation(row: dict) -> bool:
+    """An `eval run` response with an operation that ran and showed pixels (RaPR's indicator in RL, docs/rl.md)."""
+    return any(op.get("tool") and op.get("error") is None for op in row.get("operations") or [])
+
+
+def heldout_metrics(rows: list[dict]) -> dict:
+    """Held-out numbers of one checkpoint from its `eval run` predictions (percent; accuracy with a bootstrap CI)."""
     ops = sum(r.get("num_operations", 0) for r in rows)
     errors = sum(r.get("num_operation_errors", 0) for r in rows)
     right = correct_by_question(rows)
     accuracy = rate(rows, lambda r: right[r["id"]])
-    result = {"accuracy_detail": accuracy["value"], "ci95": accuracy["ci95"], "questions": len(rows),
-              "crop_contains_target": rate(rows, crop_contains_target)["value"],
-              "rapr": rate(rows, lambda r: r.get("num_operations", 0) > 0)["value"],
-              "valid_call_rate": rate(rows, is_valid)["value"],
-              "operation_error_rate": 100 * errors / ops if ops else None,
-              "correct": right, "seconds": round(seconds, 1), "command": shlex.join(argv)}
-    done.write_text(json.dumps(result, indent=2))
-    return result
+    return {"accuracy_detail": accuracy["value"], "ci95": accuracy["ci95"], "questions": len(rows),
+            "requested_operation": rate(rows, lambda r: r.get("num_operations", 0) > 0)["value"],
+            "executed_operation": rate(rows, executed_an_operation)["value"],
+            "crop_contains_target": rate(rows, crop_contains_target)["value"],
+            "operation_error_rate": 100 * errors / ops if ops else None,
+            # a model that answers one letter whatever it sees scores that letter's share of the answers
+            "predictions": dict(collections.Counter(str(r.get("prediction")) for r in rows).most_common()),
+            "correct": right}
+
+
+def heldout(cfg: DynamicsConfig, model: str, bench: dict[str, str], out: pathlib.Path, log: str) -> dict:
+    """`eval run` of one checkpoint on the held-out bench (kept if it ran before), and its numbers."""
+    done, predictions = out / "heldout.json", out / "eval" / "predictions.jsonl"  # one benchmark: no subfolder
+    if (run := load_json(done)) is None:
+        argv = commands.evaluate(sys.executable, model, bench, str(out / "eval"))
+        with heavy(cfg.lock):
+            seconds = commands.run(argv, log)
+        run = {"seconds": round(seconds, 1), "command": shlex.join(argv)}
+        done.write_text(json.dumps(run, indent=2))
+    return heldout_metrics(read_predictions(str(predictions))) | {"seconds": run["seconds"], "command": run["command"]}
 
 
 def warm_start(cfg: DynamicsConfig, out: pathlib.Path, log: str) -> tuple[str, dict[str, str], dict]:
