@@ -1,12 +1,13 @@
 """Does our SFT teach a tiny Qwen2.5-VL to zoom? One run, through the real commands, measured on held-out questions.
 
-    python bench/learning.py [--out out/learning] [--train 3000] [--steps 1200] [--seed 0]
+    python bench/learning.py [--out out/learning] [--train 3000] [--steps 1200] [--warmup-steps 50] [--seed 0]
 
 Stages (each the command a user runs; every command line is recorded in the JSON):
   1. model     python -m pixel_reasoner.testing.tiny_qwen OUT/model --preset zoom --seed S
   2. data      python -m pixel_reasoner.zoom_task seeds / bench, python -m data_synthesis run (tools, no tools)
   3. base      python -m eval run on the untrained model (tools offered)
-  4. sft       accelerate launch open_r1_ext/sft.py --config recipes/sft_zoom_cpu.yaml (timed)
+  4. sft       accelerate launch open_r1_ext/sft.py --config recipes/sft_zoom_cpu.yaml, twice (timed together): a
+               warm-up on close-up questions, then the main data from that checkpoint (docs/learning.md, "Warm-up")
   5. sft eval  python -m eval run with tools, and with --no-tools (the ablation: answer from the original)
 Writes OUT/learning.json (every metric of eval.learning per stage, the targets of docs/learning.md and whether
 each is met, stage timings), OUT/sft_loss.png, and prints one summary line. Evaluation questions come from the
@@ -55,7 +56,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default="out/learning")
     ap.add_argument("--train", type=int, default=3000, help="training image questions (26.7%% coarse)")
     ap.add_argument("--no-tools-rows", type=int, default=600, help="tools-disabled rows (the first N seeds)")
-    ap.add_argument("--steps", type=int, default=1200, help="SFT optimizer steps")
+    ap.add_argument("--steps", type=int, default=1200, help="SFT optimizer steps of the main run")
+    ap.add_argument("--closeups", type=int, default=commands.WARMUP_CLOSEUPS, help="close-up questions (warm-up data)")
+    ap.add_argument("--warmup-steps", type=int, default=commands.WARMUP_STEPS,
+                    help="SFT steps on the close-ups before the main run (0: no warm-up)")
     ap.add_argument("--detail", type=int, default=100, help="held-out detail questions")
     ap.add_argument("--colour", type=int, default=50)
     ap.add_argument("--count", type=int, default=50)
@@ -74,21 +78,29 @@ def main(argv: list[str] | None = None) -> dict:
             timings[name] = sum(run(command, log) for command in commands)
 
     model, sft, seeds = os.path.join(out, "model"), os.path.join(out, "sft"), os.path.join(out, "seeds")
+    warmup, closeups = os.path.join(out, "sft_warmup"), os.path.join(out, "closeup_seeds")
     bench_dir = os.path.join(out, "bench")
     stage("model", commands.model(py, model, a.seed))
     stage("data", commands.seeds(py, seeds, a.train, a.seed),
           synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis"), "qwen"),
           synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis_no_tools"), "qwen-no-tools",
                     a.no_tools_rows),
+          commands.seeds(py, closeups, 0, a.seed, closeups=a.closeups),
+          synthesis(py, os.path.join(closeups, "seeds.jsonl"), os.path.join(out, "synthesis_closeups"), "qwen"),
           commands.bench(py, bench_dir, a.detail, a.colour, a.count, a.seed))
     bench = commands.benchmarks(bench_dir)
     results = {}
     if not a.skip_base:
         stage("eval_base", evaluate(py, model, bench, os.path.join(out, "eval", "base")))
         results["base"] = learning_metrics(os.path.join(out, "eval", "base"))
-    stage("sft", commands.sft(py, model, [os.path.join(out, "synthesis", "trajectories.jsonl"),
-                                          os.path.join(out, "synthesis_no_tools", "trajectories.jsonl")],
-                              sft, a.steps, a.seed, a.threads))
+    main_data = [os.path.join(out, "synthesis", "trajectories.jsonl"),
+                 os.path.join(out, "synthesis_no_tools", "trajectories.jsonl")]
+    if a.warmup_steps:
+        stage("sft", commands.sft(py, model, [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")], warmup,
+                                  a.warmup_steps, a.seed, a.threads),
+              commands.sft(py, warmup, main_data, sft, a.steps, a.seed, a.threads))
+    else:
+        stage("sft", commands.sft(py, model, main_data, sft, a.steps, a.seed, a.threads))
     stage("eval_sft", evaluate(py, sft, bench, os.path.join(out, "eval", "sft")))
     stage("eval_sft_no_tools", evaluate(py, sft, bench, os.path.join(out, "eval", "sft_no_tools"), False))
     results["sft"] = learning_metrics(os.path.join(out, "eval", "sft"))
@@ -105,7 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
         losses = [h["loss"] for h in json.load(f)["log_history"] if "loss" in h]
     report = {"stages": results, "chance_detail": chance, "targets": {k: list(v) for k, v in TARGETS.items()},
               "met": met, "seconds": {k: round(v, 1) for k, v in timings.items()},
-              "sft": {"steps": a.steps, "first_loss": losses[0], "last_loss": losses[-1]},
+              "sft": {"steps": a.steps, "warmup_steps": a.warmup_steps, "first_loss": losses[0],
+                      "last_loss": losses[-1]},
               "settings": vars(a), "commands": os.path.join(out, "commands.log"), "cpus": os.cpu_count(),
               "load_average": os.getloadavg()}
     with open(os.path.join(out, "learning.json"), "w", encoding="utf-8") as f:
@@ -117,7 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"(no tools {fmt(no_tools)}%, chance {chance:.0f}%), crop contains target "
           f"{fmt(sft_values['crop_contains_target'])}%, valid calls {fmt(base.get('valid_call_rate'))} -> "
           f"{fmt(sft_values['valid_call_rate'])}%, coarse {fmt(sft_values['accuracy_coarse'])}%, SFT "
-          f"{timings['sft']:.0f}s for {a.steps} steps; targets met: {sum(met.values())}/{len(met)}"
+          f"{timings['sft']:.0f}s for {a.warmup_steps} warm-up + {a.steps} steps; "
+          f"targets met: {sum(met.values())}/{len(met)}"
           + (f" (missed: {', '.join(missed)})" if missed else ""))
     return report
 

@@ -53,11 +53,17 @@ def rate(rows: Sequence[dict], value: Callable[[dict], float], seed: int = 0,
 
 
 def read_results(results_dir: str) -> dict[str, list[dict]]:
-    rows = {}
+    """{benchmark: prediction rows} of an `eval run --out` directory: OUT/<benchmark>/predictions.jsonl when the
+    run evaluated several benchmarks, OUT/predictions.jsonl (rows name their benchmark) when it evaluated one."""
+    rows: dict[str, list[dict]] = {}
     for benchmark in ("vstar", "tallyqa", "mvbench"):
         path = os.path.join(results_dir, benchmark, "predictions.jsonl")
         if os.path.isfile(path):
             rows[benchmark] = read_predictions(path)
+    single = os.path.join(results_dir, "predictions.jsonl")
+    if not rows and os.path.isfile(single):
+        for row in read_predictions(single):
+            rows.setdefault(row["benchmark"], []).append(row)
     return rows
 
 
@@ -65,8 +71,8 @@ def learning_metrics(results_dir: str, protocol: str = DEFAULT_PROTOCOL, seed: i
     """The metrics above for one evaluated checkpoint."""
     rows = read_results(results_dir)
     if not rows:
-        raise FileNotFoundError(f"{results_dir}: no vstar/, tallyqa/ or mvbench/ predictions.jsonl (an `eval run "
-                                "--out` directory of the zoom task's benchmarks is expected)")
+        raise FileNotFoundError(f"{results_dir}: no predictions.jsonl, in it or in vstar/, tallyqa/ or mvbench/ (an "
+                                "`eval run --out` directory of the zoom task's benchmarks is expected)")
     vstar = rows.get("vstar", [])
     detail = [r for r in vstar if r.get("category") == DETAIL]
     coarse = [r for r in vstar if r.get("category") == COLOUR] + rows.get("tallyqa", [])

@@ -2,9 +2,11 @@
 independently with replacement.
 
 Why an option: on the zoom task (docs/learning.md, "Batch sampling"), the tiny model learned to read the crop by
-step 150-250 in 5 of 5 runs that drew rows with replacement, and in none of 6 that drew epochs of a permutation
-(the Trainer's default; 250-1,200 steps), with the same data, model, schedule and optimiser. The 7B recipes keep
-the Trainer's default.
+step 150-250 in 5 of 5 plain-loop runs that drew rows with replacement, and in none of 7 that drew epochs of a
+permutation (the Trainer's default; 250-1,200 steps), with the same data, model, schedule and optimiser. The two
+Trainer runs with this sampler had not read it by step 300 either, although the Trainer optimises exactly like the
+plain loop on the same batches (`bench/sft_trainer_parity.py`): the draw order moves that phase change, and
+whether independent draws help at all is unsettled. The 7B recipes keep the Trainer's default.
 """
 from __future__ import annotations
 

@@ -5,11 +5,12 @@ gathers every stage's numbers into `metrics.json` and writes `report.md`.
 
     python -m pixel_reasoner.quickstart model OUT --log LOG
     python -m pixel_reasoner.quickstart data OUT --log LOG [--train N --no-tools-rows N --detail N --colour N --count N]
-    python -m pixel_reasoner.quickstart sft OUT --log LOG [--steps N --threads N]
+    python -m pixel_reasoner.quickstart sft OUT --log LOG [--steps N --warmup-steps N --threads N]
     python -m pixel_reasoner.quickstart eval OUT STAGE MODEL --log LOG [--no-tools] [--save-images]
     python -m pixel_reasoner.quickstart collect OUT        # metrics.json (with the `learning` section) + report.md
 
-Layout under OUT: model/, seeds/, synthesis/, synthesis_no_tools/, bench/, sft/ (+ sft_loss.png), rl/,
+Layout under OUT: model/, seeds/, closeup_seeds/, synthesis/, synthesis_no_tools/, synthesis_closeups/, bench/,
+sft_warmup/, sft/ (+ sft_loss.png), rl/,
 eval/<stage>/ (predictions and `learning.json` of `python -m eval.learning`). Only the standard library: the
 learning metrics are computed by `python -m eval.learning`, this module reads its JSON.
 """
@@ -41,29 +42,38 @@ def model(out: str, log: str, seed: int) -> str:
 def data(out: str, log: str, train: int, no_tools_rows: int, detail: int, colour: int, count: int,
          seed: int) -> str:
     """Training seeds (split `train`), their teacher trajectories with tools and (the first `no_tools_rows`)
-    without, and held-out questions (split `eval`)."""
+    without, the warm-up stage's close-up trajectories, and held-out questions (split `eval`)."""
     py, seeds_jsonl = sys.executable, os.path.join(out, "seeds", "seeds.jsonl")
     commands.run(commands.seeds(py, os.path.join(out, "seeds"), train, seed), log)
     commands.run(commands.synthesis(py, seeds_jsonl, os.path.join(out, "synthesis"), "qwen"), log)
     commands.run(commands.synthesis(py, seeds_jsonl, os.path.join(out, "synthesis_no_tools"), "qwen-no-tools",
                                     no_tools_rows), log)
+    closeups = os.path.join(out, "closeup_seeds")
+    commands.run(commands.seeds(py, closeups, 0, seed, closeups=commands.WARMUP_CLOSEUPS), log)
+    commands.run(commands.synthesis(py, os.path.join(closeups, "seeds.jsonl"), os.path.join(out, "synthesis_closeups"),
+                                    "qwen"), log)
     commands.run(commands.bench(py, os.path.join(out, "bench"), detail, colour, count, seed), log)
-    tools, no_tools = (_load(os.path.join(out, d, "stats.json"))["trajectories"]
-                       for d in ("synthesis", "synthesis_no_tools"))
+    tools, no_tools, warmup = (_load(os.path.join(out, d, "stats.json"))["trajectories"]
+                               for d in ("synthesis", "synthesis_no_tools", "synthesis_closeups"))
     return (f"{tools['total']} teacher trajectories with tools {tools['by_type']}, {no_tools['total']} with tools "
-            f"disabled; held-out questions: {detail} detail, {colour} colour, {count} count")
+            f"disabled, {warmup['total']} close-ups for the warm-up; held-out questions: {detail} detail, "
+            f"{colour} colour, {count} count")
 
 
-def sft(out: str, log: str, steps: int, seed: int, threads: int) -> str:
-    """`recipes/sft_zoom_cpu.yaml` on both trajectory files, then the loss plot."""
-    py, sft_dir = sys.executable, os.path.join(out, "sft")
+def sft(out: str, log: str, steps: int, warmup_steps: int, seed: int, threads: int) -> str:
+    """`recipes/sft_zoom_cpu.yaml` in two runs: `warmup_steps` on the close-ups (sft_warmup/), then `steps` on both
+    trajectory files from that checkpoint (sft/); then the main run's loss plot."""
+    py, warmup_dir, sft_dir = sys.executable, os.path.join(out, "sft_warmup"), os.path.join(out, "sft")
+    closeups = [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")]
     data_files = [os.path.join(out, d, "trajectories.jsonl") for d in ("synthesis", "synthesis_no_tools")]
-    seconds = commands.run(commands.sft(py, os.path.join(out, "model"), data_files, sft_dir, steps, seed, threads),
-                           log)
+    seconds = commands.run(commands.sft(py, os.path.join(out, "model"), closeups, warmup_dir, warmup_steps, seed,
+                                        threads), log)
+    seconds += commands.run(commands.sft(py, warmup_dir, data_files, sft_dir, steps, seed, threads), log)
     commands.run(commands.plot_loss(py, sft_dir, os.path.join(out, "sft_loss.png"),
-                                    f"quickstart: zoom task SFT, {steps} steps"), log)
+                                    f"quickstart: zoom task SFT, {steps} steps after a {warmup_steps}-step warm-up"),
+                 log)
     losses = sft_losses(out)
-    return (f"{steps} steps in {seconds:.0f}s; loss {losses[0]:.2f} -> {losses[-1]:.2f} "
+    return (f"{warmup_steps} warm-up + {steps} steps in {seconds:.0f}s; loss {losses[0]:.2f} -> {losses[-1]:.2f} "
             f"(plot: {os.path.join(out, 'sft_loss.png')})")
 
 
@@ -185,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     data_p.add_argument("--detail", type=int, default=100, help="held-out detail questions")
     data_p.add_argument("--colour", type=int, default=50)
     data_p.add_argument("--count", type=int, default=50)
-    sft_p.add_argument("--steps", type=int, default=200)
+    sft_p.add_argument("--steps", type=int, default=200, help="steps of the main run")
+    sft_p.add_argument("--warmup-steps", type=int, default=commands.WARMUP_STEPS, help="steps on the close-ups first")
     sft_p.add_argument("--threads", type=int, default=1, help="CPU threads of the training process")
     eval_p.add_argument("stage", choices=list(STAGE_LABELS))
     eval_p.add_argument("model")
@@ -201,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "data":
         print(data(out, args.log, args.train, args.no_tools_rows, args.detail, args.colour, args.count, args.seed))
     elif args.command == "sft":
-        print(sft(out, args.log, args.steps, args.seed, args.threads))
+        print(sft(out, args.log, args.steps, args.warmup_steps, args.seed, args.threads))
     elif args.command == "eval":
         print(evaluate(out, args.stage, args.model, args.log, not args.no_tools, args.save_images))
     else:

@@ -10,7 +10,8 @@
 #   2. data      python -m pixel_reasoner.zoom_task seeds/bench            training seeds, held-out questions;
 #                python -m data_synthesis run                              teacher trajectories (template path)
 #   3. base      python -m eval run + python -m eval.learning              the untrained model (no forced calls)
-#   4. sft       accelerate launch open_r1_ext/sft.py                      masked SFT, loss plot (open_r1_ext.plot_loss)
+#   4. sft       accelerate launch open_r1_ext/sft.py (twice)              masked SFT: warm-up on close-ups, then the
+#                                                                          main data; loss plot (open_r1_ext.plot_loss)
 #   5. sft_eval  python -m eval run (tools, and --no-tools)                after SFT, and the tools-disabled ablation
 #   6. rl        recipes/rl_toy_cpu.sh (python -m openrlhf_ext.train)      GRPO from the SFT checkpoint, no forced turns
 #   7. rl_eval   python -m eval run                                        after RL
@@ -99,8 +100,8 @@ run_logged() {  # LOG COMMAND...: the command's output goes to LOG; on failure i
 
 STAGE_NAMES=(model data base sft sft_eval rl rl_eval outputs)
 STAGES=${#STAGE_NAMES[@]}
-declare -A STAGE_OUTPUTS=([model]="model" [data]="seeds synthesis synthesis_no_tools bench" [base]="eval/base"
-                          [sft]="sft sft_loss.png" [sft_eval]="eval/sft eval/sft_no_tools" [rl]="rl"
+declare -A STAGE_OUTPUTS=([model]="model" [data]="seeds closeup_seeds synthesis synthesis_no_tools synthesis_closeups bench" [base]="eval/base"
+                          [sft]="sft_warmup sft sft_loss.png" [sft_eval]="eval/sft eval/sft_no_tools" [rl]="rl"
                           [rl_eval]="eval/rl" [outputs]="view.html report.md metrics.json")
 stage() {  # K NAME WHAT: run stage_NAME unless a previous run finished it
   local k=$1 name=$2 what=$3 t0 dt later output
@@ -183,7 +184,7 @@ log "Pixel Reasoner CPU quickstart -> $OUT (python: $PYTHON)"
 stage 1 model "build the tiny offline Qwen2.5-VL (zoom preset)"
 stage 2 data "zoom-task seeds and held-out questions, teacher trajectories (python -m data_synthesis)"
 stage 3 base "evaluate the untrained model (python -m eval run, python -m eval.learning)"
-stage 4 sft "SFT with loss masking, $SFT_STEPS steps (accelerate launch open_r1_ext/sft.py)"
+stage 4 sft "SFT with loss masking: a warm-up on close-ups, then $SFT_STEPS steps (accelerate launch open_r1_ext/sft.py)"
 stage 5 sft_eval "evaluate after SFT, with tools and with --no-tools"
 stage 6 rl "$RL_STEPS GRPO steps with curiosity reward and SSR from the SFT checkpoint, no forced turns (CPU mode)"
 stage 7 rl_eval "evaluate after RL"

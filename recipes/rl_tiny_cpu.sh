@@ -27,15 +27,5 @@ mkdir -p "$WORK"
   --mixed-queries "${MIXED_QUERIES:-3}" --uniform-queries "${UNIFORM_QUERIES:-1}" > "$WORK/inputs.log"
 MODEL="${MODEL:-$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"])' "$WORK/inputs/inputs.json")}"
 
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
-export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" TOKENIZERS_PARALLELISM=false
-export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$WORK/torch_extensions}"
-export VLLM_CACHE_ROOT="${VLLM_CACHE_ROOT:-$WORK/vllm_cache}"
-
-DRY=()
-[ "${DRY_RUN:-0}" = "1" ] && DRY=(--dry-run)
-exec "$PYTHON" -m openrlhf_ext.train --config "$REPO/recipes/rl_tiny_cpu.yaml" "${DRY[@]}" \
-  --pr.config "$WORK/inputs/pixel_reasoner.yaml" --actor.model_name_or_path "$MODEL" \
-  --data.prompt_dataset "$WORK/inputs/prompts.jsonl" --ckpt.output_dir "$WORK/ckpt" --ckpt.path "$WORK/ckpt_ds" \
-  --pr.log.run_dir "$WORK/run" --pr.cpu.sync_dump_dir "${SYNC_DUMP:-$WORK/sync}" \
-  "$@"
+source "$REPO/recipes/cpu_rl_launch.sh"
+launch_cpu_rl "$REPO/recipes/rl_tiny_cpu.yaml" "$@"

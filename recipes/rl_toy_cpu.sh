@@ -43,16 +43,7 @@ mkdir -p "$WORK"
 "$PYTHON" -m openrlhf_ext.zoom_prompts prepare --out "$WORK/inputs" --n "$((STEPS * QUERIES))" \
   --seed "${TASK_SEED:-0}" > "$WORK/inputs.log"
 
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
-export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" TOKENIZERS_PARALLELISM=false
-export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$REPO/.cache/torch_extensions}"  # DeepSpeed's CPU ops, built once
-export VLLM_CACHE_ROOT="${VLLM_CACHE_ROOT:-$WORK/vllm_cache}"
-
-DRY=()
-[ "${DRY_RUN:-0}" = "1" ] && DRY=(--dry-run)
-exec "$PYTHON" -m openrlhf_ext.train --config "$REPO/recipes/rl_toy_cpu.yaml" "${DRY[@]}" \
-  --pr.config "$WORK/inputs/pixel_reasoner.yaml" --actor.model_name_or_path "$MODEL" \
-  --data.prompt_dataset "$WORK/inputs/prompts.jsonl" --ckpt.output_dir "$WORK/ckpt" --ckpt.path "$WORK/ckpt_ds" \
+source "$REPO/recipes/cpu_rl_launch.sh"
+launch_cpu_rl "$REPO/recipes/rl_toy_cpu.yaml" \
   --rollout.n_samples_per_prompt "$GROUP" --rollout.batch_size "$QUERIES" --train.batch_size "$((QUERIES * GROUP))" \
-  --pr.log.run_dir "$WORK/run" --pr.cpu.sync_dump_dir "${SYNC_DUMP:-$WORK/sync}" \
   "$@"

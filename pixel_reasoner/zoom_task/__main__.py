@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--n", type=int, default=2000, help="image questions; the paper's text-only share "
                                                            "(2000/7500) are coarse, the rest detail")
     seeds.add_argument("--videos", type=int, default=0, help="video questions on top")
+    seeds.add_argument("--closeups", type=int, default=0,
+                       help="close-up questions on top: the SFT warm-up stage's data (docs/learning.md, 'Warm-up')")
     bench = sub.add_parser("bench", help="held-out questions in V*/TallyQA/MVBench layouts (split `eval`)")
     bench.add_argument("out_dir")
     bench.add_argument("--detail", type=int, default=100)
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = ZoomTaskConfig(position_code=getattr(args, "position_code", ZoomTaskConfig.position_code))
     if args.command == "seeds":
-        print(write_seeds(args.out_dir, Mix.for_training(args.n, args.videos), args.seed, config))
+        print(write_seeds(args.out_dir, Mix.for_training(args.n, args.videos, args.closeups), args.seed, config))
     elif args.command == "eval-flags":
         print(" ".join(EVAL_FLAGS))
     elif args.command == "bench":

@@ -16,6 +16,8 @@ from pixel_reasoner.zoom_task.layouts import EVAL_FLAGS, TALLYQA_DIR, VSTAR_DIR
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SFT_RECIPE = "recipes/sft_zoom_cpu.yaml"
 SYNTH_RECIPE = "recipes/synth_zoom_cpu.yaml"
+WARMUP_CLOSEUPS = 1000  # close-up questions of the warm-up stage
+WARMUP_STEPS = 50  # SFT steps on them: the pattern is named from a close-up by step 50 (docs/learning.md)
 
 
 def run(argv: list[str], log: str) -> float:
@@ -39,8 +41,10 @@ def model(py: str, out: str, seed: int) -> list[str]:
     return [py, "-m", "pixel_reasoner.testing.tiny_qwen", out, "--preset", "zoom", "--seed", str(seed)]
 
 
-def seeds(py: str, out: str, n: int, seed: int) -> list[str]:
-    return [py, "-m", "pixel_reasoner.zoom_task", "seeds", out, "--n", str(n), "--seed", str(seed)]
+def seeds(py: str, out: str, n: int, seed: int, closeups: int = 0) -> list[str]:
+    """Training seeds: `n` image questions, plus `closeups` close-ups (the warm-up stage's data)."""
+    return [py, "-m", "pixel_reasoner.zoom_task", "seeds", out, "--n", str(n), "--seed", str(seed)] \
+        + (["--closeups", str(closeups)] if closeups else [])
 
 
 def synthesis(py: str, seeds_jsonl: str, out: str, profile: str, limit: int | None = None) -> list[str]:
@@ -63,11 +67,13 @@ def benchmarks(bench_dir: str) -> dict[str, str]:
 
 
 def sft(py: str, model_dir: str, data_files: list[str], out: str, steps: int, seed: int, threads: int) -> list[str]:
-    """`recipes/sft_zoom_cpu.yaml` for `steps` optimizer steps, `threads` CPU threads in the training process."""
+    """`recipes/sft_zoom_cpu.yaml` for `steps` optimizer steps on `data_files` (weight 1 each), `threads` CPU
+    threads in the training process. The task's SFT is two such runs (docs/learning.md, "Warm-up"): the
+    close-up trajectories from the random model (`WARMUP_STEPS`), then the main data from that checkpoint."""
     return [py, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml",
             "--num_cpu_threads_per_process", str(threads), "open_r1_ext/sft.py", "--config", SFT_RECIPE,
-            "--model_name_or_path", model_dir, "--data_files", *data_files, "--output_dir", out,
-            "--max_steps", str(steps), "--seed", str(seed)]
+            "--model_name_or_path", model_dir, "--data_files", *data_files, "--data_weights",
+            *["1"] * len(data_files), "--output_dir", out, "--max_steps", str(steps), "--seed", str(seed)]
 
 
 def plot_loss(py: str, sft_dir: str, out: str, title: str) -> list[str]:

@@ -80,6 +80,8 @@ def episode_texts(profile_name: str, config: ZoomTaskConfig, index: int) -> Iter
     profile = get_profile(profile_name)
     tools = profile.tool_schemas() or None
     for kind in KINDS:
+        if kind == "closeup":  # its texts are a detail question's without a tool: already in the corpus
+            continue
         item = make_item(kind, 0, "train", index, config)
         video = VideoSource(frame_paths=tuple(f"frame{k}.png" for k in range(config.video_frames))) \
             if item.frames is not None else None

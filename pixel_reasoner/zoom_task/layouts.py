@@ -56,11 +56,13 @@ class Mix:
     colour: int = 0
     count: int = 0
     video: int = 0
+    closeup: int = 0  # training only: the SFT warm-up stage's data
 
     @classmethod
-    def for_training(cls, n: int, videos: int = 0) -> "Mix":
+    def for_training(cls, n: int, videos: int = 0, closeups: int = 0) -> "Mix":
         coarse = round(n * TEXT_ONLY_SHARE)
-        return cls(detail=n - coarse, colour=coarse - coarse // 2, count=coarse // 2, video=videos)
+        return cls(detail=n - coarse, colour=coarse - coarse // 2, count=coarse // 2, video=videos,
+                   closeup=closeups)
 
     def items(self, task_seed: int, split: str, config: ZoomTaskConfig):
         """Kinds interleaved, so that the first n items of a file (a source `limit`) are a mix too."""
@@ -88,9 +90,13 @@ def _write_json(path: str, obj) -> None:
 
 
 def seed_row(item: ZoomItem, root: str) -> dict:
-    """One synthesis seed (generic JSONL), its media written under `root`."""
+    """One synthesis seed (generic JSONL), its media written under `root`. Boxes are in the item's image: a
+    close-up's are shifted into its cell."""
+    dx, dy = item.shown_box[:2] if item.shown_box else (0, 0)
+    frame = item.scene.frame_box
     row: dict = {"id": item.id, "question": item.question, "answer": item.answer, "kind": item.kind,
-                 "ref_box": list(item.scene.cell_box), "target_box": list(item.scene.frame_box)}
+                 "ref_box": [0, 0, *item.image.size] if item.shown_box else list(item.scene.cell_box),
+                 "target_box": [frame[0] - dx, frame[1] - dy, frame[2] - dx, frame[3] - dy]}
     if item.choices:
         row["choices"] = item.choices
     if item.kind == "count":
@@ -100,7 +106,7 @@ def seed_row(item: ZoomItem, root: str) -> dict:
         row["ref_frames"] = [item.frame_index]
     else:
         row["image"] = _save(item.image, root, f"media/{item.id}.png")
-    row["route"] = "text_only" if item.kind in ("colour", "count") else "pixel"
+    row["route"] = "text_only" if item.kind in ("colour", "count", "closeup") else "pixel"
     return row
 
 
@@ -118,6 +124,9 @@ def write_benchmarks(out_dir: str, mix: Mix, task_seed: int = 0,
                      config: ZoomTaskConfig = ZoomTaskConfig()) -> dict[str, str]:
     """Held-out questions (split `eval`) in the benchmark layouts; returns {benchmark: directory} for those with
     questions."""
+    if mix.closeup:
+        raise ConfigError(f"Mix.closeup={mix.closeup}: close-ups are training data (the SFT warm-up stage), not a "
+                          "benchmark; evaluate detail questions instead")
     listing, tally, clips = [], [], []
     for item in mix.items(task_seed, "eval", config):
         if item.kind in ("detail", "colour"):

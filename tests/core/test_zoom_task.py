@@ -141,5 +141,32 @@ def test_benchmarks_load_through_the_eval_loaders(tmp_path):
     assert rows[0]["answer"] == videos[0].choices[ord(videos[0].answer) - ord("A")]
 
 
-def test_every_kind_is_known():
-    assert KINDS == ("detail", "colour", "count", "video")
+def test_a_closeup_is_the_frames_cell_readable_at_the_original_budget(tmp_path):
+    """The warm-up stage's items: the detail question on the frame's cell alone, whose pattern the pixel oracle
+    reads at the budget an original is shown at (no tool needed), routed to text-only trajectories, boxes in the
+    close-up's own pixels; a benchmark refuses them."""
+    from pixel_reasoner.zoom_task.oracle import read_pattern, shown_box
+
+    budget = CONFIG.budgets().for_kind("original")
+    right = 0
+    for index in range(200):
+        closeup = make_item("closeup", 0, "train", index, CONFIG)
+        detail = make_item("detail", 0, "train", index, CONFIG)
+        assert closeup.answer == detail.answer and closeup.choices == detail.choices
+        assert np.array_equal(np.asarray(closeup.image), np.asarray(detail.image.crop(detail.scene.cell_box)))
+        shown = resize_to_budget(closeup.image, budget)
+        cell = closeup.scene.cell_box
+        patch = closeup.scene.patch_box
+        local = (patch[0] - cell[0], patch[1] - cell[1], patch[2] - cell[0], patch[3] - cell[1])
+        right += read_pattern(shown, shown_box(local, (0, 0, *closeup.image.size), shown.size)) == closeup.scene.pattern
+    assert right / 200 >= 0.99
+
+    rows = [json.loads(line) for line in open(write_seeds(str(tmp_path), Mix.for_training(0, closeups=3)))]
+    assert [r["kind"] for r in rows] == ["closeup"] * 3 and all(r["route"] == "text_only" for r in rows)
+    item = make_item("closeup", 0, "train", 0, CONFIG)
+    cx, cy = item.scene.cell_box[:2]
+    fx1, fy1, fx2, fy2 = item.scene.frame_box
+    assert rows[0]["ref_box"] == [0, 0, CONFIG.cell, CONFIG.cell]
+    assert rows[0]["target_box"] == [fx1 - cx, fy1 - cy, fx2 - cx, fy2 - cy]
+    with pytest.raises(ConfigError, match="close-ups are training data"):
+        write_benchmarks(str(tmp_path / "bench"), Mix(detail=1, closeup=1))

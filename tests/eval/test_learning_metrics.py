@@ -31,3 +31,15 @@ def test_rapr_and_crops_come_from_the_fields_eval_run_writes(tmp_path):
     assert metrics["crop_contains_target"]["value"] == 50.0
     assert metrics["accuracy_detail"]["value"] == 50.0
     assert metrics["accuracy_coarse"]["value"] == 100.0
+
+
+def test_a_run_of_one_benchmark_is_read_from_the_output_directory_itself(tmp_path):
+    """`eval run` with one benchmark writes OUT/predictions.jsonl (no per-benchmark folder)."""
+    rows = [_row(0, "detail", "A", 1, [112, 0, 224, 112]), _row(1, "detail", "B", 0, None)]
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    metrics = learning_metrics(str(tmp_path))
+
+    assert metrics["accuracy_detail"]["value"] == 50.0
+    assert metrics["rapr_detail"]["value"] == 50.0
+    assert metrics["crop_contains_target"]["value"] == 50.0
