@@ -49,6 +49,7 @@ from eval.protocols import DEFAULT_PROTOCOL, score_row  # noqa: E402
 from eval.records import read_predictions  # noqa: E402
 from eval.scoring import bootstrap_ci  # noqa: E402
 from pixel_reasoner.zoom_task import commands  # noqa: E402
+from pixel_reasoner.zoom_task.items import COARSE_KINDS  # noqa: E402
 from pixel_reasoner.zoom_task.layouts import CHANCE_DETAIL  # noqa: E402
 
 RECIPE = REPO / "recipes" / "rl_toy_cpu.sh"
@@ -58,7 +59,6 @@ ARMS: dict[str, list[str]] = {
     "no_ssr": ["--pr.ssr.enabled", "false"],
     "async": ["--train.async_enable"],
 }
-COARSE_KINDS = ("colour", "count")  # the zoom task's coarse question kinds (pixel_reasoner.zoom_task.items.KINDS)
 GAIN_RESAMPLES = 10_000
 
 
@@ -333,8 +333,7 @@ def warm_start(cfg: DynamicsConfig, out: pathlib.Path, log: str) -> tuple[str, d
               ("bench", [commands.bench(py, str(bench_dir), cfg.heldout_detail, 0, 0, cfg.heldout_seed)],
                bench_dir / "vstar" / "test_questions.jsonl"),
               ("sft", [commands.sft(py, str(ws / "model"), [str(ws / "synthesis" / "trajectories.jsonl")], str(sft),
-                                    cfg.warm_start_steps, 0, cfg.sft_threads) + ["--data_weights", "1"]],
-               sft / "trainer_state.json")]
+                                    cfg.warm_start_steps, 0, cfg.sft_threads)], sft / "trainer_state.json")]
     timings = load_json(ws / "seconds.json") or {}
     for name, argvs, marker in stages:
         if marker.exists() and name in timings:
