@@ -24,7 +24,7 @@ import pytest
 
 from pixel_reasoner.zoom_task import commands
 
-STEPS = 150  # of the main run, after the warm-up: the crop was read by step 100 in every measured run
+STEPS = 150  # of the main run, after the warm-up: the crop was read (>= 99%) by step 100 in 3 of 3 measured runs
 TRAIN, NO_TOOLS = 2000, 400  # training image questions; the first NO_TOOLS of them also without tools
 EVAL_DETAIL = 24  # held-out detail questions generated on
 CHANCE = 0.25  # four patterns, four colours
@@ -62,7 +62,8 @@ def test_sft_on_the_zoom_task_learns_the_protocol_and_to_read_the_crop(tmp_path)
     commands.run(commands.bench(py, os.path.join(root, "bench"), EVAL_DETAIL, 0, 0, seed=1), log)
     bench = commands.benchmarks(os.path.join(root, "bench"))
     commands.run(commands.sft(py, model_dir, [closeups], warmup, commands.WARMUP_STEPS, seed=0, threads=1), log)
-    commands.run(commands.sft(py, warmup, [train, no_tools], out, STEPS, seed=0, threads=1), log)
+    commands.run(commands.sft(py, warmup, [train, no_tools], out, STEPS, seed=0, threads=1)
+                 + ["--lr_scheduler_type", "constant_with_warmup"], log)  # as in the measured runs
 
     generated = {}
     for name, model in (("before", model_dir), ("after", out)):
