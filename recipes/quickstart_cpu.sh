@@ -100,7 +100,9 @@ run_logged() {  # LOG COMMAND...: the command's output goes to LOG; on failure i
 
 STAGE_NAMES=(model data base sft sft_eval rl rl_eval outputs)
 STAGES=${#STAGE_NAMES[@]}
-declare -A STAGE_OUTPUTS=([model]="model" [data]="seeds closeup_seeds synthesis synthesis_no_tools synthesis_closeups bench" [base]="eval/base"
+declare -A STAGE_OUTPUTS=([model]="model"
+                          [data]="seeds closeup_seeds synthesis synthesis_no_tools synthesis_closeups bench"
+                          [base]="eval/base"
                           [sft]="sft_warmup sft sft_loss.png" [sft_eval]="eval/sft eval/sft_no_tools" [rl]="rl"
                           [rl_eval]="eval/rl" [outputs]="view.html report.md metrics.json")
 stage() {  # K NAME WHAT: run stage_NAME unless a previous run finished it
