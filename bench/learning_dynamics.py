@@ -323,7 +323,8 @@ def heldout(cfg: DynamicsConfig, model: str, bench: dict[str, str], out: pathlib
 
 
 def warm_start(cfg: DynamicsConfig, out: pathlib.Path, log: str) -> tuple[str, dict[str, str], dict]:
-    """The weak SFT warm start and the held-out bench; returns (checkpoint, bench, its held-out evaluation)."""
+    """The weak SFT warm start and the held-out bench; returns (checkpoint, bench, its record with the held-out
+    evaluation, per-question correctness included until the report drops it)."""
     py, ws = sys.executable, out / "warm_start"
     sft, bench_dir, seeds = ws / "sft", ws / "bench", ws / "seeds"
     stages = [("model", [commands.model(py, str(ws / "model"), 0)], ws / "model" / "config.json"),
@@ -346,8 +347,7 @@ def warm_start(cfg: DynamicsConfig, out: pathlib.Path, log: str) -> tuple[str, d
     progress("warm start: held-out evaluation")
     result = heldout(cfg, str(sft), bench, ws, log)
     return str(sft), bench, {"sft_steps": cfg.warm_start_steps, "checkpoint": str(sft), "seconds": timings,
-                             "heldout": {k: v for k, v in result.items() if k != "correct"},
-                             "chance_detail": CHANCE_DETAIL}
+                             "heldout": result, "chance_detail": CHANCE_DETAIL}
 
 
 def run_dir(cfg: DynamicsConfig, out: pathlib.Path, arm: str, seed: int) -> pathlib.Path:
@@ -356,7 +356,8 @@ def run_dir(cfg: DynamicsConfig, out: pathlib.Path, arm: str, seed: int) -> path
 
 
 def rl_run(cfg: DynamicsConfig, arm: str, seed: int, model: str, out: pathlib.Path) -> dict:
-    """One arm x seed through the toy recipe (kept if its result exists), as its per-step series."""
+    """One arm x seed through the toy recipe (kept if its result exists): command, wall time, memory, checkpoint.
+    Its per-step series is read from the run's records by `main`."""
     work = run_dir(cfg, out, arm, seed)
     if (result := load_json(work / "result.json")) is not None:
         return result
@@ -371,8 +372,7 @@ def rl_run(cfg: DynamicsConfig, arm: str, seed: int, model: str, out: pathlib.Pa
         raise SystemExit(f"{arm} seed {seed} failed (exit {run.returncode}); see {run.log_path}")
     command = " ".join(f"{k}={v}" for k, v in env.items()) + " " + shlex.join(["bash", str(RECIPE), *extra])
     result = {"seed": seed, "command": command, "wall_s": round(run.wall_s, 1),
-              "peak_pss_gib": round(run.peak_pss_bytes / 2**30, 2), "checkpoint": str(work / "ckpt"),
-              "steps": step_series(run.steps, run.groups)}
+              "peak_pss_gib": round(run.peak_pss_bytes / 2**30, 2), "checkpoint": str(work / "ckpt")}
     (work / "result.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> dict:
             number += 1
             progress(f"run {number}/{total}: {arm} seed {seed}")
             result = rl_run(cfg, arm, seed, sft, out)
-            records = run_dir(cfg, out, arm, seed) / "run"  # the series again, from the records as they are now
+            records = run_dir(cfg, out, arm, seed) / "run"
             result["steps"] = step_series(read_jsonl(records / "metrics.jsonl"), read_jsonl(records / "groups.jsonl"))
             if arm in cfg.heldout_arms:
                 result["heldout"] = heldout(cfg, result["checkpoint"], bench, run_dir(cfg, out, arm, seed), log)
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> dict:
     gain_run = next(s for s in arms["curiosity"]["seeds"] if s["seed"] == cfg.gain_seed)
     gain_heldout = gain_run.get("heldout") or heldout(cfg, gain_run["checkpoint"], bench,
                                                       run_dir(cfg, out, "curiosity", cfg.gain_seed), log)
-    warm_correct = load_json(out / "warm_start" / "heldout.json")["correct"]
+    warm_correct = warm["heldout"].pop("correct")
     rl_gain = paired_gain(warm_correct, gain_heldout["correct"]) | {
         "steps": len(gain_run["steps"]), "wall_s": gain_run["wall_s"],
         "command": f"{gain_run['command']}; {gain_heldout['command']}", "seed": cfg.gain_seed}
