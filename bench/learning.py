@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
           synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis"), "qwen"),
           synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis_no_tools"), "qwen-no-tools",
                     a.no_tools_rows),
-          commands.seeds(py, closeups, 0, a.seed, closeups=a.closeups),
-          synthesis(py, os.path.join(closeups, "seeds.jsonl"), os.path.join(out, "synthesis_closeups"), "qwen"),
+          *commands.closeup_data(py, closeups, os.path.join(out, "synthesis_closeups"), a.seed, a.closeups),
           commands.bench(py, bench_dir, a.detail, a.colour, a.count, a.seed))
     bench = commands.benchmarks(bench_dir)
     results = {}
@@ -96,9 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
     main_data = [os.path.join(out, "synthesis", "trajectories.jsonl"),
                  os.path.join(out, "synthesis_no_tools", "trajectories.jsonl")]
     if a.warmup_steps:
-        stage("sft", commands.sft(py, model, [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")], warmup,
-                                  a.warmup_steps, a.seed, a.threads),
-              commands.sft(py, warmup, main_data, sft, a.steps, a.seed, a.threads))
+        closeup_data = [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")]
+        stage("sft", *commands.sft_with_warmup(py, model, closeup_data, main_data, warmup, sft, a.warmup_steps,
+                                               a.steps, a.seed, a.threads))
     else:
         stage("sft", commands.sft(py, model, main_data, sft, a.steps, a.seed, a.threads))
     stage("eval_sft", evaluate(py, sft, bench, os.path.join(out, "eval", "sft")))

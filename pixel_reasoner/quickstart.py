@@ -48,10 +48,9 @@ def data(out: str, log: str, train: int, no_tools_rows: int, detail: int, colour
     commands.run(commands.synthesis(py, seeds_jsonl, os.path.join(out, "synthesis"), "qwen"), log)
     commands.run(commands.synthesis(py, seeds_jsonl, os.path.join(out, "synthesis_no_tools"), "qwen-no-tools",
                                     no_tools_rows), log)
-    closeups = os.path.join(out, "closeup_seeds")
-    commands.run(commands.seeds(py, closeups, 0, seed, closeups=commands.WARMUP_CLOSEUPS), log)
-    commands.run(commands.synthesis(py, os.path.join(closeups, "seeds.jsonl"), os.path.join(out, "synthesis_closeups"),
-                                    "qwen"), log)
+    for argv in commands.closeup_data(py, os.path.join(out, "closeup_seeds"), os.path.join(out, "synthesis_closeups"),
+                                      seed):
+        commands.run(argv, log)
     commands.run(commands.bench(py, os.path.join(out, "bench"), detail, colour, count, seed), log)
     tools, no_tools, warmup = (_load(os.path.join(out, d, "stats.json"))["trajectories"]
                                for d in ("synthesis", "synthesis_no_tools", "synthesis_closeups"))
@@ -66,9 +65,8 @@ def sft(out: str, log: str, steps: int, warmup_steps: int, seed: int, threads: i
     py, warmup_dir, sft_dir = sys.executable, os.path.join(out, "sft_warmup"), os.path.join(out, "sft")
     closeups = [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")]
     data_files = [os.path.join(out, d, "trajectories.jsonl") for d in ("synthesis", "synthesis_no_tools")]
-    seconds = commands.run(commands.sft(py, os.path.join(out, "model"), closeups, warmup_dir, warmup_steps, seed,
-                                        threads), log)
-    seconds += commands.run(commands.sft(py, warmup_dir, data_files, sft_dir, steps, seed, threads), log)
+    seconds = sum(commands.run(argv, log) for argv in commands.sft_with_warmup(
+        py, os.path.join(out, "model"), closeups, data_files, warmup_dir, sft_dir, warmup_steps, steps, seed, threads))
     commands.run(commands.plot_loss(py, sft_dir, os.path.join(out, "sft_loss.png"),
                                     f"quickstart: zoom task SFT, {steps} steps after a {warmup_steps}-step warm-up"),
                  log)

@@ -76,6 +76,21 @@ def sft(py: str, model_dir: str, data_files: list[str], out: str, steps: int, se
             *["1"] * len(data_files), "--output_dir", out, "--max_steps", str(steps), "--seed", str(seed)]
 
 
+def closeup_data(py: str, seeds_dir: str, synthesis_dir: str, seed: int,
+                 closeups: int = WARMUP_CLOSEUPS) -> list[list[str]]:
+    """The warm-up stage's data: `closeups` close-up seeds, then their teacher trajectories (profile qwen)."""
+    return [seeds(py, seeds_dir, 0, seed, closeups),
+            synthesis(py, os.path.join(seeds_dir, "seeds.jsonl"), synthesis_dir, "qwen")]
+
+
+def sft_with_warmup(py: str, model_dir: str, closeup_files: list[str], data_files: list[str], warmup_dir: str,
+                    out: str, warmup_steps: int, steps: int, seed: int, threads: int) -> list[list[str]]:
+    """The task's SFT (docs/learning.md, "Warm-up"): `warmup_steps` on the close-ups from `model_dir` into
+    `warmup_dir`, then `steps` on `data_files` from that checkpoint into `out`."""
+    return [sft(py, model_dir, closeup_files, warmup_dir, warmup_steps, seed, threads),
+            sft(py, warmup_dir, data_files, out, steps, seed, threads)]
+
+
 def plot_loss(py: str, sft_dir: str, out: str, title: str) -> list[str]:
     return [py, "-m", "open_r1_ext.plot_loss", os.path.join(sft_dir, "trainer_state.json"), "--out", out,
             "--title", title]

@@ -61,9 +61,10 @@ def test_sft_on_the_zoom_task_learns_the_protocol_and_to_read_the_crop(tmp_path)
     heldout = _trajectories(py, root, "heldout", 80, task_seed=1)
     commands.run(commands.bench(py, os.path.join(root, "bench"), EVAL_DETAIL, 0, 0, seed=1), log)
     bench = commands.benchmarks(os.path.join(root, "bench"))
-    commands.run(commands.sft(py, model_dir, [closeups], warmup, commands.WARMUP_STEPS, seed=0, threads=1), log)
-    commands.run(commands.sft(py, warmup, [train, no_tools], out, STEPS, seed=0, threads=1)
-                 + ["--lr_scheduler_type", "constant_with_warmup"], log)  # as in the measured runs
+    warmup_run, main_run = commands.sft_with_warmup(py, model_dir, [closeups], [train, no_tools], warmup, out,
+                                                    commands.WARMUP_STEPS, STEPS, seed=0, threads=1)
+    commands.run(warmup_run, log)
+    commands.run(main_run + ["--lr_scheduler_type", "constant_with_warmup"], log)  # as in the measured runs
 
     generated = {}
     for name, model in (("before", model_dir), ("after", out)):
