@@ -1,6 +1,6 @@
 """Does our SFT teach a tiny Qwen2.5-VL to zoom? One run, through the real commands, measured on held-out questions.
 
-    python bench/learning.py [--out out/learning] [--train 3000] [--steps 1200] [--warmup-steps 50] [--seed 0]
+    python bench/learning.py [--out out/learning] [--train 3000] [--steps 1200] [--warmup-steps 100] [--seed 0]
 
 Stages (each the command a user runs; every command line is recorded in the JSON):
   1. model     python -m pixel_reasoner.testing.tiny_qwen OUT/model --preset zoom --seed S
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train", type=int, default=3000, help="training image questions (26.7%% coarse)")
     ap.add_argument("--no-tools-rows", type=int, default=600, help="tools-disabled rows (the first N seeds)")
     ap.add_argument("--steps", type=int, default=1200, help="SFT optimizer steps of the main run")
-    ap.add_argument("--closeups", type=int, default=commands.WARMUP_CLOSEUPS, help="close-up questions (warm-up data)")
+    ap.add_argument("--closeups", type=int, default=commands.WARMUP_CLOSEUPS, help="close-ups (warm-up data: each in both forms)")
     ap.add_argument("--warmup-steps", type=int, default=commands.WARMUP_STEPS,
                     help="SFT steps on the close-ups before the main run (0: no warm-up)")
     ap.add_argument("--detail", type=int, default=100, help="held-out detail questions")

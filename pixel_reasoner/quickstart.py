@@ -61,12 +61,13 @@ def data(out: str, log: str, train: int, no_tools_rows: int, detail: int, colour
 
 def sft(out: str, log: str, steps: int, warmup_steps: int, seed: int, threads: int) -> str:
     """`recipes/sft_zoom_cpu.yaml` in two runs: `warmup_steps` on the close-ups (sft_warmup/), then `steps` on both
-    trajectory files from that checkpoint (sft/); then the main run's loss plot."""
+    trajectory files from that checkpoint (sft/) at a constant learning rate; then the main run's loss plot."""
     py, warmup_dir, sft_dir = sys.executable, os.path.join(out, "sft_warmup"), os.path.join(out, "sft")
     closeups = [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")]
     data_files = [os.path.join(out, d, "trajectories.jsonl") for d in ("synthesis", "synthesis_no_tools")]
     seconds = sum(commands.run(argv, log) for argv in commands.sft_with_warmup(
-        py, os.path.join(out, "model"), closeups, data_files, warmup_dir, sft_dir, warmup_steps, steps, seed, threads))
+        py, os.path.join(out, "model"), closeups, data_files, warmup_dir, sft_dir, warmup_steps, steps, seed, threads,
+        main_schedule=commands.SHORT_RUN_SCHEDULE))
     commands.run(commands.plot_loss(py, sft_dir, os.path.join(out, "sft_loss.png"),
                                     f"quickstart: zoom task SFT, {steps} steps after a {warmup_steps}-step warm-up"),
                  log)

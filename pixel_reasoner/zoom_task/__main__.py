@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
                                                            "(2000/7500) are coarse, the rest detail")
     seeds.add_argument("--videos", type=int, default=0, help="video questions on top")
     seeds.add_argument("--closeups", type=int, default=0,
-                       help="close-up questions on top: the SFT warm-up stage's data (docs/learning.md, 'Warm-up')")
+                       help="close-ups on top, each twice (answered from the close-up, and through a crop of it): "
+                            "the SFT warm-up stage's data (docs/learning.md, 'Warm-up')")
     bench = sub.add_parser("bench", help="held-out questions in V*/TallyQA/MVBench layouts (split `eval`)")
     bench.add_argument("out_dir")
     bench.add_argument("--detail", type=int, default=100)

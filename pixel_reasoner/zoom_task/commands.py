@@ -16,8 +16,9 @@ from pixel_reasoner.zoom_task.layouts import EVAL_FLAGS, TALLYQA_DIR, VSTAR_DIR
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SFT_RECIPE = "recipes/sft_zoom_cpu.yaml"
 SYNTH_RECIPE = "recipes/synth_zoom_cpu.yaml"
-WARMUP_CLOSEUPS = 1000  # close-up questions of the warm-up stage
-WARMUP_STEPS = 50  # SFT steps on them: the pattern is named from a close-up by step 50 (docs/learning.md)
+WARMUP_CLOSEUPS = 1000  # close-ups of the warm-up stage, each in both forms (closeup, closeup_crop): 2,000 rows
+WARMUP_STEPS = 100  # SFT steps on them (docs/learning.md, "Warm-up")
+SHORT_RUN_SCHEDULE = "constant_with_warmup"  # the main run's schedule in the quickstart and the CI test
 
 
 def run(argv: list[str], log: str) -> float:
@@ -78,17 +79,22 @@ def sft(py: str, model_dir: str, data_files: list[str], out: str, steps: int, se
 
 def closeup_data(py: str, seeds_dir: str, synthesis_dir: str, seed: int,
                  closeups: int = WARMUP_CLOSEUPS) -> list[list[str]]:
-    """The warm-up stage's data: `closeups` close-up seeds, then their teacher trajectories (profile qwen)."""
+    """The warm-up stage's data: `closeups` close-ups as seeds in both forms, answered from the close-up and through
+    a crop of it, then their teacher trajectories (profile qwen)."""
     return [seeds(py, seeds_dir, 0, seed, closeups),
             synthesis(py, os.path.join(seeds_dir, "seeds.jsonl"), synthesis_dir, "qwen")]
 
 
 def sft_with_warmup(py: str, model_dir: str, closeup_files: list[str], data_files: list[str], warmup_dir: str,
-                    out: str, warmup_steps: int, steps: int, seed: int, threads: int) -> list[list[str]]:
+                    out: str, warmup_steps: int, steps: int, seed: int, threads: int,
+                    main_schedule: str | None = None) -> list[list[str]]:
     """The task's SFT (docs/learning.md, "Warm-up"): `warmup_steps` on the close-ups from `model_dir` into
-    `warmup_dir`, then `steps` on `data_files` from that checkpoint into `out`."""
+    `warmup_dir`, then `steps` on `data_files` from that checkpoint into `out`; `main_schedule` replaces the
+    recipe's learning-rate schedule in the main run (a short run keeps it `constant_with_warmup`: a cosine over a
+    few hundred steps spends half of them decaying)."""
+    main = sft(py, warmup_dir, data_files, out, steps, seed, threads)
     return [sft(py, model_dir, closeup_files, warmup_dir, warmup_steps, seed, threads),
-            sft(py, warmup_dir, data_files, out, steps, seed, threads)]
+            main + (["--lr_scheduler_type", main_schedule] if main_schedule else [])]
 
 
 def plot_loss(py: str, sft_dir: str, out: str, title: str) -> list[str]:

@@ -22,7 +22,7 @@ from pixel_reasoner.episode import Episode, EpisodeConfig
 from pixel_reasoner.media import VideoSource
 from pixel_reasoner.protocol import get_profile
 from pixel_reasoner.protocol.chatml import render_messages
-from pixel_reasoner.zoom_task.items import KINDS, ZoomItem, make_item
+from pixel_reasoner.zoom_task.items import CLOSEUP_KINDS, KINDS, ZoomItem, make_item
 from pixel_reasoner.zoom_task.scene import ZoomTaskConfig
 
 TEACHER_TEMPLATES = {
@@ -80,7 +80,7 @@ def episode_texts(profile_name: str, config: ZoomTaskConfig, index: int) -> Iter
     profile = get_profile(profile_name)
     tools = profile.tool_schemas() or None
     for kind in KINDS:
-        if kind == "closeup":  # its texts are a detail question's without a tool: already in the corpus
+        if kind in CLOSEUP_KINDS:  # a detail question's texts, about a whole image: the vocabulary is kept as it was
             continue
         item = make_item(kind, 0, "train", index, config)
         video = VideoSource(frame_paths=tuple(f"frame{k}.png" for k in range(config.video_frames))) \

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pixel_reasoner.config import IMAGE_KINDS, PixelBudgets
 from pixel_reasoner.errors import ConfigError
-from pixel_reasoner.zoom_task.items import KINDS, ZoomItem, make_item
+from pixel_reasoner.zoom_task.items import CLOSEUP_KINDS, KINDS, ZoomItem, make_item
 from pixel_reasoner.zoom_task.scene import ZoomTaskConfig
 
 TEXT_ONLY_SHARE = 2000 / 7500  # the paper's text-only share of the SFT data (Table 2)
@@ -56,13 +56,14 @@ class Mix:
     colour: int = 0
     count: int = 0
     video: int = 0
-    closeup: int = 0  # training only: the SFT warm-up stage's data
+    closeup: int = 0  # training only: the SFT warm-up stage's data, answered from the close-up itself
+    closeup_crop: int = 0  # training only: the same close-ups, answered through a crop of the whole close-up
 
     @classmethod
     def for_training(cls, n: int, videos: int = 0, closeups: int = 0) -> "Mix":
         coarse = round(n * TEXT_ONLY_SHARE)
         return cls(detail=n - coarse, colour=coarse - coarse // 2, count=coarse // 2, video=videos,
-                   closeup=closeups)
+                   closeup=closeups, closeup_crop=closeups)
 
     def items(self, task_seed: int, split: str, config: ZoomTaskConfig):
         """Kinds interleaved, so that the first n items of a file (a source `limit`) are a mix too."""
@@ -124,8 +125,8 @@ def write_benchmarks(out_dir: str, mix: Mix, task_seed: int = 0,
                      config: ZoomTaskConfig = ZoomTaskConfig()) -> dict[str, str]:
     """Held-out questions (split `eval`) in the benchmark layouts; returns {benchmark: directory} for those with
     questions."""
-    if mix.closeup:
-        raise ConfigError(f"Mix.closeup={mix.closeup}: close-ups are training data (the SFT warm-up stage), not a "
+    if mix.closeup or mix.closeup_crop:
+        raise ConfigError(f"Mix.closeup={mix.closeup}, Mix.closeup_crop={mix.closeup_crop}: close-ups are training data (the SFT warm-up stage), not a "
                           "benchmark; evaluate detail questions instead")
     listing, tally, clips = [], [], []
     for item in mix.items(task_seed, "eval", config):

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.media import resize_to_budget
@@ -143,8 +144,9 @@ def test_benchmarks_load_through_the_eval_loaders(tmp_path):
 
 def test_a_closeup_is_the_frames_cell_readable_at_the_original_budget(tmp_path):
     """The warm-up stage's items: the detail question on the frame's cell alone, whose pattern the pixel oracle
-    reads at the budget an original is shown at (no tool needed), routed to text-only trajectories, boxes in the
-    close-up's own pixels; a benchmark refuses them."""
+    reads at the budget an original is shown at (no tool needed), each close-up twice: routed to a text-only
+    trajectory, and to a crop whose reference box is the whole close-up; boxes in the close-up's own pixels; a
+    benchmark refuses both kinds."""
     from pixel_reasoner.zoom_task.oracle import read_pattern, shown_box
 
     budget = CONFIG.budgets().for_kind("original")
@@ -162,11 +164,18 @@ def test_a_closeup_is_the_frames_cell_readable_at_the_original_budget(tmp_path):
     assert right / 200 >= 0.99
 
     rows = [json.loads(line) for line in open(write_seeds(str(tmp_path), Mix.for_training(0, closeups=3)))]
-    assert [r["kind"] for r in rows] == ["closeup"] * 3 and all(r["route"] == "text_only" for r in rows)
+    assert [r["kind"] for r in rows] == ["closeup", "closeup_crop"] * 3
+    assert [r["route"] for r in rows] == ["text_only", "pixel"] * 3
+    assert [r["image"] for r in rows[::2]] != [r["image"] for r in rows[1::2]]  # own files (ids differ) ...
+    for plain, cropped in zip(rows[::2], rows[1::2]):  # ... of one image
+        assert np.array_equal(np.asarray(Image.open(tmp_path / plain["image"])),
+                              np.asarray(Image.open(tmp_path / cropped["image"])))
     item = make_item("closeup", 0, "train", 0, CONFIG)
     cx, cy = item.scene.cell_box[:2]
     fx1, fy1, fx2, fy2 = item.scene.frame_box
-    assert rows[0]["ref_box"] == [0, 0, CONFIG.cell, CONFIG.cell]
-    assert rows[0]["target_box"] == [fx1 - cx, fy1 - cy, fx2 - cx, fy2 - cy]
-    with pytest.raises(ConfigError, match="close-ups are training data"):
-        write_benchmarks(str(tmp_path / "bench"), Mix(detail=1, closeup=1))
+    for row in rows[:2]:
+        assert row["ref_box"] == [0, 0, CONFIG.cell, CONFIG.cell]
+        assert row["target_box"] == [fx1 - cx, fy1 - cy, fx2 - cx, fy2 - cy]
+    for mix in (Mix(detail=1, closeup=1), Mix(detail=1, closeup_crop=1)):
+        with pytest.raises(ConfigError, match="close-ups are training data"):
+            write_benchmarks(str(tmp_path / "bench"), mix)

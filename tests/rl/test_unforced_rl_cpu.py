@@ -1,10 +1,10 @@
-"""UNFORCED RL: a zoom-task SFT checkpoint trained in this test calls its tools by itself under RL in CPU mode.
+"""UNFORCED RL: a zoom-task SFT checkpoint calls its tools by itself under RL in CPU mode.
 
-The whole chain of docs/rl.md's "Toy RL" through the commands a user runs: the tiny zoom model
-(`tiny_qwen --preset zoom`), teacher trajectories (`data_synthesis`, recipes/synth_zoom_cpu.yaml), a short SFT
-(`accelerate launch open_r1_ext/sft.py --config recipes/sft_zoom_cpu.yaml`), then `ray job submit -- bash
-recipes/rl_toy_cpu.sh` with no forced turns: upstream OpenRLHF's loop, vLLM generation through our agent, the
-paper's reward (curiosity included), SSR, DeepSpeed, weight sync. The assertions read the run's own records
+The whole chain of docs/rl.md's "Toy RL" through the commands a user runs: the SFT checkpoint of the session's
+quickstart run (`quickstart_run`, tests/conftest.py: the tiny zoom model, teacher trajectories, the warm-up and
+main SFT through `accelerate launch open_r1_ext/sft.py --config recipes/sft_zoom_cpu.yaml`), then `ray job submit
+-- bash recipes/rl_toy_cpu.sh` with no forced turns: upstream OpenRLHF's loop, vLLM generation through our agent,
+the paper's reward (curiosity included), SSR, DeepSpeed, weight sync. The assertions read the run's own records
 (config.json, metrics.jsonl, groups.jsonl), the weight-sync evidence and the saved model. Heavy (~8 GiB): never
 run two at once.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import time
 
@@ -25,42 +24,14 @@ from pixel_reasoner.rewards.curiosity import CuriositySettings
 from pixel_reasoner.rewards.efficiency import EfficiencySettings
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-SFT_STEPS = 200  # temperature 1, share of detail rollouts with an executed crop: 29% after 50 steps, 50% after 120, 92% after 200
-TRAIN_QUESTIONS = 600  # synthesis seeds of the SFT data (task seed 0)
 RL_STEPS, QUERIES, GROUP = 3, 4, 4
 pytestmark = [pytest.mark.rl, pytest.mark.vllm, pytest.mark.slow]
 
 
-def _run(argv: list[str]) -> float:
-    """Run a command from the repo root; returns its wall seconds."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "TOKENIZERS_PARALLELISM": "false"}
-    started = time.time()
-    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, " ".join(argv) + "\n" + done.stdout[-3000:] + done.stderr[-3000:]
-    return time.time() - started
-
-
-def sft_checkpoint(root: pathlib.Path) -> tuple[str, float]:
-    """The zoom model after SFT_STEPS of recipes/sft_zoom_cpu.yaml on teacher trajectories; and the SFT's seconds."""
-    py, model, seeds, synthesis, sft = sys.executable, root / "model", root / "seeds", root / "synthesis", root / "sft"
-    _run([py, "-m", "pixel_reasoner.testing.tiny_qwen", str(model), "--preset", "zoom", "--seed", "0"])
-    _run([py, "-m", "pixel_reasoner.zoom_task", "seeds", str(seeds), "--n", str(TRAIN_QUESTIONS), "--seed", "0"])
-    _run([py, "-m", "data_synthesis", "run", "--config", "recipes/synth_zoom_cpu.yaml", "--set", "profile=qwen",
-          "--set", f"sources=[{{format: jsonl, name: zoom, path: '{seeds / 'seeds.jsonl'}'}}]",
-          "--output.dir", str(synthesis), "--no-progress"])
-    seconds = _run([py, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu.yaml",
-                    "--num_cpu_threads_per_process", "1", "open_r1_ext/sft.py", "--config", "recipes/sft_zoom_cpu.yaml",
-                    "--model_name_or_path", str(model), "--data_files", str(synthesis / "trajectories.jsonl"),
-                    "--data_weights", "1", "--output_dir", str(sft), "--max_steps", str(SFT_STEPS), "--seed", "0"])
-    return str(sft), seconds
-
-
 @pytest.fixture(scope="module")
-def run(ray_head, tmp_path_factory):
+def run(quickstart_run, ray_head, tmp_path_factory):
     root = tmp_path_factory.mktemp("rl_toy_cpu")
-    started = time.time()
-    model, sft_seconds = sft_checkpoint(root)
+    model = str(quickstart_run["out"] / "sft")
     work = root / "rl"
     rl_started = time.time()
     done = ray_head.submit(["bash", str(REPO / "recipes" / "rl_toy_cpu.sh")], timeout=900, env_vars={
@@ -70,8 +41,7 @@ def run(ray_head, tmp_path_factory):
     (root / "job.log").write_text(out)
     assert done.returncode == 0, out[-6000:]
     rl_seconds = time.time() - rl_started
-    print(f"\n[toy rl] SFT {SFT_STEPS} steps {sft_seconds:.0f} s, RL {RL_STEPS} steps {rl_seconds:.0f} s (job wall), "
-          f"total {time.time() - started:.0f} s")
+    print(f"\n[toy rl] RL {RL_STEPS} steps {rl_seconds:.0f} s (job wall) from {model}")
     print((work / "run" / "summary.md").read_text())
     records = {name: [json.loads(line) for line in open(work / "run" / f"{name}.jsonl")]
                for name in ("metrics", "groups")}
