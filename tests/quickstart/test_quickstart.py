@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.rl, pytest.mark.vllm]
+# timeout: the first test that uses `quickstart_run` runs the whole quickstart in its setup
+pytestmark = [pytest.mark.timeout(3600), pytest.mark.slow, pytest.mark.rl, pytest.mark.vllm]
 STAGES = ("model", "data", "base", "sft", "sft_eval", "rl", "rl_eval", "outputs")
 LEARNING_KEYS = ("accuracy_detail", "accuracy_coarse", "valid_call_rate", "crop_contains_target", "rapr")
 

@@ -25,7 +25,8 @@ from pixel_reasoner.rewards.efficiency import EfficiencySettings
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RL_STEPS, QUERIES, GROUP = 3, 4, 4
-pytestmark = [pytest.mark.rl, pytest.mark.vllm, pytest.mark.slow]
+# timeout: the first test that uses `quickstart_run` runs the whole quickstart in its setup
+pytestmark = [pytest.mark.timeout(3600), pytest.mark.rl, pytest.mark.vllm, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,9 @@ from pixel_reasoner.zoom_task import commands
 
 HELDOUT = 80  # held-out seeds of task seed 1 whose trajectories are scored teacher-forced (~60 detail ones)
 CHANCE = 0.25  # four patterns, four colours
-pytestmark = [pytest.mark.slow, pytest.mark.rl, pytest.mark.vllm]  # the quickstart it reads runs all of them
+# timeout: the first test that uses `quickstart_run` runs the whole quickstart in its setup; the marks: that run
+# trains with RL and evaluates with vLLM
+pytestmark = [pytest.mark.timeout(3600), pytest.mark.slow, pytest.mark.rl, pytest.mark.vllm]
 
 
 def protocol(results_dir: str) -> dict[str, float]:
