@@ -60,6 +60,10 @@ if [ "$DEVICE" = cpu ]; then
 import torch
 assert torch.__version__.endswith("+cpu"), f"expected the CPU build of torch, got {torch.__version__}"
 PYEOF
+  # DeepSpeed's CPU shared-memory op, which the CPU RL stage loads: built once here, where recipes/cpu_rl_launch.sh
+  # looks for it, rather than during the first RL run (the quickstart's RL stage, ~1-2.5 min on 2 cores)
+  TORCH_EXTENSIONS_DIR="$PWD/.cache/torch_extensions" step "$PY" -c \
+    'from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load()'
 fi
 $PY - <<'PYEOF'
 import importlib, importlib.metadata
