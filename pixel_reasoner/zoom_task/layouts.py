@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pixel_reasoner.config import IMAGE_KINDS, PixelBudgets
 from pixel_reasoner.errors import ConfigError
-from pixel_reasoner.zoom_task.items import CLOSEUP_KINDS, KINDS, ZoomItem, make_item
+from pixel_reasoner.zoom_task.items import KINDS, ZoomItem, make_item
 from pixel_reasoner.zoom_task.scene import ZoomTaskConfig
 
 TEXT_ONLY_SHARE = 2000 / 7500  # the paper's text-only share of the SFT data (Table 2)

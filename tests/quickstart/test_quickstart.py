@@ -1,5 +1,5 @@
 """`bash recipes/quickstart_cpu.sh`, the README's first command, run once end to end into a temporary directory,
-with fewer held-out questions than its defaults (`QUICKSTART_KNOBS` of tests/conftest.py) to keep CI short. The
+with fewer SFT steps and held-out questions than its defaults (`QUICKSTART_KNOBS` of tests/conftest.py). The
 run is the session's (`quickstart_run`): tests/sft/test_learning.py and tests/rl/test_unforced_rl_cpu.py read it too.
 
 The quickstart runs the zoom task (docs/learning.md), so the test checks that something is learned, not only that
