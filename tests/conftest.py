@@ -107,7 +107,7 @@ def rl_env():
 # tests/rl/test_unforced_rl_cpu.py: RL through `ray job submit` from its SFT checkpoint), so CI trains once.
 QUICKSTART_SCRIPT = REPO / "recipes" / "quickstart_cpu.sh"
 QUICKSTART_MARKER = "PIXEL_REASONER_QUICKSTART_TEST"
-# Fewer main SFT steps (200) and held-out questions (40/20/20) than the defaults (400; 100/50/50) to keep CI short.
+# Fewer main SFT steps (200) and held-out questions (40/20/20) than the defaults (800; 100/50/50) to keep CI short.
 QUICKSTART_KNOBS = {"SFT_STEPS": "200", "SFT_THREADS": "2", "EVAL_DETAIL": "40", "EVAL_COLOUR": "20",
                     "EVAL_COUNT": "20"}
 
