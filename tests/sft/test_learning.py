@@ -6,7 +6,7 @@ zoom-task questions (task seed 1; training used seed 0).
 Two measurements, each against the untrained model:
 - generation, `python -m eval run` with the task's flags on held-out questions (the quickstart's `eval/base` and
   `eval/sft`): on detail questions, the share of responses whose first call parses and executes, and of those
-  that end in a boxed answer (the protocol, learned). Not `valid_call_rate`, which also fails a response whose
+  that end in a boxed answer (printed; only the first is asserted after training). Not `valid_call_rate`, which also fails a response whose
   fifth call is refused by the operation budget: a model that reads a wrong crop as wrong but cannot localise yet
   re-crops the same box until the budget runs out (docs/learning.md, "The CI test");
 - teacher-forced on held-out detail trajectories, at the tokens that carry the decisions
