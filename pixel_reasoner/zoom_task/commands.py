@@ -17,7 +17,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SFT_RECIPE = "recipes/sft_zoom_cpu.yaml"
 SYNTH_RECIPE = "recipes/synth_zoom_cpu.yaml"
 WARMUP_CLOSEUPS = 1000  # close-ups of the warm-up stage, each in both forms (closeup, closeup_crop): 2,000 rows
-WARMUP_STEPS = 100  # SFT steps on them (docs/learning.md, "Warm-up")
+WARMUP_STEPS = 200  # SFT steps on them (docs/learning.md, "Warm-up")
+# the warm-up's schedule: reading the close-ups is a phase change at a step that varies from run to run (40-100 in
+# the runs of docs/learning.md, not by 100 in one), and a decaying learning rate would stop a late one
+WARMUP_SCHEDULE = "constant_with_warmup"
 SHORT_RUN_SCHEDULE = "constant_with_warmup"  # the main run's schedule in the quickstart and the CI test
 
 
@@ -89,11 +92,12 @@ def sft_with_warmup(py: str, model_dir: str, closeup_files: list[str], data_file
                     out: str, warmup_steps: int, steps: int, seed: int, threads: int,
                     main_schedule: str | None = None) -> list[list[str]]:
     """The task's SFT (docs/learning.md, "Warm-up"): `warmup_steps` on the close-ups from `model_dir` into
-    `warmup_dir`, then `steps` on `data_files` from that checkpoint into `out`; `main_schedule` replaces the
-    recipe's learning-rate schedule in the main run (a short run keeps it `constant_with_warmup`: a cosine over a
-    few hundred steps spends half of them decaying)."""
+    `warmup_dir` (at `WARMUP_SCHEDULE`), then `steps` on `data_files` from that checkpoint into `out`;
+    `main_schedule` replaces the recipe's learning-rate schedule in the main run (a short run keeps it
+    `constant_with_warmup`: a cosine over a few hundred steps spends half of them decaying)."""
     main = sft(py, warmup_dir, data_files, out, steps, seed, threads)
-    return [sft(py, model_dir, closeup_files, warmup_dir, warmup_steps, seed, threads),
+    return [sft(py, model_dir, closeup_files, warmup_dir, warmup_steps, seed, threads)
+            + ["--lr_scheduler_type", WARMUP_SCHEDULE],
             main + (["--lr_scheduler_type", main_schedule] if main_schedule else [])]
 
 

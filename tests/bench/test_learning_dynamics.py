@@ -109,3 +109,13 @@ def test_table_has_one_row_per_arm(records):
     two = arm_summary(seeds, window=2)  # steps 1-2 and 2-3, over both seeds
     assert two["rapr_detail_first"] == pytest.approx((5 / 24 + seeds[0]["steps"][1]["rapr_detail"]) / 2)
     assert two["reward_last"] == pytest.approx((seeds[0]["steps"][1]["reward"] + seeds[0]["steps"][2]["reward"]) / 2)
+
+
+def test_rl_gain_refuses_a_model_that_is_not_a_checkpoint(tmp_path, capsys):
+    from bench.rl_gain import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--model", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert stopped.value.code == 2
+    assert f"--model {tmp_path}: not a checkpoint directory (no config.json)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything ran
