@@ -72,8 +72,20 @@ def sft(out: str, log: str, steps: int, warmup_steps: int, seed: int, threads: i
                                     f"quickstart: zoom task SFT, {steps} steps after a {warmup_steps}-step warm-up"),
                  log)
     losses = sft_losses(out)
-    return (f"{warmup_steps} warm-up + {steps} steps in {seconds:.0f}s; loss {losses[0]:.2f} -> {losses[-1]:.2f} "
-            f"(plot: {os.path.join(out, 'sft_loss.png')})")
+    return (f"{warmup_steps} warm-up + {steps} steps in {seconds:.0f}s; {warmup_verdict(out, warmup_steps)}; loss "
+            f"{losses[0]:.2f} -> {losses[-1]:.2f} (plot: {os.path.join(out, 'sft_loss.png')})")
+
+
+def warmup_verdict(out: str, warmup_steps: int) -> str:
+    """The warm-up's last logged loss, with a warning when it says the close-ups were not read: the main run then
+    may not read the crop either, and the user should know before reading the report (docs/learning.md)."""
+    loss = sft_losses(out, "sft_warmup")[-1]
+    if loss <= commands.WARMUP_READ_LOSS:
+        return f"warm-up loss {loss:.3f} (close-ups read)"
+    return (f"warm-up loss {loss:.3f}\nWARNING: the warm-up's loss is still {loss:.3f} (> {commands.WARMUP_READ_LOSS}):"
+            f" the close-ups were not read, so the main run may not read the crop either (docs/learning.md, "
+            f"\"Warm-up\"); rerun with more warm-up steps: SFT_WARMUP_STEPS={2 * warmup_steps} bash "
+            f"recipes/quickstart_cpu.sh --clean")
 
 
 def evaluate(out: str, stage: str, model: str, log: str, tools: bool, save_images: bool) -> str:
@@ -88,8 +100,8 @@ def evaluate(out: str, stage: str, model: str, log: str, tools: bool, save_image
     return f"{stage}: " + ", ".join(f"{k} {_fmt(_value(metrics, k))}" for k in LEARNING_KEYS)
 
 
-def sft_losses(out: str) -> list[float]:
-    state = _load(os.path.join(out, "sft", "trainer_state.json")) or {}
+def sft_losses(out: str, run: str = "sft") -> list[float]:
+    state = _load(os.path.join(out, run, "trainer_state.json")) or {}
     return [h["loss"] for h in state.get("log_history", []) if "loss" in h]
 
 

@@ -18,7 +18,8 @@
 #   8. outputs   pixel-reasoner view, metrics.json, report.md              viewer, learning metrics with 95% CIs
 #
 # Knobs (environment): OUT (output directory, default quickstart_out), PYTHON (default .venv/bin/python),
-# SFT_STEPS (default 800), SFT_THREADS (CPU threads of the SFT process, default 2), RL_STEPS (default 2),
+# SFT_STEPS (default 800), SFT_WARMUP_STEPS (steps on the close-ups first, default 200), SFT_THREADS (CPU threads
+# of the SFT process, default 2), RL_STEPS (default 2),
 # EVAL_DETAIL / EVAL_COLOUR / EVAL_COUNT (held-out questions, default 100 / 50 / 50).
 # Every process this script starts carries PIXEL_REASONER_QUICKSTART_RUN in its environment; on exit (normal,
 # error or Ctrl-C) the script stops those processes, and only those.
@@ -141,7 +142,10 @@ stage_data() { helper "$LOGS/data.log" data "$OUT" "${EVAL_QUESTIONS[@]}"; }
 
 stage_base() { helper "$LOGS/eval.log" eval "$OUT" base "$OUT/model"; }
 
-stage_sft() { helper "$LOGS/sft.log" sft "$OUT" --steps "$SFT_STEPS" --threads "$SFT_THREADS"; }
+stage_sft() {
+  helper "$LOGS/sft.log" sft "$OUT" --steps "$SFT_STEPS" --threads "$SFT_THREADS" \
+    ${SFT_WARMUP_STEPS:+--warmup-steps "$SFT_WARMUP_STEPS"}
+}
 
 stage_sft_eval() {
   helper "$LOGS/eval.log" eval "$OUT" sft "$OUT/sft" --save-images

@@ -37,3 +37,18 @@ def test_learning_section_and_report_come_from_each_stage_s_metrics(tmp_path):
     assert "| after SFT | 90.0 [85, 95] | 90.0 [85, 95] | 90.0 [85, 95] | 90.0 [85, 95] | 90.0 [85, 95] |" in report
     assert "| after SFT, tools disabled | 30.0 [25, 35] | 30.0 [25, 35] | 30.0 [25, 35] | — | — |" in report
     assert "after RL" not in report and "loss 7.00 -> 1.50" in report
+
+
+def test_a_warm_up_that_did_not_read_the_close_ups_is_flagged_with_the_fix(tmp_path):
+    from pixel_reasoner.quickstart import warmup_verdict
+    from pixel_reasoner.zoom_task.commands import WARMUP_READ_LOSS
+
+    (tmp_path / "sft_warmup").mkdir()
+    state = tmp_path / "sft_warmup" / "trainer_state.json"
+    for last, read in ((0.048, True), (0.151, False)):  # docs/learning.md: ~0.05 once read, ~0.15 while not
+        state.write_text(json.dumps({"log_history": [{"loss": 6.0, "step": 10}, {"loss": last, "step": 200},
+                                                     {"train_loss": 0.5, "step": 200}]}))
+        verdict = warmup_verdict(str(tmp_path), 200)
+        assert verdict.startswith(f"warm-up loss {last:.3f}")
+        assert ("WARNING" not in verdict) == read == (last <= WARMUP_READ_LOSS)
+    assert "SFT_WARMUP_STEPS=400 bash recipes/quickstart_cpu.sh --clean" in verdict
