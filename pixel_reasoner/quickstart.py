@@ -82,8 +82,8 @@ def warmup_verdict(out: str, warmup_steps: int) -> str:
     loss = sft_losses(out, "sft_warmup")[-1]
     if loss <= commands.WARMUP_READ_LOSS:
         return f"warm-up loss {loss:.3f} (close-ups read)"
-    return (f"warm-up loss {loss:.3f}\nWARNING: the warm-up's loss is still {loss:.3f} (> {commands.WARMUP_READ_LOSS}):"
-            f" the close-ups were not read, so the main run may not read the crop either (docs/learning.md, "
+    return (f"warm-up loss {loss:.3f}\nWARNING: a warm-up loss above {commands.WARMUP_READ_LOSS} means the close-ups"
+            f" were not read, so the main run may not read the crop either (docs/learning.md, "
             f"\"Warm-up\"); rerun with more warm-up steps: SFT_WARMUP_STEPS={2 * warmup_steps} bash "
             f"recipes/quickstart_cpu.sh --clean")
 

@@ -85,12 +85,12 @@ def test_sft_loss_falls_and_is_plotted(quickstart, knobs):
     out = quickstart["out"]
     warmup = json.loads((out / "sft_warmup" / "trainer_state.json").read_text())
     state = json.loads((out / "sft" / "trainer_state.json").read_text())
-    first = [h["loss"] for h in warmup["log_history"] if "loss" in h][0]  # the random model, on the close-ups
+    warmup_losses = [h["loss"] for h in warmup["log_history"] if "loss" in h]
+    first = warmup_losses[0]  # the random model, on the close-ups
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]  # the main run, from the warm-up checkpoint
     assert warmup["global_step"] == WARMUP_STEPS and state["global_step"] == int(knobs["SFT_STEPS"])
     # the stage's summary line says whether the warm-up read the close-ups, from the warm-up's own last loss
-    last = [h["loss"] for h in warmup["log_history"] if "loss" in h][-1]
-    assert f"warm-up loss {last:.3f}" in quickstart["stdout"]
+    assert f"warm-up loss {warmup_losses[-1]:.3f}" in quickstart["stdout"]
     assert all(math.isfinite(x) for x in losses)
     vocabulary = len(AutoProcessor.from_pretrained(str(out / "sft")).tokenizer)
     assert first > 0.5 * math.log(vocabulary) and losses[-1] < 0.25 * first
