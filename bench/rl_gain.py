@@ -75,11 +75,10 @@ def main(argv: list[str] | None = None) -> dict:
     before = heldout(cfg, model, bench, out / "sft", log)
     progress(f"SFT checkpoint: detail accuracy {before['accuracy_detail']:.0f}% (chance {CHANCE_DETAIL:.0f}%); "
              f"RL: {a.steps} steps of {a.queries} x {a.group}")
-    run = rl_run(cfg, ARM, a.seed, model, out)
-    steps = step_series(read_jsonl(run_dir(cfg, out, ARM, a.seed) / "run" / "metrics.jsonl"),
-                        read_jsonl(run_dir(cfg, out, ARM, a.seed) / "run" / "groups.jsonl"))
+    run, work = rl_run(cfg, ARM, a.seed, model, out), run_dir(cfg, out, ARM, a.seed)
+    steps = step_series(read_jsonl(work / "run" / "metrics.jsonl"), read_jsonl(work / "run" / "groups.jsonl"))
     progress(f"RL: {len(steps)} steps in {run['wall_s']:.0f} s; held-out evaluation of its checkpoint")
-    after = heldout(cfg, run["checkpoint"], bench, run_dir(cfg, out, ARM, a.seed), log)
+    after = heldout(cfg, run["checkpoint"], bench, work, log)
     gain = paired_gain(before.pop("correct"), after.pop("correct")) | {
         "steps": len(steps), "wall_s": run["wall_s"], "seed": a.seed, "model": model,
         "command": f"{run['command']}; {after['command']}"}

@@ -72,8 +72,8 @@ def sft(out: str, log: str, steps: int, warmup_steps: int, seed: int, threads: i
                                     f"quickstart: zoom task SFT, {steps} steps after a {warmup_steps}-step warm-up"),
                  log)
     losses = sft_losses(out)
-    return (f"{warmup_steps} warm-up + {steps} steps in {seconds:.0f}s; {warmup_verdict(out, warmup_steps)}; loss "
-            f"{losses[0]:.2f} -> {losses[-1]:.2f} (plot: {os.path.join(out, 'sft_loss.png')})")
+    return (f"{warmup_steps} warm-up + {steps} steps in {seconds:.0f}s; loss {losses[0]:.2f} -> {losses[-1]:.2f} "
+            f"(plot: {os.path.join(out, 'sft_loss.png')}); {warmup_verdict(out, warmup_steps)}")
 
 
 def warmup_verdict(out: str, warmup_steps: int) -> str:
