@@ -72,7 +72,7 @@ def main() -> None:
                               num_training_steps=a.steps)
     generator = torch.Generator().manual_seed(a.seed)
     draw = random.Random(a.seed)
-    batch_size = training.per_device_train_batch_size
+    batch_size = training.per_device_train_batch_size * training.gradient_accumulation_steps  # one step's rows
     order: list[int] = []
     curve, losses, start = [], [], time.time()
     model.train()

@@ -8,8 +8,8 @@ Why: on the zoom task, runs of `bench/sft_plain_loop.py` read the crop sooner th
 something in the Trainer path (TRL's fused LM head, the loss normalisation, the optimiser, the scheduler, gradient
 clipping, our trainer subclasses) changes the optimisation. This runs the trainer class `open_r1_ext.sft` builds
 for N steps, recording the rows of every batch its data loader drew (through the collator; accelerate's loader
-collates one batch ahead, so N + 1 are recorded and the first N trained), then replays those
-batches from the same initial weights in a plain loop (`model(**batch).loss`, torch AdamW with the run's
+collates one batch ahead, so one more is recorded than trained), then replays each step's rows (its
+`gradient_accumulation_steps` micro-batches joined into one batch) from the same initial weights in a plain loop (`model(**batch).loss`, torch AdamW with the run's
 settings, transformers' `get_scheduler`, `clip_grad_norm_`) and compares the two step by step: loss, gradient norm,
 learning rate, and the largest parameter difference at the end. It prints one line per step and a summary, and
 writes JSON.
@@ -80,9 +80,11 @@ def main() -> None:
                                   eps=training.adam_epsilon, weight_decay=training.weight_decay)
     scheduler = get_scheduler(training.lr_scheduler_type, optimizer,
                               num_warmup_steps=training.get_warmup_steps(a.steps), num_training_steps=a.steps)
+    accumulation = training.gradient_accumulation_steps
+    step_rows = [sum(recorder.batches[i:i + accumulation], []) for i in range(0, len(recorder.batches), accumulation)]
     steps = []
     start = time.time()
-    for step, (rows, log) in enumerate(zip(recorder.batches, logged), start=1):
+    for step, (rows, log) in enumerate(zip(step_rows, logged), start=1):
         batch = plain.collator([{"sample": r} for r in rows])
         loss = model(**batch).loss
         loss.backward()

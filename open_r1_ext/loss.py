@@ -1,7 +1,11 @@
-"""How the SFT loss averages over tokens (`loss_averaging`), and the trainer that does it per sample.
+"""How the SFT loss averages over tokens (`loss_averaging`), and the trainers that do it.
 
-`token` (TRL's SFTTrainer, our default): the mean over every trained token of the global batch, so a trajectory
-weighs by its length: one with 30 times the trained tokens of a short text-only answer counts 30 times as much.
+`token` (our default): the mean over every trained token of the global batch, so a trajectory weighs by its
+length: one with 30 times the trained tokens of a short text-only answer counts 30 times as much. TRL's SFTTrainer
+does that over the micro-batches of one optimizer step only when Trainer counts the step's trained tokens, which
+it does only for a model that declares it accepts loss kwargs; Qwen2.5-VL declares it does not, so each
+micro-batch took its own token mean (with one-sample micro-batches, as in the 7B recipe, a per-sample mean).
+`TokenMeanSFTTrainer` makes Trainer count them.
 `sample` (the official trainer): each sample's mean token loss, averaged over the samples. The official
 `sft_tooltrainer.py` took `sum(-logp * mask) / mask.sum()` per micro-batch of one sample and let Trainer divide
 by the accumulation steps; `SampleMeanSFTTrainer` computes the same mean for micro-batches of any size:
@@ -26,6 +30,17 @@ def sample_mean_loss(log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     mask = mask.to(log_probs.dtype)
     per_sample = -(log_probs * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
     return per_sample.mean()
+
+
+class TokenMeanSFTTrainer(SFTTrainer):
+    """SFTTrainer with `loss_averaging: token` across gradient accumulation: Trainer counts the trained tokens of
+    all of a step's micro-batches (`num_items_in_batch`), TRL divides each micro-batch's summed loss by that count,
+    and Trainer, seeing the loss so scaled, does not divide it by the accumulation steps again. TRL's forward does
+    not pass the count to the model, so the model's own `accepts_loss_kwargs` does not matter here."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = True
 
 
 class SampleMeanSFTTrainer(SFTTrainer):
@@ -60,4 +75,4 @@ class SampleMeanSFTTrainer(SFTTrainer):
 
 def trainer_class(loss_averaging: str) -> type[SFTTrainer]:
     """The trainer for a `loss_averaging` setting ("token" or "sample", checked by SFTScriptArguments)."""
-    return SampleMeanSFTTrainer if loss_averaging == "sample" else SFTTrainer
+    return SampleMeanSFTTrainer if loss_averaging == "sample" else TokenMeanSFTTrainer

@@ -98,7 +98,7 @@ class PreparedTraining:
     train_dataset: Any  # validated samples (datasets.Dataset with a `sample` column)
     collator: TrajectoryCollator  # renders, loads media and masks the loss by per-turn flags
     config: dict  # the resolved configuration, also written to <output_dir>/sft_run_config.json
-    trainer_class: type  # SFTTrainer or SampleMeanSFTTrainer (`loss_averaging`), with `batch_sampling`
+    trainer_class: type  # TokenMeanSFTTrainer or SampleMeanSFTTrainer (`loss_averaging`), with `batch_sampling`
 
 
 def check_training_args(training_args: SFTConfig) -> None:
@@ -153,7 +153,7 @@ def prepare_training(script_args: SFTScriptArguments, training_args: SFTConfig,
                                   tokens_per_second)
     return PreparedTraining(processor, model, train_dataset, collator, config,
                             with_batch_sampling(trainer_class(script_args.loss_averaging),
-                                                script_args.batch_sampling))
+                                                script_args.batch_sampling, script_args.sort_step_by_length))
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:

@@ -7,6 +7,7 @@ operations, assistant headers) is masked.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import io
 import json
@@ -195,7 +196,7 @@ def test_sample_loss_averaging_is_the_mean_of_each_samples_token_mean(demo_specs
                      remove_unused_columns=False)
     trainer = trainer_class("sample")(model=tiny_model, args=args, train_dataset=to_train_dataset(specs),
                                       processing_class=collator.processor, data_collator=collator)
-    assert isinstance(trainer, SampleMeanSFTTrainer) and trainer_class("token") is SFTTrainer
+    assert isinstance(trainer, SampleMeanSFTTrainer) and issubclass(trainer_class("token"), SFTTrainer)
     tiny_model.train()
     with torch.no_grad():
         loss = trainer.compute_loss(tiny_model, {k: v.clone() for k, v in batch.items()}).item()
@@ -314,3 +315,36 @@ def test_inspect_masks_reads_a_recipe_and_reports_invalid_rows(demo_data, demo_s
     assert f"{longest.tokens} tokens, longer than max_length={longest.tokens - 1}" in err
     assert out.count("== [") == 2 and "== [0] single_pass_0" in out
     assert "  trained[1]: 'The zoomed region shows the shape clearly. \\\\boxed{A}<|im_end|>'" in out
+
+
+def _one_sgd_step(model, specs, collator, tmp_path, trainer_class, batch_size: int, accumulation: int) -> dict:
+    """Parameter change of one optimizer step (plain SGD, lr 1: minus the gradient) over all of `specs`."""
+    from trl import SFTConfig
+
+    from open_r1_ext.dataset import to_train_dataset
+
+    model = copy.deepcopy(model)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], max_length=None,
+                     remove_unused_columns=False, max_steps=1, per_device_train_batch_size=batch_size,
+                     gradient_accumulation_steps=accumulation, optim="sgd", learning_rate=1.0,
+                     lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0, save_strategy="no",
+                     seed=0, dataloader_num_workers=0, disable_tqdm=True)
+    trainer_class(model=model, args=args, train_dataset=to_train_dataset(specs),
+                  processing_class=collator.processor, data_collator=collator).train()
+    return {n: p.detach() - before[n] for n, p in model.named_parameters() if n in before}
+
+
+@pytest.mark.parametrize("averaging", ["token", "sample"])
+def test_loss_averaging_spans_the_whole_optimizer_step(demo_specs, collator, tiny_model, tmp_path, averaging):
+    """Two samples with different numbers of trained tokens as one batch, or as two accumulated micro-batches of
+    one: the same step. Qwen2.5-VL declares `accepts_loss_kwargs = False`, so TRL's SFTTrainer alone took each
+    micro-batch's own token mean there, i.e. a per-sample mean (this test failed with it for `token`)."""
+    from open_r1_ext.loss import trainer_class
+
+    specs = [dataclasses.replace(demo_specs["released"][k], tools=None) for k in ("single_pass_0", "text_only_0")]
+    one_batch = _one_sgd_step(tiny_model, specs, collator, tmp_path / "b", trainer_class(averaging), 2, 1)
+    accumulated = _one_sgd_step(tiny_model, specs, collator, tmp_path / "a", trainer_class(averaging), 1, 2)
+    assert max(d.abs().max().item() for d in one_batch.values()) > 1e-3  # the step moved the weights
+    for name, delta in one_batch.items():
+        torch.testing.assert_close(accumulated[name], delta, rtol=1e-4, atol=1e-6, msg=name)
