@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     data_p.add_argument("--detail", type=int, default=100, help="held-out detail questions")
     data_p.add_argument("--colour", type=int, default=50)
     data_p.add_argument("--count", type=int, default=50)
-    sft_p.add_argument("--steps", type=int, default=800, help="steps of the main run")
+    sft_p.add_argument("--steps", type=int, default=600, help="steps of the main run")
     sft_p.add_argument("--warmup-steps", type=int, default=commands.WARMUP_STEPS, help="steps on the close-ups first")
     sft_p.add_argument("--threads", type=int, default=2, help="CPU threads of the training process")
     eval_p.add_argument("stage", choices=list(STAGE_LABELS))

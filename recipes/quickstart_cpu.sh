@@ -18,7 +18,7 @@
 #   8. outputs   pixel-reasoner view, metrics.json, report.md              viewer, learning metrics with 95% CIs
 #
 # Knobs (environment): OUT (output directory, default quickstart_out), PYTHON (default .venv/bin/python),
-# SFT_STEPS (default 800), SFT_WARMUP_STEPS (steps on the close-ups first, default 200), SFT_THREADS (CPU threads
+# SFT_STEPS (default 600), SFT_WARMUP_STEPS (steps on the close-ups first, default 200), SFT_THREADS (CPU threads
 # of the SFT process, default 2), RL_STEPS (default 2),
 # EVAL_DETAIL / EVAL_COLOUR / EVAL_COUNT (held-out questions, default 100 / 50 / 50).
 # Every process this script starts carries PIXEL_REASONER_QUICKSTART_RUN in its environment; on exit (normal,
@@ -55,7 +55,7 @@ export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export PIXEL_REASONER_QUICKSTART_RUN="$$-$(date +%s%N)"
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 VLLM_CACHE_ROOT="$OUT/.cache/vllm"
-SFT_STEPS="${SFT_STEPS:-800}" SFT_THREADS="${SFT_THREADS:-2}" RL_STEPS="${RL_STEPS:-2}"
+SFT_STEPS="${SFT_STEPS:-600}" SFT_THREADS="${SFT_THREADS:-2}" RL_STEPS="${RL_STEPS:-2}"
 EVAL_QUESTIONS=(--detail "${EVAL_DETAIL:-100}" --colour "${EVAL_COLOUR:-50}" --count "${EVAL_COUNT:-50}")
 START=$(date +%s)
 
