@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--splits {bad}: each must divide the step's {STEP_ROWS} rows")
 
     work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "sft_step_split_runs")
+    os.makedirs(work, exist_ok=True)
     runs = []
     for split in a.splits:
         out = os.path.join(work, f"split{split}")

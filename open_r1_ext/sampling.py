@@ -22,7 +22,7 @@ class LengthSortedSteps:
     steps x processes), each chunk ordered by token length.
 
     Why: micro-batches pad to their longest row, so a step whose short and long rows share micro-batches computes
-    mostly padding (zoom task: 41% of a 16-row batch). Sorted, each micro-batch holds rows of similar length. The
+    much padding (zoom task: 41% of a 16-row batch). Sorted, each micro-batch holds rows of similar length. The
     step's rows are the same, so is its gradient under token loss averaging (the Trainer divides every micro-batch
     by the step's trained-token count) and under sample averaging (equal micro-batch sizes)."""
 
