@@ -4,8 +4,8 @@
         [--threads 2] [--out sft_step_split.json]
 
 Runs `accelerate launch open_r1_ext/sft.py --config recipes/sft_zoom_cpu.yaml` once per split G: each optimizer
-step's 16 rows (per-device batch x accumulation steps, drawn by the recipe's seeded sampler, so the same rows at
-every G) as G micro-batches of 16/G rows, ordered by length (`sort_step_by_length`). With token averaging across
+step's rows (16: per-device batch x accumulation steps, drawn by the recipe's seeded sampler, so the same rows
+at every G) as G micro-batches of 16/G rows, ordered by length (`sort_step_by_length`). With token averaging across
 the step (`open_r1_ext.loss.TokenMeanSFTTrainer`) the gradient, so the logged losses, must not change with G;
 `train_runtime` should fall with the padding. Prints each run's seconds, the speed-up over the first split and
 the largest difference of the logged losses from it, and writes JSON. The runs are sequential: compare them only
@@ -25,7 +25,14 @@ sys.path.insert(0, REPO)
 from eval.records import write_json_atomic  # noqa: E402
 from pixel_reasoner.zoom_task import commands  # noqa: E402
 
-STEP_ROWS = 16  # rows per optimizer step in recipes/sft_zoom_cpu.yaml
+
+def step_rows(recipe: str = commands.SFT_RECIPE) -> int:
+    """Rows per optimizer step in the recipe: per-device batch x accumulation steps (one process)."""
+    import yaml
+
+    with open(os.path.join(REPO, recipe), encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    return config["per_device_train_batch_size"] * config["gradient_accumulation_steps"]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -33,14 +40,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--model", required=True, help="model directory to train from (e.g. a warm-up checkpoint)")
     ap.add_argument("--train", nargs="+", required=True, help="trajectory JSONL files, weight 1 each")
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--splits", type=int, nargs="+", default=[1, 4], help="micro-batches per step (divide 16)")
+    ap.add_argument("--splits", type=int, nargs="+", default=[1, 4], help="micro-batches per step (divide its rows)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads of the training process")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="sft_step_split.json")
     a = ap.parse_args(argv)
-    bad = [g for g in a.splits if g < 1 or STEP_ROWS % g]
+    rows = step_rows()
+    bad = [g for g in a.splits if g < 1 or rows % g]
     if bad:
-        raise SystemExit(f"--splits {bad}: each must divide the step's {STEP_ROWS} rows")
+        raise SystemExit(f"--splits {bad}: each must divide the step's {rows} rows")
 
     work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "sft_step_split_runs")
     os.makedirs(work, exist_ok=True)
@@ -48,13 +56,13 @@ def main(argv: list[str] | None = None) -> dict:
     for split in a.splits:
         out = os.path.join(work, f"split{split}")
         argv_run = commands.sft(sys.executable, a.model, a.train, out, a.steps, a.seed, a.threads) + [
-            "--per_device_train_batch_size", str(STEP_ROWS // split), "--gradient_accumulation_steps", str(split),
+            "--per_device_train_batch_size", str(rows // split), "--gradient_accumulation_steps", str(split),
             "--lr_scheduler_type", commands.SHORT_RUN_SCHEDULE, "--logging_steps", "10"]
         shutil.rmtree(out, ignore_errors=True)  # a fresh run: the entry point would resume a checkpoint there
         commands.run(argv_run, os.path.join(work, f"split{split}.log"))
         with open(os.path.join(out, "trainer_state.json"), encoding="utf-8") as f:
             history = json.load(f)["log_history"]
-        runs.append({"split": split, "micro_batch_rows": STEP_ROWS // split, "command": " ".join(argv_run),
+        runs.append({"split": split, "micro_batch_rows": rows // split, "command": " ".join(argv_run),
                      "train_runtime": next(h["train_runtime"] for h in history if "train_runtime" in h),
                      "losses": [h["loss"] for h in history if "loss" in h]})
     first = runs[0]

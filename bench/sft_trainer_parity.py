@@ -9,8 +9,9 @@ something in the Trainer path (TRL's fused LM head, the loss normalisation, the 
 clipping, our trainer subclasses) changes the optimisation. This runs the trainer class `open_r1_ext.sft` builds
 for N steps, recording the rows of every batch its data loader drew (through the collator; accelerate's loader
 collates one batch ahead, so one more is recorded than trained), then replays each step's rows (its
-`gradient_accumulation_steps` micro-batches joined into one batch) from the same initial weights in a plain loop (`model(**batch).loss`, torch AdamW with the run's
-settings, transformers' `get_scheduler`, `clip_grad_norm_`) and compares the two step by step: loss, gradient norm,
+`gradient_accumulation_steps` micro-batches joined into one batch) from the same initial weights in a plain loop
+(`model(**batch).loss`, torch AdamW with the run's settings, transformers' `get_scheduler`, `clip_grad_norm_`) and
+compares the two step by step: loss, gradient norm,
 learning rate, and the largest parameter difference at the end. It prints one line per step and a summary, and
 writes JSON.
 """
