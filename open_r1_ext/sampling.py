@@ -22,9 +22,10 @@ class LengthSortedSteps:
     steps x processes), each chunk ordered by token length.
 
     Why: micro-batches pad to their longest row, so a step whose short and long rows share micro-batches computes
-    much padding (zoom task: 41% of a 16-row batch). Sorted, each micro-batch holds rows of similar length. The
-    step's rows are the same, so is its gradient under token loss averaging (the Trainer divides every micro-batch
-    by the step's trained-token count) and under sample averaging (equal micro-batch sizes)."""
+    much padding (zoom task: rows of 156 tokens on average, 278 at most). Sorted, each micro-batch holds rows of
+    similar length. The step's rows are the same, so is its gradient under token loss averaging (the Trainer
+    divides every micro-batch by the step's trained-token count) and under sample averaging (equal micro-batch
+    sizes)."""
 
     def __init__(self, sampler, lengths: Sequence[int], step_rows: int) -> None:
         self.sampler, self.lengths, self.step_rows = sampler, lengths, step_rows
