@@ -277,7 +277,8 @@ class SynthesisRun:
         geometry = self.composer.effective_geometry(episode, cfg.geometry)
         assert reference.box is not None
         return plan_image(kind, rng, self.composer.source_size(episode), reference.box,
-                          self.composer.margin(episode), dataclasses.replace(cfg, geometry=geometry), target)
+                          self.composer.margin(episode), dataclasses.replace(cfg, geometry=geometry), target,
+                          item.wrong_boxes or ())
 
     # -- text-only ----------------------------------------------------------------------------------------------
     async def _text_only(self, item: SeedItem) -> tuple[Composed, dict]:

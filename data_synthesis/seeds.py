@@ -9,7 +9,10 @@ Layouts (details and examples in docs/synthesis.md):
 - star: the STAR-QA annotation JSON (a list of `{"question_id", "video_id", "question", "choices", "answer",
   "start", "end"}`; choices as strings or `{"choice": ...}`), videos at `<media_root>/<video_id><video_ext>`.
 - jsonl: `{"id"?, "image" | "video" | "frames", "question", "choices"?, "answer", "ref_box"? | "ref_frames"? |
-  "ref_window"? ([start_s, end_s]), "scoring"?, "route"?}`. A frame-list video seed may give `ref_box` as well
+  "ref_window"? ([start_s, end_s]), "wrong_boxes"?, "scoring"?, "route"?}`. `wrong_boxes` (image seeds): regions
+  that do not show the answer, from which the re-crop types draw their wrong crops instead of random boxes (so
+  that a wrong crop looks like a plausible one, e.g. another object of the same size, and the recovery turn must
+  be read from the crop's pixels, not from the box's shape). A frame-list video seed may give `ref_box` as well
   (source pixels of a frame): the trajectory then selects the reference frames and crops the first of them. `route`
   fixes the item's route: `text_only` (a question answerable without a visual operation) or `pixel` (a
   trajectory type drawn from Table 2); without it the route is drawn (`text_only.share`).
@@ -55,6 +58,7 @@ class SeedItem:
     ref_box: tuple[int, int, int, int] | None = None
     ref_frames: list[int] | None = None
     ref_window: tuple[float, float] | None = None  # seconds; resolved to ref_frames when the video is read
+    wrong_boxes: list[tuple[int, int, int, int]] | None = None  # image seeds: where the wrong crops may go
     route: str | None = None  # "text_only" | "pixel"; None: drawn with `text_only.share`
     meta: dict = field(default_factory=dict)
 
@@ -188,6 +192,19 @@ def _image_box(value: Any, image_path: str, config: SourceConfig, what: str) -> 
     return (max(0, math.floor(x1)), max(0, math.floor(y1)), min(width, math.ceil(x2)), min(height, math.ceil(y2)))
 
 
+def _wrong_boxes(value: Any, image_path: str, ref_box: tuple[int, int, int, int],
+                 config: SourceConfig) -> list[tuple[int, int, int, int]]:
+    """`wrong_boxes`: a non-empty list of boxes (the source's format), none of which overlaps `ref_box`."""
+    if not isinstance(value, list) or not value:
+        raise BadSeed(f"`wrong_boxes` must be a non-empty list of boxes, got {value!r}")
+    boxes = [_image_box(box, image_path, config, f"wrong_boxes[{k}]") for k, box in enumerate(value)]
+    for k, box in enumerate(boxes):
+        if box[0] < ref_box[2] and ref_box[0] < box[2] and box[1] < ref_box[3] and ref_box[1] < box[3]:
+            raise BadSeed(f"`wrong_boxes[{k}]` {list(box)} overlaps `ref_box` {list(ref_box)}: a wrong crop must "
+                          "not show the answer; drop it or move it off the reference")
+    return boxes
+
+
 def _load_sa1b(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
     root = _media_root(config)
     for path in sorted(glob.glob(os.path.join(config.path, "*.json"))):
@@ -281,7 +298,7 @@ def _load_star(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
 def _load_jsonl(config: SourceConfig) -> Iterator[SeedItem | SeedReject]:
     root = _media_root(config)
     known = {"id", "image", "video", "frames", "question", "choices", "answer", "ref_box", "ref_frames",
-             "ref_window", "scoring", "answer_kind", "route"}
+             "ref_window", "wrong_boxes", "scoring", "answer_kind", "route"}
     for number, (location, record, raw, error) in enumerate(_jsonl_records(config), 1):
         if error is None:
             try:
@@ -319,6 +336,8 @@ def _jsonl_item(record: dict, config: SourceConfig, root: str, location: str, nu
         if record.get("ref_box") is None:
             raise BadSeed("an image seed needs `ref_box` (the region that answers the question)")
         item.ref_box = _image_box(record["ref_box"], item.image, config, "ref_box")
+        if record.get("wrong_boxes") is not None:
+            item.wrong_boxes = _wrong_boxes(record["wrong_boxes"], item.image, item.ref_box, config)
         item.template = config.template or "sa1b"
         return item
     if media == ["video"]:

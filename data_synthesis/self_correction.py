@@ -78,15 +78,24 @@ class Plan:
 
 
 def plan_image(kind: str, rng: random.Random, size: tuple[int, int], reference: Box, margin: tuple[float, float],
-               config: SelfCorrectionConfig, target: str) -> Plan:
+               config: SelfCorrectionConfig, target: str, wrong_boxes: Sequence[Box] = ()) -> Plan:
+    """`wrong_boxes` (the seed's): the re-crop types draw their wrong crops from these, each at most once, instead
+    of sampling a random box that misses the reference."""
     width, height = size
     geometry = config.geometry
     wrong: list[WrongOperation] = []
     if kind in ("recrop_once", "recrop_twice"):
         for _ in range(1 if kind == "recrop_once" else 2):
-            box = sample_disjoint_box(rng, width, height, reference, geometry, margin, [w.box for w in wrong if w.box])
+            used = [w.box for w in wrong if w.box]
+            if wrong_boxes:
+                pool = [tuple(b) for b in wrong_boxes if tuple(b) not in used]
+                box = rng.choice(pool) if pool else None
+                reason = "the seed's wrong_boxes ran out"
+            else:
+                box = sample_disjoint_box(rng, width, height, reference, geometry, margin, used)
+                reason = "no room for a box that misses the reference"
             if box is None:
-                return Plan("single_pass", kind, fallback_reason="no room for a box that misses the reference")
+                return Plan("single_pass", kind, fallback_reason=reason)
             wrong.append(WrongOperation(box=box))
         texts = [_recovery(rng, config.templates.recrop, target, config.templates, False) for _ in wrong]
         return Plan(kind, kind, wrong, texts)

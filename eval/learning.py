@@ -12,6 +12,13 @@ Every rate is in percent over responses, with a seeded bootstrap 95% CI over que
 - valid_call_rate: responses that follow the protocol: every call parsed and executed (no operation error),
   and the episode ended with a final answer that has a `\\boxed{}`;
 - crop_contains_target: detail responses with a crop of the input image that contains the frame's box;
+- first_crop_contains_target: detail responses whose first crop of the input image contains it (where it zooms);
+- what the response did after its first crop, the judgement "is the target in this crop?" read from the crop's
+  pixels (each over the detail responses of that case, so n is theirs):
+  - cropped_again_after_target: the first crop contains the target and another call followed (with a crop
+    tight enough to read, a wasted turn; after a loose one the teacher's further zoom-in does this);
+  - answered_after_missed_crop: the first crop misses the target and no call followed (a guess: the crop cannot
+    show the answer);
 - rapr, rapr_detail, rapr_coarse: responses that requested a visual operation (all, detail, coarse).
 """
 from __future__ import annotations
@@ -39,6 +46,23 @@ def is_valid(row: dict) -> bool:
 def crop_contains_target(row: dict) -> bool:
     return any(crop.get("image", 1) == 1 and box_contains(crop["box"], target)
                for crop in row.get("crops") or [] for target in row.get("target_boxes") or [])
+
+
+def first_crop(row: dict) -> dict | None:
+    """The response's first crop of the input image, or None."""
+    return next((c for c in row.get("crops") or [] if c.get("image", 1) == 1), None)
+
+
+def first_crop_contains_target(row: dict) -> bool:
+    crop = first_crop(row)
+    return crop is not None and any(box_contains(crop["box"], t) for t in row.get("target_boxes") or [])
+
+
+def called_after_first_crop(row: dict) -> bool:
+    """A call in a later turn than the first crop of the input image (`operations` holds every call, failed
+    ones included, with its turn)."""
+    crop = first_crop(row)
+    return crop is not None and any(op["turn"] > crop["turn"] for op in row.get("operations") or [])
 
 
 def rate(rows: Sequence[dict], value: Callable[[dict], float], seed: int = 0,
@@ -78,12 +102,18 @@ def learning_metrics(results_dir: str, protocol: str = DEFAULT_PROTOCOL, seed: i
     coarse = [r for r in vstar if r.get("category") == COLOUR] + rows.get("tallyqa", [])
     video = rows.get("mvbench", [])
     everything = [r for group in rows.values() for r in group]
+    cropped = [r for r in detail if first_crop(r) is not None]
+    on_target = [r for r in cropped if first_crop_contains_target(r)]
+    missed = [r for r in cropped if not first_crop_contains_target(r)]
     correct = lambda r: score_row(r, protocol) == 1.0  # noqa: E731
     used_tools = lambda r: r.get("num_operations", 0) > 0  # noqa: E731
     return {
         "accuracy_detail": rate(detail, correct, seed), "accuracy_coarse": rate(coarse, correct, seed),
         "accuracy_video": rate(video, correct, seed), "valid_call_rate": rate(everything, is_valid, seed),
-        "crop_contains_target": rate(detail, crop_contains_target, seed), "rapr": rate(everything, used_tools, seed),
+        "crop_contains_target": rate(detail, crop_contains_target, seed),
+        "first_crop_contains_target": rate(detail, first_crop_contains_target, seed),
+        "cropped_again_after_target": rate(on_target, called_after_first_crop, seed),
+        "answered_after_missed_crop": rate(missed, lambda r: not called_after_first_crop(r), seed), "rapr": rate(everything, used_tools, seed),
         "rapr_detail": rate(detail, used_tools, seed), "rapr_coarse": rate(coarse, used_tools, seed),
         "protocol": protocol, "results": os.path.abspath(results_dir),
     }

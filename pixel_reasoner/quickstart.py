@@ -26,6 +26,8 @@ from pixel_reasoner.zoom_task import commands
 from pixel_reasoner.zoom_task.layouts import CHANCE_DETAIL
 
 LEARNING_KEYS = ("accuracy_detail", "accuracy_coarse", "valid_call_rate", "crop_contains_target", "rapr")
+# where it zooms and what it does after the first crop (`eval.learning`): what holds detail accuracy back
+ZOOM_KEYS = ("first_crop_contains_target", "cropped_again_after_target", "answered_after_missed_crop")
 STAGE_LABELS = {"base": "untrained (before SFT)", "sft": "after SFT", "sft_no_tools": "after SFT, tools disabled",
                 "rl": "after RL"}
 RL_KEYS = ("step", "rollout/correct_mean", "rollout/rapr_mean", "reward/curiosity_mean", "reward/efficiency_mean",
@@ -113,10 +115,13 @@ def learning_section(out: str) -> dict:
         metrics = _load(os.path.join(out, "eval", stage, "learning.json"))
         if metrics is None:
             continue
-        keys = LEARNING_KEYS if stage != "sft_no_tools" else ("accuracy_detail", "accuracy_coarse", "valid_call_rate")
+        keys = LEARNING_KEYS + ZOOM_KEYS if stage != "sft_no_tools" else (
+            "accuracy_detail", "accuracy_coarse", "valid_call_rate")
         section[stage] = {**{k: _value(metrics, k) for k in keys},
-                          "ci95": {k: (metrics[k] or {}).get("ci95") for k in keys},
+                          "ci95": {k: (metrics.get(k) or {}).get("ci95") for k in keys},
                           "n_detail": (metrics["accuracy_detail"] or {}).get("n")}
+        if stage != "sft_no_tools":
+            section[stage]["n"] = {k: (metrics.get(k) or {}).get("n") for k in ZOOM_KEYS}
     return section
 
 
@@ -139,11 +144,26 @@ def report(out: str, section: dict, sft_steps: int | None, rl_steps: int) -> str
             lines.append(f"| {label} | " + " | ".join(cell(section[stage], k) for k in LEARNING_KEYS) + " |")
     lines += ["", f"Chance on detail questions: {section['chance_detail']:.0f}% (one of the patterns). The pattern "
               "is legible only in a crop: with tools disabled, detail accuracy stays near chance.", ""]
+    zooms = [_zoom_line(label, section[stage]) for stage, label in STAGE_LABELS.items()
+             if stage in ("sft", "rl") and stage in section]
+    if zooms:
+        lines += ["Where it zooms on detail questions and what it does after its first crop "
+                  "(docs/learning.md, \"What limits it\"):", "", *zooms, ""]
     losses = sft_losses(out)
     if losses:
         lines.append(f"SFT: {sft_steps} steps, loss {losses[0]:.2f} -> {losses[-1]:.2f} (`sft_loss.png`).")
     lines.append(f"RL: {rl_steps} steps (`rl/run/summary.md`).")
     return "\n".join(lines) + "\n"
+
+
+def _zoom_line(label: str, stage: dict) -> str:
+    def pct(key: str) -> str:
+        value, n = stage.get(key), (stage.get("n") or {}).get(key)
+        return "—" if value is None else f"{value:.0f}% of {n}"
+
+    return (f"- {label}: the first crop holds the target in {pct('first_crop_contains_target')}; with the target "
+            f"in it, it cropped again in {pct('cropped_again_after_target')}; without, it answered anyway in "
+            f"{pct('answered_after_missed_crop')}.")
 
 
 def collect(out: str) -> dict:

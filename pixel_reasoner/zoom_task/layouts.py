@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pixel_reasoner.config import IMAGE_KINDS, PixelBudgets
 from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.zoom_task.items import KINDS, ZoomItem, make_item
-from pixel_reasoner.zoom_task.scene import ZoomTaskConfig
+from pixel_reasoner.zoom_task.scene import Scene, ZoomTaskConfig
 
 TEXT_ONLY_SHARE = 2000 / 7500  # the paper's text-only share of the SFT data (Table 2)
 VSTAR_DIR, TALLYQA_DIR, MVBENCH_DIR = "vstar", "tallyqa", "mvbench"
@@ -90,9 +90,19 @@ def _write_json(path: str, obj) -> None:
             json.dump(obj, f, indent=1)
 
 
+def other_cells(scene: Scene) -> list[list[int]]:
+    """Every grid cell but the frame's: the re-crop trajectories' wrong crops are cells too, as the right one is, so
+    "is the frame in this crop?" must be read from the crop's pixels, not from the box's shape (with random wrong
+    boxes the SFT model answered after every crop that missed the frame, docs/learning.md)."""
+    x1, y1, x2, y2 = scene.cell_box
+    side, (width, height) = x2 - x1, scene.image.size
+    return [[x, y, x + side, y + side] for y in range(0, height, side) for x in range(0, width, side)
+            if [x, y, x + side, y + side] != [x1, y1, x2, y2]]
+
+
 def seed_row(item: ZoomItem, root: str) -> dict:
     """One synthesis seed (generic JSONL), its media written under `root`. Boxes are in the item's image: a
-    close-up's are shifted into its cell."""
+    close-up's are shifted into its cell. A detail question's `wrong_boxes` are the other grid cells."""
     dx, dy = item.shown_box[:2] if item.shown_box else (0, 0)
     frame = item.scene.frame_box
     row: dict = {"id": item.id, "question": item.question, "answer": item.answer, "kind": item.kind,
@@ -100,6 +110,8 @@ def seed_row(item: ZoomItem, root: str) -> dict:
                  "target_box": [frame[0] - dx, frame[1] - dy, frame[2] - dx, frame[3] - dy]}
     if item.choices:
         row["choices"] = item.choices
+    if item.kind == "detail":
+        row["wrong_boxes"] = other_cells(item.scene)
     if item.kind == "count":
         row["scoring"] = "count"
     if item.frames is not None:

@@ -54,3 +54,30 @@ def test_a_response_whose_operation_failed_is_not_a_valid_call(tmp_path):
     (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     assert learning_metrics(str(tmp_path))["valid_call_rate"]["value"] == 50.0
+
+
+def test_where_the_first_crop_falls_and_what_followed_it(tmp_path):
+    """The judgement after the first crop: another call although it holds the target, or an answer although it
+    misses it. Rates over the responses of each case; calls are told apart by their turn."""
+    def detail(i: int, boxes: list[list[int]]) -> dict:
+        row = _row(i, "detail", "A", len(boxes), boxes[0] if boxes else None)
+        row["crops"] = [{"image": 1, "box": b, "turn": t, "produced": t + 1} for t, b in enumerate(boxes, 1)]
+        row["operations"] = [{"turn": t, "tool": "crop_image", "error": None} for t in range(1, len(boxes) + 1)]
+        return row
+
+    hit, miss = [112, 0, 224, 112], [0, 0, 112, 112]
+    rows = [detail(0, [hit]), detail(1, [hit, hit]), detail(2, [hit, miss]),  # on target: 2 of 3 cropped again
+            detail(3, [miss]), detail(4, [miss, hit]),  # missed: 1 of 2 answered anyway
+            detail(5, [])]  # no crop: in neither case
+    failed_call = detail(6, [miss])
+    failed_call["operations"].append({"turn": 2, "tool": "crop_image", "error": "bbox_2d: out of the image"})
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + [failed_call]))
+
+    metrics = learning_metrics(str(tmp_path))
+
+    assert metrics["first_crop_contains_target"]["value"] == 100 * 3 / 7
+    assert metrics["cropped_again_after_target"]["value"] == 100 * 2 / 3
+    assert metrics["cropped_again_after_target"]["n"] == 3
+    assert metrics["answered_after_missed_crop"]["value"] == 100 * 1 / 3  # the failed call was a call
+    assert metrics["answered_after_missed_crop"]["n"] == 3
+    assert metrics["crop_contains_target"]["value"] == 100 * 4 / 7

@@ -4,9 +4,9 @@ left out, and every number keeps its CI."""
 import json
 from pathlib import Path
 
-from pixel_reasoner.quickstart import LEARNING_KEYS, collect
+from pixel_reasoner.quickstart import LEARNING_KEYS, ZOOM_KEYS, collect
 
-RATES = LEARNING_KEYS + ("accuracy_video", "rapr_detail", "rapr_coarse")
+RATES = LEARNING_KEYS + ZOOM_KEYS + ("accuracy_video", "rapr_detail", "rapr_coarse")
 
 
 def write_learning(out: Path, stage: str, value: float) -> None:
@@ -37,6 +37,9 @@ def test_learning_section_and_report_come_from_each_stage_s_metrics(tmp_path):
     assert "| after SFT | 90.0 [85, 95] | 90.0 [85, 95] | 90.0 [85, 95] | 90.0 [85, 95] | 90.0 [85, 95] |" in report
     assert "| after SFT, tools disabled | 30.0 [25, 35] | 30.0 [25, 35] | 30.0 [25, 35] | — | — |" in report
     assert "after RL" not in report and "loss 7.00 -> 1.50" in report
+    assert section["sft"]["first_crop_contains_target"] == 90.0 and section["sft"]["n"]["cropped_again_after_target"] == 40
+    assert ("- after SFT: the first crop holds the target in 90% of 40; with the target in it, it cropped again in 90% "
+            "of 40; without, it answered anyway in 90% of 40.") in report
 
 
 def test_a_warm_up_that_did_not_read_the_close_ups_is_flagged_with_the_fix(tmp_path):

@@ -90,3 +90,21 @@ def test_further_zoom_in_targets_the_over_large_crop_unless_configured_otherwise
     assert plan.trajectory_type == "further_zoom_in" and plan.correct_target == 2
     original = SelfCorrectionConfig(zoom_in_target="original")
     assert plan_image("further_zoom_in", random.Random(0), size, reference, margin, original, "x").correct_target == 1
+
+
+def test_a_seed_s_wrong_boxes_are_where_the_re_crops_go():
+    """The re-crop types draw their wrong crops from the seed's `wrong_boxes` (each at most once) instead of random
+    boxes; with too few of them the type falls back to a single pass and says why."""
+    config = SelfCorrectionConfig()
+    reference, cells = (112, 0, 224, 112), [(0, 0, 112, 112), (224, 0, 336, 112), (336, 0, 448, 112)]
+    drawn = set()
+    for i in range(30):
+        plan = plan_image("recrop_twice", random.Random(i), (448, 112), reference, (6, 6), config, "x", cells)
+        boxes = [w.box for w in plan.wrong]
+        assert plan.trajectory_type == "recrop_twice" and len(set(boxes)) == 2 and set(boxes) <= set(cells)
+        drawn |= set(boxes)
+    assert drawn == set(cells)
+    plan = plan_image("recrop_twice", random.Random(0), (448, 112), reference, (6, 6), config, "x", cells[:1])
+    assert plan.trajectory_type == "single_pass" and plan.fallback_reason == "the seed's wrong_boxes ran out"
+    random_box = plan_image("recrop_once", random.Random(0), (448, 112), reference, (6, 6), config, "x").wrong[0].box
+    assert random_box not in cells  # without them: a random box that misses the reference

@@ -62,6 +62,14 @@ def test_limits_boxes_in_other_formats_and_min_segments(tmp_path, seed_data):
     ({"image": "a.png", "question": "q", "answer": "x", "ref_box": [9, 9, 0, 0]}, "has no area"),
     ({"video": "v.mp4", "question": "q", "answer": "x", "ref_frames": [0]}, "1-based"),
     ({"video": "v.mp4", "question": "q", "answer": "x"}, "exactly one of `ref_frames`"),
+    ({"image": "a.png", "question": "q", "answer": "x", "ref_box": [0, 0, 9, 9], "wrong_boxes": [[20, 0, 29, 9]]},
+     None),
+    ({"image": "a.png", "question": "q", "answer": "x", "ref_box": [0, 0, 9, 9],
+      "wrong_boxes": [[20, 0, 29, 9], [5, 5, 14, 14]]}, "`wrong_boxes[1]` [5, 5, 14, 14] overlaps `ref_box`"),
+    ({"image": "a.png", "question": "q", "answer": "x", "ref_box": [0, 0, 9, 9], "wrong_boxes": [20, 0, 29, 9]},
+     "`wrong_boxes[0]` must be 4 numbers"),
+    ({"image": "a.png", "question": "q", "answer": "x", "ref_box": [0, 0, 9, 9], "wrong_boxes": []},
+     "non-empty list"),
 ])
 def test_generic_jsonl_validation(tmp_path, record, message):
     save_scene(str(tmp_path / "a.png"), 100, 80)
@@ -69,7 +77,9 @@ def test_generic_jsonl_validation(tmp_path, record, message):
     (tmp_path / "g.jsonl").write_text(json.dumps(record) + "\n")
     items, bad = split(load_source(SourceConfig(format="jsonl", path=str(tmp_path / "g.jsonl"))))
     if message is None:
-        assert len(items) == 1 and items[0].answer == "B"
+        assert len(items) == 1 and items[0].answer == record["answer"]
+        assert items[0].wrong_boxes == ([tuple(b) for b in record["wrong_boxes"]] if "wrong_boxes" in record else None)
+        assert "wrong_boxes" not in items[0].meta
     else:
         assert not items and message in bad[0].detail and bad[0].location.endswith("g.jsonl:1")
 

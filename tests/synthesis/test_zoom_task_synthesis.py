@@ -60,6 +60,18 @@ def test_the_correct_crop_is_the_frame_s_grid_cell_at_full_resolution(zoom):
         assert t.meta["budgets"]["original"]["max_pixels"] == 112 * 112
 
 
+def test_a_wrong_crop_is_another_grid_cell(zoom):
+    """The re-crops' wrong crops are cells like the right one (the seeds' `wrong_boxes`): only the crop's pixels
+    say whether the frame is in it, never the box's shape."""
+    wrong = [op for t in zoom["tools"] if t.trajectory_type in ("recrop_once", "recrop_twice")
+             for op in t.meta["operations"] if not op["loss"]]
+    assert wrong
+    for op in wrong:
+        x1, y1, x2, y2 = op["source_boxes"][0]
+        assert x1 % 112 == 0 and y1 % 112 == 0 and x2 - x1 == y2 - y1 == 112
+        assert all(v % 28 == 0 for v in op["arguments"]["bbox_2d"])
+
+
 def test_a_video_selects_the_frame_then_crops_its_cell(zoom):
     videos = [t for t in zoom["tools"] if t.meta["kind"] == "video"]
     assert len(videos) == 3
