@@ -113,8 +113,9 @@ def learning_metrics(results_dir: str, protocol: str = DEFAULT_PROTOCOL, seed: i
         "crop_contains_target": rate(detail, crop_contains_target, seed),
         "first_crop_contains_target": rate(detail, first_crop_contains_target, seed),
         "cropped_again_after_target": rate(on_target, called_after_first_crop, seed),
-        "answered_after_missed_crop": rate(missed, lambda r: not called_after_first_crop(r), seed), "rapr": rate(everything, used_tools, seed),
-        "rapr_detail": rate(detail, used_tools, seed), "rapr_coarse": rate(coarse, used_tools, seed),
+        "answered_after_missed_crop": rate(missed, lambda r: not called_after_first_crop(r), seed),
+        "rapr": rate(everything, used_tools, seed), "rapr_detail": rate(detail, used_tools, seed),
+        "rapr_coarse": rate(coarse, used_tools, seed),
         "protocol": protocol, "results": os.path.abspath(results_dir),
     }
 

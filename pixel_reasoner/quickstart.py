@@ -148,7 +148,7 @@ def report(out: str, section: dict, sft_steps: int | None, rl_steps: int) -> str
              if stage in ("sft", "rl") and stage in section]
     if zooms:
         lines += ["Where it zooms on detail questions and what it does after its first crop "
-                  "(docs/learning.md, \"What limits it\"):", "", *zooms, ""]
+                  "(docs/learning.md, \"After the first crop\"):", "", *zooms, ""]
     losses = sft_losses(out)
     if losses:
         lines.append(f"SFT: {sft_steps} steps, loss {losses[0]:.2f} -> {losses[-1]:.2f} (`sft_loss.png`).")

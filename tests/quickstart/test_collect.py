@@ -37,7 +37,8 @@ def test_learning_section_and_report_come_from_each_stage_s_metrics(tmp_path):
     assert "| after SFT | 90.0 [85, 95] | 90.0 [85, 95] | 90.0 [85, 95] | 90.0 [85, 95] | 90.0 [85, 95] |" in report
     assert "| after SFT, tools disabled | 30.0 [25, 35] | 30.0 [25, 35] | 30.0 [25, 35] | — | — |" in report
     assert "after RL" not in report and "loss 7.00 -> 1.50" in report
-    assert section["sft"]["first_crop_contains_target"] == 90.0 and section["sft"]["n"]["cropped_again_after_target"] == 40
+    assert section["sft"]["first_crop_contains_target"] == 90.0
+    assert section["sft"]["n"]["cropped_again_after_target"] == 40
     assert ("- after SFT: the first crop holds the target in 90% of 40; with the target in it, it cropped again in 90% "
             "of 40; without, it answered anyway in 90% of 40.") in report
 
