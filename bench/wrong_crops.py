@@ -1,0 +1,110 @@
+"""Wrong crops that look like right ones: the zoom task's SFT with the re-crop trajectories' wrong crops drawn at
+random (any box that misses the frame, the synthesis default) against wrong crops that are other grid cells (the
+seeds' `wrong_boxes`, the task's default since 2026-12-06), from one warm-up checkpoint, on the same held-out
+questions (docs/learning.md, "After the first crop").
+
+    python bench/wrong_crops.py [--out out/bench/wrong_crops] [--steps 600] [--seeds 0 1] [--train 3000]
+
+Every step is a command a user runs (`pixel_reasoner.zoom_task.commands`, each line recorded in OUT/commands.log):
+  1. the quickstart's model, data and close-up warm-up (task and model seed 0); the random arm's seeds are the same
+     rows without `wrong_boxes`, so the two arms' trajectories differ only in where the wrong crops go;
+  2. per arm and batch-order seed: `--steps` main SFT steps from the warm-up checkpoint at the quickstart's constant
+     learning rate, `python -m eval run`, `python -m eval.learning`.
+Writes OUT/wrong_crops.json (each run's eval.learning metrics and SFT seconds) and prints one line per run. A
+rerun into the same OUT keeps every finished run. About 12 minutes per run on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from eval.learning import headline, learning_metrics  # noqa: E402
+from pixel_reasoner.zoom_task import commands  # noqa: E402
+
+ARMS = ("random", "cells")  # the seeds' wrong_boxes dropped / kept
+SHOWN = ("accuracy_detail", "valid_call_rate", "first_crop_contains_target", "answered_after_missed_crop",
+         "cropped_again_after_target", "crop_contains_target")
+
+
+def without_wrong_boxes(seeds_jsonl: str, out_jsonl: str) -> None:
+    """The same seed rows without `wrong_boxes`, next to them (their media paths stay valid)."""
+    with open(seeds_jsonl, encoding="utf-8") as src, open(out_jsonl, "w", encoding="utf-8") as dst:
+        for line in src:
+            row = json.loads(line)
+            row.pop("wrong_boxes", None)
+            dst.write(json.dumps(row) + "\n")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="out/bench/wrong_crops")
+    ap.add_argument("--train", type=int, default=3000, help="training image questions (26.7%% coarse)")
+    ap.add_argument("--no-tools-rows", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=600, help="main SFT steps of each run (the quickstart's default)")
+    ap.add_argument("--warmup-steps", type=int, default=commands.WARMUP_STEPS)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="batch-order seeds of the main runs")
+    ap.add_argument("--detail", type=int, default=100)
+    ap.add_argument("--colour", type=int, default=50)
+    ap.add_argument("--count", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    out, py = os.path.abspath(a.out), sys.executable
+    os.makedirs(out, exist_ok=True)
+    log = os.path.join(out, "commands.log")
+    seeds_dir, bench_dir, warmup = (os.path.join(out, d) for d in ("seeds", "bench", "sft_warmup"))
+    seeds = os.path.join(seeds_dir, "seeds.jsonl")
+    arm_seeds = {"cells": seeds, "random": os.path.join(seeds_dir, "seeds_random_wrong_boxes.jsonl")}
+    no_tools = os.path.join(out, "synthesis_no_tools", "trajectories.jsonl")
+
+    if not os.path.exists(os.path.join(warmup, "trainer_state.json")):
+        commands.run(commands.model(py, os.path.join(out, "model"), 0), log)
+        commands.run(commands.seeds(py, seeds_dir, a.train, 0), log)
+        without_wrong_boxes(seeds, arm_seeds["random"])
+        for arm in ARMS:
+            commands.run(commands.synthesis(py, arm_seeds[arm], os.path.join(out, f"synthesis_{arm}"), "qwen"), log)
+        commands.run(commands.synthesis(py, seeds, os.path.dirname(no_tools), "qwen-no-tools", a.no_tools_rows), log)
+        for argv in commands.closeup_data(py, os.path.join(out, "closeup_seeds"),
+                                          os.path.join(out, "synthesis_closeups"), 0):
+            commands.run(argv, log)
+        commands.run(commands.bench(py, bench_dir, a.detail, a.colour, a.count, 0), log)
+        closeups = [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")]
+        commands.run(commands.sft(py, os.path.join(out, "model"), closeups, warmup, a.warmup_steps, 0, a.threads)
+                     + ["--lr_scheduler_type", commands.WARMUP_SCHEDULE], log)
+    bench = commands.benchmarks(bench_dir)
+
+    runs = {}
+    for arm in ARMS:
+        for seed in a.seeds:
+            name = f"{arm}_seed{seed}"
+            run_dir = os.path.join(out, name)
+            record = os.path.join(run_dir, "run.json")
+            if not os.path.exists(record):
+                data = [os.path.join(out, f"synthesis_{arm}", "trajectories.jsonl"), no_tools]
+                seconds = commands.run(commands.sft(py, warmup, data, os.path.join(run_dir, "sft"), a.steps, seed,
+                                                    a.threads)
+                                       + ["--lr_scheduler_type", commands.SHORT_RUN_SCHEDULE], log)
+                results = os.path.join(run_dir, "eval")
+                commands.run(commands.evaluate(py, os.path.join(run_dir, "sft"), bench, results), log)
+                with open(record, "w", encoding="utf-8") as f:
+                    json.dump({"arm": arm, "seed": seed, "sft_seconds": round(seconds, 1),
+                               "metrics": learning_metrics(results)}, f, indent=2)
+            with open(record, encoding="utf-8") as f:
+                runs[name] = json.load(f)
+            values = headline(runs[name]["metrics"])
+            print(f"wrong crops {arm:6s} seed {seed}: " + ", ".join(
+                f"{k} {'n/a' if values[k] is None else round(values[k])}" for k in SHOWN)
+                + f"; SFT {runs[name]['sft_seconds']:.0f} s")
+    report = {"runs": runs, "settings": vars(a), "commands": log, "cpus": os.cpu_count(),
+              "load_average": os.getloadavg()}
+    with open(os.path.join(out, "wrong_crops.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    return report
+
+
+if __name__ == "__main__":
+    main()
