@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=600, help="main SFT steps of each run (the quickstart's default)")
     ap.add_argument("--warmup-steps", type=int, default=commands.WARMUP_STEPS)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="batch-order seeds of the main runs")
+    ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                    help="random: the seeds without wrong_boxes; cells: with them")
     ap.add_argument("--detail", type=int, default=100)
     ap.add_argument("--colour", type=int, default=50)
     ap.add_argument("--count", type=int, default=50)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     bench = commands.benchmarks(bench_dir)
 
     runs = {}
-    for arm in ARMS:
+    for arm in a.arms:
         for seed in a.seeds:
             name = f"{arm}_seed{seed}"
             run_dir = os.path.join(out, name)
