@@ -1,7 +1,7 @@
 """Wrong crops that look like right ones: the zoom task's SFT with the re-crop trajectories' wrong crops drawn at
-random (any box that misses the frame, the synthesis default) against wrong crops that are other grid cells (the
-seeds' `wrong_boxes`, the task's default since 2026-12-06), from one warm-up checkpoint, on the same held-out
-questions (docs/learning.md, "After the first crop").
+random (any box that misses the frame, the synthesis default and the task's) against wrong crops that are other
+grid cells (`python -m pixel_reasoner.zoom_task seeds --wrong-boxes`), from one warm-up checkpoint, on the same
+held-out questions (docs/learning.md, "After the first crop").
 
     python bench/wrong_crops.py [--out out/bench/wrong_crops] [--steps 600] [--seeds 0 1] [--train 3000]
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if not os.path.exists(os.path.join(warmup, "trainer_state.json")):
         commands.run(commands.model(py, os.path.join(out, "model"), 0), log)
-        commands.run(commands.seeds(py, seeds_dir, a.train, 0), log)
+        commands.run(commands.seeds(py, seeds_dir, a.train, 0, wrong_boxes=True), log)
         without_wrong_boxes(seeds, arm_seeds["random"])
         for arm in ARMS:
             commands.run(commands.synthesis(py, arm_seeds[arm], os.path.join(out, f"synthesis_{arm}"), "qwen"), log)

@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--closeups", type=int, default=0,
                        help="close-ups on top, each twice (answered from the close-up, and through a crop of it): "
                             "the SFT warm-up stage's data (docs/learning.md, 'Warm-up')")
+    seeds.add_argument("--wrong-boxes", action="store_true",
+                       help="detail seeds give the other grid cells as `wrong_boxes`, so the re-crops' wrong crops "
+                            "are cells like the right one instead of random boxes (docs/learning.md, 'After the "
+                            "first crop')")
     bench = sub.add_parser("bench", help="held-out questions in V*/TallyQA/MVBench layouts (split `eval`)")
     bench.add_argument("out_dir")
     bench.add_argument("--detail", type=int, default=100)
@@ -37,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = ZoomTaskConfig(position_code=getattr(args, "position_code", ZoomTaskConfig.position_code))
     if args.command == "seeds":
-        print(write_seeds(args.out_dir, Mix.for_training(args.n, args.videos, args.closeups), args.seed, config))
+        print(write_seeds(args.out_dir, Mix.for_training(args.n, args.videos, args.closeups), args.seed, config,
+                          args.wrong_boxes))
     elif args.command == "eval-flags":
         print(" ".join(EVAL_FLAGS))
     elif args.command == "bench":

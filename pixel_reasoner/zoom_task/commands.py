@@ -48,10 +48,11 @@ def model(py: str, out: str, seed: int) -> list[str]:
     return [py, "-m", "pixel_reasoner.testing.tiny_qwen", out, "--preset", "zoom", "--seed", str(seed)]
 
 
-def seeds(py: str, out: str, n: int, seed: int, closeups: int = 0) -> list[str]:
-    """Training seeds: `n` image questions, plus `closeups` close-ups (the warm-up stage's data)."""
+def seeds(py: str, out: str, n: int, seed: int, closeups: int = 0, wrong_boxes: bool = False) -> list[str]:
+    """Training seeds: `n` image questions, plus `closeups` close-ups (the warm-up stage's data); `wrong_boxes`:
+    the re-crops' wrong crops are other grid cells."""
     return [py, "-m", "pixel_reasoner.zoom_task", "seeds", out, "--n", str(n), "--seed", str(seed)] \
-        + (["--closeups", str(closeups)] if closeups else [])
+        + (["--closeups", str(closeups)] if closeups else []) + (["--wrong-boxes"] if wrong_boxes else [])
 
 
 def synthesis(py: str, seeds_jsonl: str, out: str, profile: str, limit: int | None = None) -> list[str]:

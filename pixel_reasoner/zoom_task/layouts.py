@@ -91,18 +91,19 @@ def _write_json(path: str, obj) -> None:
 
 
 def other_cells(scene: Scene) -> list[list[int]]:
-    """Every grid cell but the frame's: the re-crop trajectories' wrong crops are cells too, as the right one is, so
-    "is the frame in this crop?" must be read from the crop's pixels, not from the box's shape (with random wrong
-    boxes the SFT model answered after every crop that missed the frame, docs/learning.md)."""
+    """Every grid cell but the frame's: with them as `wrong_boxes` the re-crop trajectories' wrong crops are cells,
+    as the right one is, so "is the frame in this crop?" can only be read from the crop's pixels, not from the box's
+    shape. Optional (`seeds --wrong-boxes`): over 600-step runs it gave no gain (docs/learning.md, "After the first
+    crop")."""
     x1, y1, x2, y2 = scene.cell_box
     side, (width, height) = x2 - x1, scene.image.size
     return [[x, y, x + side, y + side] for y in range(0, height, side) for x in range(0, width, side)
             if [x, y, x + side, y + side] != [x1, y1, x2, y2]]
 
 
-def seed_row(item: ZoomItem, root: str) -> dict:
+def seed_row(item: ZoomItem, root: str, wrong_boxes: bool = False) -> dict:
     """One synthesis seed (generic JSONL), its media written under `root`. Boxes are in the item's image: a
-    close-up's are shifted into its cell. A detail question's `wrong_boxes` are the other grid cells."""
+    close-up's are shifted into its cell. With `wrong_boxes`, a detail question's are the other grid cells."""
     dx, dy = item.shown_box[:2] if item.shown_box else (0, 0)
     frame = item.scene.frame_box
     row: dict = {"id": item.id, "question": item.question, "answer": item.answer, "kind": item.kind,
@@ -110,7 +111,7 @@ def seed_row(item: ZoomItem, root: str) -> dict:
                  "target_box": [frame[0] - dx, frame[1] - dy, frame[2] - dx, frame[3] - dy]}
     if item.choices:
         row["choices"] = item.choices
-    if item.kind == "detail":
+    if wrong_boxes and item.kind == "detail":
         row["wrong_boxes"] = other_cells(item.scene)
     if item.kind == "count":
         row["scoring"] = "count"
@@ -123,9 +124,11 @@ def seed_row(item: ZoomItem, root: str) -> dict:
     return row
 
 
-def write_seeds(out_dir: str, mix: Mix, task_seed: int = 0, config: ZoomTaskConfig = ZoomTaskConfig()) -> str:
-    """Training seeds (split `train`) for `python -m data_synthesis run`; returns the seeds.jsonl path."""
-    rows = [seed_row(item, out_dir) for item in mix.items(task_seed, "train", config)]
+def write_seeds(out_dir: str, mix: Mix, task_seed: int = 0, config: ZoomTaskConfig = ZoomTaskConfig(),
+                wrong_boxes: bool = False) -> str:
+    """Training seeds (split `train`) for `python -m data_synthesis run`; returns the seeds.jsonl path.
+    `wrong_boxes`: detail seeds name the other grid cells as where the re-crops' wrong crops go."""
+    rows = [seed_row(item, out_dir, wrong_boxes) for item in mix.items(task_seed, "train", config)]
     if not rows:
         raise ConfigError("the mix asks for no questions; give at least one")
     path = os.path.join(out_dir, "seeds.jsonl")

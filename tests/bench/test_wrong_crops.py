@@ -29,7 +29,7 @@ def wrong_crops(trajectories: list) -> list[list[int]]:
 def test_the_random_arm_drops_only_the_wrong_boxes(tmp_path):
     from bench.wrong_crops import without_wrong_boxes
 
-    seeds = write_seeds(str(tmp_path / "seeds"), Mix.for_training(40))
+    seeds = write_seeds(str(tmp_path / "seeds"), Mix.for_training(40), wrong_boxes=True)
     random_seeds = str(tmp_path / "seeds" / "random.jsonl")
     without_wrong_boxes(seeds, random_seeds)
     rows = [json.loads(line) for line in open(seeds)]

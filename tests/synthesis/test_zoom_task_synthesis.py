@@ -60,16 +60,26 @@ def test_the_correct_crop_is_the_frame_s_grid_cell_at_full_resolution(zoom):
         assert t.meta["budgets"]["original"]["max_pixels"] == 112 * 112
 
 
-def test_a_wrong_crop_is_another_grid_cell(zoom):
-    """The re-crops' wrong crops are cells like the right one (the seeds' `wrong_boxes`): only the crop's pixels
-    say whether the frame is in it, never the box's shape."""
-    wrong = [op for t in zoom["tools"] if t.trajectory_type in ("recrop_once", "recrop_twice")
-             for op in t.meta["operations"] if not op["loss"]]
+def wrong_crops(trajectories: list) -> list[dict]:
+    return [op for t in trajectories if t.trajectory_type in ("recrop_once", "recrop_twice")
+            for op in t.meta["operations"] if not op["loss"]]
+
+
+def is_cell(box: list[int]) -> bool:
+    return box[0] % 112 == 0 and box[1] % 112 == 0 and box[2] - box[0] == box[3] - box[1] == 112
+
+
+def test_with_wrong_boxes_a_wrong_crop_is_another_grid_cell(zoom, tmp_path):
+    """`seeds --wrong-boxes`: the re-crops' wrong crops are cells like the right one (the seeds' `wrong_boxes`), so
+    only the crop's pixels say whether the frame is in it, never the box's shape. By default they are random boxes
+    that miss the frame."""
+    seeds = write_seeds(str(tmp_path / "seeds"), Mix.for_training(60), wrong_boxes=True)
+    wrong = wrong_crops(synthesize(seeds, str(tmp_path / "tools")))
     assert wrong
     for op in wrong:
-        x1, y1, x2, y2 = op["source_boxes"][0]
-        assert x1 % 112 == 0 and y1 % 112 == 0 and x2 - x1 == y2 - y1 == 112
-        assert all(v % 28 == 0 for v in op["arguments"]["bbox_2d"])
+        assert is_cell(op["source_boxes"][0]) and all(v % 28 == 0 for v in op["arguments"]["bbox_2d"])
+    default = wrong_crops(zoom["tools"])
+    assert default and not all(is_cell(op["source_boxes"][0]) for op in default)
 
 
 def test_a_video_selects_the_frame_then_crops_its_cell(zoom):
