@@ -31,6 +31,7 @@ from typing import Any, Iterator
 from PIL import Image
 
 from data_synthesis.config import SourceConfig
+from data_synthesis.geometry import intersects
 from pixel_reasoner.errors import DataError
 from pixel_reasoner.jsonl import jsonl_lines
 from pixel_reasoner.scoring import SCORERS, choice_letter, parse_count
@@ -199,7 +200,7 @@ def _wrong_boxes(value: Any, image_path: str, ref_box: tuple[int, int, int, int]
         raise BadSeed(f"`wrong_boxes` must be a non-empty list of boxes, got {value!r}")
     boxes = [_image_box(box, image_path, config, f"wrong_boxes[{k}]") for k, box in enumerate(value)]
     for k, box in enumerate(boxes):
-        if box[0] < ref_box[2] and ref_box[0] < box[2] and box[1] < ref_box[3] and ref_box[1] < box[3]:
+        if intersects(box, ref_box):
             raise BadSeed(f"`wrong_boxes[{k}]` {list(box)} overlaps `ref_box` {list(ref_box)}: a wrong crop must "
                           "not show the answer; drop it or move it off the reference")
     return boxes
