@@ -13,6 +13,8 @@ Every rate is in percent over responses, with a seeded bootstrap 95% CI over que
   and the episode ended with a final answer that has a `\\boxed{}`;
 - crop_contains_target: detail responses with a crop of the input image that contains the frame's box;
 - first_crop_contains_target: detail responses whose first crop of the input image contains it (where it zooms);
+- first_crop_spans_target_x / _y: detail responses whose first crop spans the target's horizontal / vertical
+  extent (the right column / row of a grid; which coordinate a model that misses gets wrong);
 - what the response did after its first crop, the judgement "is the target in this crop?" read from the crop's
   pixels (each over the detail responses of that case, so n is theirs):
   - cropped_again_after_target: the first crop contains the target and another call followed (with a crop
@@ -56,6 +58,13 @@ def first_crop(row: dict) -> dict | None:
 def first_crop_contains_target(row: dict) -> bool:
     crop = first_crop(row)
     return crop is not None and any(box_contains(crop["box"], t) for t in row.get("target_boxes") or [])
+
+
+def first_crop_spans_target(row: dict, axis: int) -> bool:
+    """The first crop covers a target's extent along `axis` (0: x, 1: y)."""
+    crop = first_crop(row)
+    return crop is not None and any(crop["box"][axis] <= t[axis] and t[axis + 2] <= crop["box"][axis + 2]
+                                    for t in row.get("target_boxes") or [])
 
 
 def called_after_first_crop(row: dict) -> bool:
@@ -112,6 +121,8 @@ def learning_metrics(results_dir: str, protocol: str = DEFAULT_PROTOCOL, seed: i
         "accuracy_video": rate(video, correct, seed), "valid_call_rate": rate(everything, is_valid, seed),
         "crop_contains_target": rate(detail, crop_contains_target, seed),
         "first_crop_contains_target": rate(detail, first_crop_contains_target, seed),
+        "first_crop_spans_target_x": rate(detail, lambda r: first_crop_spans_target(r, 0), seed),
+        "first_crop_spans_target_y": rate(detail, lambda r: first_crop_spans_target(r, 1), seed),
         "cropped_again_after_target": rate(on_target, called_after_first_crop, seed),
         "answered_after_missed_crop": rate(missed, lambda r: not called_after_first_crop(r), seed),
         "rapr": rate(everything, used_tools, seed), "rapr_detail": rate(detail, used_tools, seed),

@@ -81,3 +81,6 @@ def test_where_the_first_crop_falls_and_what_followed_it(tmp_path):
     assert metrics["answered_after_missed_crop"]["value"] == 100 * 1 / 3  # the failed call was a call
     assert metrics["answered_after_missed_crop"]["n"] == 3
     assert metrics["crop_contains_target"]["value"] == 100 * 4 / 7
+    # the target [120, 8, 224, 112]: the missed crop [0, 0, 112, 112] has its row (y) but not its column (x)
+    assert metrics["first_crop_spans_target_x"]["value"] == 100 * 3 / 7
+    assert metrics["first_crop_spans_target_y"]["value"] == 100 * 6 / 7
