@@ -26,7 +26,7 @@ sys.path.insert(0, REPO)
 
 from eval.learning import headline, learning_metrics  # noqa: E402
 from pixel_reasoner.zoom_task import commands  # noqa: E402
-from pixel_reasoner.zoom_task.commands import evaluate, run, synthesis  # noqa: E402
+from pixel_reasoner.zoom_task.commands import evaluate, run  # noqa: E402
 from pixel_reasoner.zoom_task.layouts import CHANCE_DETAIL  # noqa: E402
 
 TARGETS = {  # docs/learning.md: the targets for the SFT checkpoint
@@ -79,27 +79,19 @@ def main(argv: list[str] | None = None) -> dict:
         if name not in timings:  # a finished stage of an earlier run with the same settings is kept
             timings[name] = sum(run(command, log) for command in commands)
 
-    model, sft, seeds = os.path.join(out, "model"), os.path.join(out, "sft"), os.path.join(out, "seeds")
-    warmup, closeups = os.path.join(out, "sft_warmup"), os.path.join(out, "closeup_seeds")
-    bench_dir = os.path.join(out, "bench")
+    model, sft, warmup = os.path.join(out, "model"), os.path.join(out, "sft"), os.path.join(out, "sft_warmup")
     stage("model", commands.model(py, model, a.seed))
-    stage("data", commands.seeds(py, seeds, a.train, a.seed),
-          synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis"), "qwen"),
-          synthesis(py, os.path.join(seeds, "seeds.jsonl"), os.path.join(out, "synthesis_no_tools"), "qwen-no-tools",
-                    a.no_tools_rows),
-          *commands.closeup_data(py, closeups, os.path.join(out, "synthesis_closeups"), a.seed, a.closeups),
-          commands.bench(py, bench_dir, a.detail, a.colour, a.count, a.seed))
-    bench = commands.benchmarks(bench_dir)
+    stage("data", *commands.task_data(py, out, a.train, a.no_tools_rows, a.detail, a.colour, a.count, a.seed,
+                                      a.closeups))
+    bench = commands.benchmarks(os.path.join(out, "bench"))
     results = {}
     if not a.skip_base:
         stage("eval_base", evaluate(py, model, bench, os.path.join(out, "eval", "base")))
         results["base"] = learning_metrics(os.path.join(out, "eval", "base"))
-    main_data = [os.path.join(out, "synthesis", "trajectories.jsonl"),
-                 os.path.join(out, "synthesis_no_tools", "trajectories.jsonl")]
+    main_data = commands.main_data_files(out)
     if a.warmup_steps:
-        closeup_data = [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")]
-        stage("sft", *commands.sft_with_warmup(py, model, closeup_data, main_data, warmup, sft, a.warmup_steps,
-                                               a.steps, a.seed, a.threads))
+        stage("sft", *commands.sft_with_warmup(py, model, commands.closeup_data_files(out), main_data, warmup, sft,
+                                               a.warmup_steps, a.steps, a.seed, a.threads))
     else:
         stage("sft", commands.sft(py, model, main_data, sft, a.steps, a.seed, a.threads))
     stage("eval_sft", evaluate(py, sft, bench, os.path.join(out, "eval", "sft")))

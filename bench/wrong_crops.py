@@ -58,26 +58,23 @@ def main(argv: list[str] | None = None) -> dict:
     out, py = os.path.abspath(a.out), sys.executable
     os.makedirs(out, exist_ok=True)
     log = os.path.join(out, "commands.log")
-    seeds_dir, bench_dir, warmup = (os.path.join(out, d) for d in ("seeds", "bench", "sft_warmup"))
-    seeds = os.path.join(seeds_dir, "seeds.jsonl")
-    arm_seeds = {"cells": seeds, "random": os.path.join(seeds_dir, "seeds_random_wrong_boxes.jsonl")}
-    no_tools = os.path.join(out, "synthesis_no_tools", "trajectories.jsonl")
+    warmup = os.path.join(out, "sft_warmup")
+    seeds = os.path.join(out, "seeds", "seeds.jsonl")
+    random_seeds = os.path.join(out, "seeds", "seeds_random_wrong_boxes.jsonl")
+    arm_data = {"cells": commands.main_data_files(out)[0],
+                "random": os.path.join(out, "synthesis_random", "trajectories.jsonl")}
+    no_tools = commands.main_data_files(out)[1]
 
     if not os.path.exists(os.path.join(warmup, "trainer_state.json")):
         commands.run(commands.model(py, os.path.join(out, "model"), 0), log)
-        commands.run(commands.seeds(py, seeds_dir, a.train, 0, wrong_boxes=True), log)
-        without_wrong_boxes(seeds, arm_seeds["random"])
-        for arm in ARMS:
-            commands.run(commands.synthesis(py, arm_seeds[arm], os.path.join(out, f"synthesis_{arm}"), "qwen"), log)
-        commands.run(commands.synthesis(py, seeds, os.path.dirname(no_tools), "qwen-no-tools", a.no_tools_rows), log)
-        for argv in commands.closeup_data(py, os.path.join(out, "closeup_seeds"),
-                                          os.path.join(out, "synthesis_closeups"), 0):
+        for argv in commands.task_data(py, out, a.train, a.no_tools_rows, a.detail, a.colour, a.count, 0,
+                                       wrong_boxes=True):
             commands.run(argv, log)
-        commands.run(commands.bench(py, bench_dir, a.detail, a.colour, a.count, 0), log)
-        closeups = [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")]
-        commands.run(commands.sft(py, os.path.join(out, "model"), closeups, warmup, a.warmup_steps, 0, a.threads)
-                     + ["--lr_scheduler_type", commands.WARMUP_SCHEDULE], log)
-    bench = commands.benchmarks(bench_dir)
+        without_wrong_boxes(seeds, random_seeds)
+        commands.run(commands.synthesis(py, random_seeds, os.path.dirname(arm_data["random"]), "qwen"), log)
+        commands.run(commands.warmup_sft(py, os.path.join(out, "model"), commands.closeup_data_files(out), warmup,
+                                         a.warmup_steps, 0, a.threads), log)
+    bench = commands.benchmarks(os.path.join(out, "bench"))
 
     runs = {}
     for arm in a.arms:
@@ -86,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
             run_dir = os.path.join(out, name)
             record = os.path.join(run_dir, "run.json")
             if not os.path.exists(record):
-                data = [os.path.join(out, f"synthesis_{arm}", "trajectories.jsonl"), no_tools]
+                data = [arm_data[arm], no_tools]
                 seconds = commands.run(commands.sft(py, warmup, data, os.path.join(run_dir, "sft"), a.steps, seed,
                                                     a.threads)
                                        + ["--lr_scheduler_type", commands.SHORT_RUN_SCHEDULE], log)

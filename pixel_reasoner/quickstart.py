@@ -45,15 +45,8 @@ def data(out: str, log: str, train: int, no_tools_rows: int, detail: int, colour
          seed: int) -> str:
     """Training seeds (split `train`), their teacher trajectories with tools and (the first `no_tools_rows`)
     without, the warm-up stage's close-up trajectories, and held-out questions (split `eval`)."""
-    py, seeds_jsonl = sys.executable, os.path.join(out, "seeds", "seeds.jsonl")
-    commands.run(commands.seeds(py, os.path.join(out, "seeds"), train, seed), log)
-    commands.run(commands.synthesis(py, seeds_jsonl, os.path.join(out, "synthesis"), "qwen"), log)
-    commands.run(commands.synthesis(py, seeds_jsonl, os.path.join(out, "synthesis_no_tools"), "qwen-no-tools",
-                                    no_tools_rows), log)
-    for argv in commands.closeup_data(py, os.path.join(out, "closeup_seeds"), os.path.join(out, "synthesis_closeups"),
-                                      seed):
+    for argv in commands.task_data(sys.executable, out, train, no_tools_rows, detail, colour, count, seed):
         commands.run(argv, log)
-    commands.run(commands.bench(py, os.path.join(out, "bench"), detail, colour, count, seed), log)
     tools, no_tools, warmup = (_load(os.path.join(out, d, "stats.json"))["trajectories"]
                                for d in ("synthesis", "synthesis_no_tools", "synthesis_closeups"))
     return (f"{tools['total']} teacher trajectories with tools {tools['by_type']}, {no_tools['total']} with tools "
@@ -65,11 +58,9 @@ def sft(out: str, log: str, steps: int, warmup_steps: int, seed: int, threads: i
     """`recipes/sft_zoom_cpu.yaml` in two runs: `warmup_steps` on the close-ups (sft_warmup/), then `steps` on both
     trajectory files from that checkpoint (sft/) at a constant learning rate; then the main run's loss plot."""
     py, warmup_dir, sft_dir = sys.executable, os.path.join(out, "sft_warmup"), os.path.join(out, "sft")
-    closeups = [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")]
-    data_files = [os.path.join(out, d, "trajectories.jsonl") for d in ("synthesis", "synthesis_no_tools")]
     seconds = sum(commands.run(argv, log) for argv in commands.sft_with_warmup(
-        py, os.path.join(out, "model"), closeups, data_files, warmup_dir, sft_dir, warmup_steps, steps, seed, threads,
-        main_schedule=commands.SHORT_RUN_SCHEDULE))
+        py, os.path.join(out, "model"), commands.closeup_data_files(out), commands.main_data_files(out), warmup_dir,
+        sft_dir, warmup_steps, steps, seed, threads, main_schedule=commands.SHORT_RUN_SCHEDULE))
     commands.run(commands.plot_loss(py, sft_dir, os.path.join(out, "sft_loss.png"),
                                     f"quickstart: zoom task SFT, {steps} steps after a {warmup_steps}-step warm-up"),
                  log)

@@ -92,6 +92,39 @@ def closeup_data(py: str, seeds_dir: str, synthesis_dir: str, seed: int,
             synthesis(py, os.path.join(seeds_dir, "seeds.jsonl"), synthesis_dir, "qwen")]
 
 
+def task_data(py: str, out: str, train: int, no_tools_rows: int, detail: int, colour: int, count: int, seed: int,
+              closeups: int = WARMUP_CLOSEUPS, wrong_boxes: bool = False) -> list[list[str]]:
+    """All of the task's data under `out`, in the layout the quickstart and the benches share: training seeds
+    (seeds/), their teacher trajectories with tools (synthesis/) and, for the first `no_tools_rows`, without
+    (synthesis_no_tools/), the warm-up's close-ups (closeup_seeds/, synthesis_closeups/) and the held-out
+    questions (bench/). `main_data_files` and `closeup_data_files` name the trajectory files it writes."""
+    seeds_jsonl = os.path.join(out, "seeds", "seeds.jsonl")
+    return [seeds(py, os.path.join(out, "seeds"), train, seed, wrong_boxes=wrong_boxes),
+            synthesis(py, seeds_jsonl, os.path.join(out, "synthesis"), "qwen"),
+            synthesis(py, seeds_jsonl, os.path.join(out, "synthesis_no_tools"), "qwen-no-tools", no_tools_rows),
+            *closeup_data(py, os.path.join(out, "closeup_seeds"), os.path.join(out, "synthesis_closeups"), seed,
+                          closeups),
+            bench(py, os.path.join(out, "bench"), detail, colour, count, seed)]
+
+
+def main_data_files(out: str) -> list[str]:
+    """The main SFT run's trajectory files that `task_data` wrote: with tools, then tools disabled."""
+    return [os.path.join(out, d, "trajectories.jsonl") for d in ("synthesis", "synthesis_no_tools")]
+
+
+def closeup_data_files(out: str) -> list[str]:
+    """The warm-up's trajectory file that `task_data` wrote."""
+    return [os.path.join(out, "synthesis_closeups", "trajectories.jsonl")]
+
+
+def warmup_sft(py: str, model_dir: str, closeup_files: list[str], warmup_dir: str, warmup_steps: int, seed: int,
+               threads: int) -> list[str]:
+    """The warm-up run (docs/learning.md, "Warm-up"): `warmup_steps` on the close-ups from `model_dir`, at
+    `WARMUP_SCHEDULE`."""
+    return sft(py, model_dir, closeup_files, warmup_dir, warmup_steps, seed, threads) \
+        + ["--lr_scheduler_type", WARMUP_SCHEDULE]
+
+
 def sft_with_warmup(py: str, model_dir: str, closeup_files: list[str], data_files: list[str], warmup_dir: str,
                     out: str, warmup_steps: int, steps: int, seed: int, threads: int,
                     main_schedule: str | None = None) -> list[list[str]]:
@@ -100,8 +133,7 @@ def sft_with_warmup(py: str, model_dir: str, closeup_files: list[str], data_file
     `main_schedule` replaces the recipe's learning-rate schedule in the main run (a short run keeps it
     `constant_with_warmup`: a cosine over a few hundred steps spends half of them decaying)."""
     main = sft(py, warmup_dir, data_files, out, steps, seed, threads)
-    return [sft(py, model_dir, closeup_files, warmup_dir, warmup_steps, seed, threads)
-            + ["--lr_scheduler_type", WARMUP_SCHEDULE],
+    return [warmup_sft(py, model_dir, closeup_files, warmup_dir, warmup_steps, seed, threads),
             main + (["--lr_scheduler_type", main_schedule] if main_schedule else [])]
 
 
