@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from pixel_reasoner.errors import ConfigError
 from pixel_reasoner.zoom_task.layouts import EVAL_FLAGS, Mix, write_benchmarks, write_seeds
 from pixel_reasoner.zoom_task.oracle import premise
 from pixel_reasoner.zoom_task.scene import ZoomTaskConfig
@@ -31,15 +32,22 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--count", type=int, default=50)
     bench.add_argument("--video", type=int, default=0)
     sub.add_parser("eval-flags", help="print the `python -m eval run` flags the task needs")
-    check = sub.add_parser("premise", help="pixel oracle accuracy on the original vs on the crop")
+    check = sub.add_parser("premise", help="pixel oracle accuracy on the original vs on the crop, and the dot "
+                                           "count on the original")
     check.add_argument("--n", type=int, default=200)
     for p in (seeds, bench, check):
         p.add_argument("--seed", type=int, default=0, help="task seed (scenes are a function of it)")
         p.add_argument("--position-code", type=int, default=ZoomTaskConfig.position_code,
                        help="tint of the frame's inner band that names its cell (ZoomTaskConfig.code_colour); 0: "
                             "none, the model must then learn positions from M-RoPE alone")
+        p.add_argument("--dot-radius", type=int, default=ZoomTaskConfig.dot_radius,
+                       help="radius of the dots to count, in source pixels (docs/learning.md, \"Counting\")")
     args = parser.parse_args(argv)
-    config = ZoomTaskConfig(position_code=getattr(args, "position_code", ZoomTaskConfig.position_code))
+    try:
+        config = ZoomTaskConfig(position_code=getattr(args, "position_code", ZoomTaskConfig.position_code),
+                                dot_radius=getattr(args, "dot_radius", ZoomTaskConfig.dot_radius))
+    except ConfigError as error:
+        parser.error(str(error))
     if args.command == "seeds":
         print(write_seeds(args.out_dir, Mix.for_training(args.n, args.videos, args.closeups), args.seed, config,
                           args.wrong_boxes))
@@ -51,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = premise(config, config.budgets(), args.n, args.seed)
         print(json.dumps({"n": result.n, "oracle_accuracy_original": result.original_accuracy,
-                          "oracle_accuracy_crop": result.crop_accuracy, "chance": 1 / len(config.patterns)}))
+                          "oracle_accuracy_crop": result.crop_accuracy, "chance": 1 / len(config.patterns),
+                          "oracle_count_accuracy_original": result.count_original_accuracy}))
     return 0
 
 

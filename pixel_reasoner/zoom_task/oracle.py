@@ -4,7 +4,8 @@
 ground-truth box, which a model does not) and compares the mean absolute vertical and horizontal differences:
 stripes change across one axis, a checkerboard across both, plain grey across neither.
 `premise` runs it on the original at its pixel budget and on the crop the episode engine makes of the frame's
-cell (the call a trained model makes), and counts how often each is right.
+cell (the call a trained model makes), and counts how often each is right. It also counts the black dots of the
+same scenes on the original (`count_dots`): the counting questions are meant to be answerable without a tool.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pixel_reasoner.zoom_task.items import item_rng
 from pixel_reasoner.zoom_task.scene import Box, ZoomTaskConfig, random_scene
 
 FLAT = 4.0  # mean |difference| (grey levels) below which a direction counts as unchanging
+DOT_DARK = 80  # a shown pixel whose every channel is below this is part of a dot (pastels and frames are not)
 
 
 def shown_box(box: Box, region: Box, shown: tuple[int, int]) -> tuple[float, float, float, float]:
@@ -49,11 +51,35 @@ def read_pattern(image: Image.Image, box: tuple[float, float, float, float]) -> 
     return "checker"
 
 
+def count_dots(image: Image.Image) -> int:
+    """The black dots in the shown pixels: 4-connected components of near-black pixels. Nothing else in a scene is
+    that dark in every channel (the frame colours are saturated, the pattern averages to grey at the original's
+    budget), so each component is one dot."""
+    dark = np.asarray(image.convert("RGB")).max(axis=2) < DOT_DARK
+    seen = np.zeros_like(dark)
+    height, width = dark.shape
+    components = 0
+    for y, x in zip(*np.nonzero(dark)):
+        if seen[y, x]:
+            continue
+        components += 1
+        seen[y, x] = True
+        stack = [(y, x)]
+        while stack:
+            cy, cx = stack.pop()
+            for ny, nx in ((cy + 1, cx), (cy - 1, cx), (cy, cx + 1), (cy, cx - 1)):
+                if 0 <= ny < height and 0 <= nx < width and dark[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+    return components
+
+
 @dataclass
 class PremiseResult:
     n: int
     original_correct: int
     crop_correct: int
+    count_original_correct: int
 
     @property
     def original_accuracy(self) -> float:
@@ -62,6 +88,10 @@ class PremiseResult:
     @property
     def crop_accuracy(self) -> float:
         return self.crop_correct / self.n
+
+    @property
+    def count_original_accuracy(self) -> float:
+        return self.count_original_correct / self.n
 
 
 def crop_of_cell(image: Image.Image, cell_box: Box, budgets: PixelBudgets, profile: str = "qwen") -> Episode:
@@ -83,17 +113,19 @@ def crop_of_cell(image: Image.Image, cell_box: Box, budgets: PixelBudgets, profi
 
 def premise(config: ZoomTaskConfig, budgets: PixelBudgets, n: int, task_seed: int = 0,
             profile: str = "qwen") -> PremiseResult:
-    """Oracle accuracy on `n` evaluation scenes, from the original at its budget and from the cell's crop."""
+    """Oracle accuracy on `n` evaluation scenes, from the original at its budget and from the cell's crop; and the
+    dot count read from the original."""
     get_profile(profile)
-    original_correct = crop_correct = 0
+    original_correct = crop_correct = count_correct = 0
     for index in range(n):
         scene = random_scene(item_rng(task_seed, "eval", index), config)
         size = scene.image.size
         original = resize_to_budget(scene.image, budgets.original)
         full = (0, 0, *size)
         original_correct += read_pattern(original, shown_box(scene.patch_box, full, original.size)) == scene.pattern
+        count_correct += count_dots(original) == scene.dots
         crop = crop_of_cell(scene.image, scene.cell_box, budgets, profile).images[-1]
         assert crop.box is not None and crop.shown is not None
         crop_correct += read_pattern(crop.shown, shown_box(scene.patch_box, tuple(crop.box), crop.shown.size)) \
             == scene.pattern
-    return PremiseResult(n, original_correct, crop_correct)
+    return PremiseResult(n, original_correct, crop_correct, count_correct)

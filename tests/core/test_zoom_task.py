@@ -67,6 +67,8 @@ def test_premise_oracle_is_at_chance_on_the_original_and_right_on_the_crop():
     result = premise(CONFIG, CONFIG.budgets(), n=400)
     assert result.crop_accuracy >= 0.99
     assert abs(result.original_accuracy - 0.25) <= 0.06  # identical pixels: it names one pattern for all four
+    # the counting questions need no tool: the dots can be counted in the original's shown pixels
+    assert result.count_original_accuracy >= 0.99
 
 
 def test_items_are_a_function_of_seed_split_and_index():
