@@ -52,9 +52,9 @@ def read_pattern(image: Image.Image, box: tuple[float, float, float, float]) -> 
 
 
 def count_dots(image: Image.Image) -> int:
-    """The black dots in the shown pixels: 4-connected components of near-black pixels. Nothing else in a scene is
-    that dark in every channel (the frame colours are saturated, the pattern averages to grey at the original's
-    budget), so each component is one dot."""
+    """The black dots in an original shown at its budget: 4-connected components of near-black pixels. Nothing else
+    there is that dark in every channel (the frame colours are saturated, the pattern averages to grey at that
+    budget; in a crop its dark stripes would count), so each component is one dot."""
     dark = np.asarray(image.convert("RGB")).max(axis=2) < DOT_DARK
     seen = np.zeros_like(dark)
     height, width = dark.shape
