@@ -61,9 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
     warmup = os.path.join(out, "sft_warmup")
     seeds = os.path.join(out, "seeds", "seeds.jsonl")
     random_seeds = os.path.join(out, "seeds", "seeds_random_wrong_boxes.jsonl")
-    arm_data = {"cells": commands.main_data_files(out)[0],
-                "random": os.path.join(out, "synthesis_random", "trajectories.jsonl")}
-    no_tools = commands.main_data_files(out)[1]
+    cells_data, no_tools = commands.main_data_files(out)  # the seeds keep their wrong_boxes in task_data
+    arm_data = {"cells": cells_data, "random": os.path.join(out, "synthesis_random", "trajectories.jsonl")}
 
     if not os.path.exists(os.path.join(warmup, "trainer_state.json")):
         commands.run(commands.model(py, os.path.join(out, "model"), 0), log)
