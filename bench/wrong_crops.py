@@ -24,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from eval.learning import headline, learning_metrics  # noqa: E402
+from eval.records import write_json_atomic  # noqa: E402
 from pixel_reasoner.zoom_task import commands  # noqa: E402
 
 ARMS = ("random", "cells")  # the seeds' wrong_boxes dropped / kept
@@ -88,9 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
                                        + ["--lr_scheduler_type", commands.SHORT_RUN_SCHEDULE], log)
                 results = os.path.join(run_dir, "eval")
                 commands.run(commands.evaluate(py, os.path.join(run_dir, "sft"), bench, results), log)
-                with open(record, "w", encoding="utf-8") as f:
-                    json.dump({"arm": arm, "seed": seed, "sft_seconds": round(seconds, 1),
-                               "metrics": learning_metrics(results)}, f, indent=2)
+                write_json_atomic(record, {"arm": arm, "seed": seed, "sft_seconds": round(seconds, 1),
+                                           "metrics": learning_metrics(results)})
             with open(record, encoding="utf-8") as f:
                 runs[name] = json.load(f)
             values = headline(runs[name]["metrics"])
@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
                 + f"; SFT {runs[name]['sft_seconds']:.0f} s")
     report = {"runs": runs, "settings": vars(a), "commands": log, "cpus": os.cpu_count(),
               "load_average": os.getloadavg()}
-    with open(os.path.join(out, "wrong_crops.json"), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+    write_json_atomic(os.path.join(out, "wrong_crops.json"), report)
     return report
 
 
